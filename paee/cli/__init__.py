@@ -1,0 +1,1 @@
+"""Command-line entry points (paee-data, paee-eval, paee-train, paee-predict, ...)."""

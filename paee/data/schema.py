@@ -1,0 +1,105 @@
+"""The in-memory form of a DocRED-style document, shared by every part of the package.
+
+A `Document` is what the reader produces after validation, what the synthetic generator and the
+plain-text converter produce, and what the featurizer and the metrics consume. It is plain Python
+(no numpy, no torch) so that it travels into Triton's python backend and into clients.
+
+Conventions (DocRED's): entities are the `vertexSet` entries in order of first appearance; a mention's
+`pos` is a half-open word span ``[start, end)`` inside sentence ``sent_id``; a fact's relation is the
+relation *id* string of the corpus (a Wikidata property such as ``"P17"`` for DocRED).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Entity types of DocRED / Re-DocRED, in the order used for type ids (0 is reserved for padding).
+DOCRED_ENTITY_TYPES: tuple[str, ...] = ("PER", "ORG", "LOC", "TIME", "NUM", "MISC")
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One mention of an entity: a word span ``[start, end)`` inside sentence ``sent_id``."""
+
+    name: str
+    sent_id: int
+    start: int
+    end: int
+    type: str
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A labelled relation instance: ``relation`` holds between entity ``head`` and entity ``tail``."""
+
+    head: int
+    tail: int
+    relation: str
+    evidence: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Document:
+    """A validated document.
+
+    Attributes:
+        title: the document title; DocRED's scorer identifies documents by title.
+        sents: words of each sentence.
+        entities: the mentions of each entity (``vertexSet``), entity ids are positions here.
+        facts: relation labels, de-duplicated on (head, tail, relation); empty for unlabelled data.
+        index: position of the document in the file it came from, used in error messages.
+    """
+
+    title: str
+    sents: tuple[tuple[str, ...], ...]
+    entities: tuple[tuple[Mention, ...], ...]
+    facts: tuple[Fact, ...] = ()
+    index: int = 0
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def where(self) -> str:
+        """How error messages name this document: ``document 3 ('Some title')``."""
+        return describe_document(self.index, self.title)
+
+    @property
+    def num_entities(self) -> int:
+        return len(self.entities)
+
+    @property
+    def num_words(self) -> int:
+        return sum(len(s) for s in self.sents)
+
+    def entity_type(self, entity: int) -> str:
+        """An entity's type is its first mention's type (as in ATLOP and DocuNet)."""
+        return self.entities[entity][0].type
+
+    def to_json(self) -> dict[str, Any]:
+        """The DocRED JSON form of this document (round-trips through the reader)."""
+        doc: dict[str, Any] = {
+            "title": self.title,
+            "sents": [list(s) for s in self.sents],
+            "vertexSet": [
+                [
+                    {"name": m.name, "sent_id": m.sent_id, "pos": [m.start, m.end], "type": m.type}
+                    for m in mentions
+                ]
+                for mentions in self.entities
+            ],
+        }
+        if self.facts:
+            doc["labels"] = [
+                {"h": f.head, "t": f.tail, "r": f.relation, "evidence": list(f.evidence)}
+                for f in self.facts
+            ]
+        return doc
+
+
+def describe_document(index: int | None, title: str | None) -> str:
+    """``document 3 ('Some title')``; either part may be unknown."""
+    if index is None:
+        return f"document {title!r}"
+    if title is None:
+        return f"document {index}"
+    return f"document {index} ({title!r})"

@@ -1,0 +1,1 @@
+"""Official DocRED metrics (F1, Ign F1) and Rela."""

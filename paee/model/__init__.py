@@ -1,0 +1,1 @@
+"""PyTorch reference model: EncoderGraph, HeadGraph, losses (the exported modules are the trained ones)."""
