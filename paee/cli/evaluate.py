@@ -1,0 +1,97 @@
+"""``paee-eval``: score a ``result.json`` against a labelled DocRED-format file.
+
+    paee-eval --pred result.json --gold dev.json [--train train.json] [--out scores.json]
+
+Prints F1, Ign F1, P, R, Rela P/R/F1 and the counts as percentages, and writes the scores (as
+fractions in [0, 1]) to ``--out``, by default ``scores.json`` next to ``--pred``. Without ``--train``
+nothing is ignored, so Ign F1 equals F1 up to the official scorer's 1e-5. Errors a user can cause
+(missing file, bad JSON, bad record) print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from paee.data.errors import PaeeDataError
+from paee.data.schema import Document
+from paee.evaluation.metrics import Scores, evaluate, read_predictions, train_fact_names
+
+#: Exit status for errors in the user's input (argparse uses the same for bad arguments).
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="paee-eval", description="Official DocRED scores (F1, Ign F1) and PAEE's pair-level Rela."
+    )
+    parser.add_argument("--pred", type=Path, required=True, help="predictions, official result.json format")
+    parser.add_argument("--gold", type=Path, required=True, help="labelled documents (DocRED JSON), e.g. dev.json")
+    parser.add_argument("--train", type=Path, help="training documents; their facts are ignored by Ign F1")
+    parser.add_argument("--out", type=Path, help="where to write the scores JSON (default: scores.json next to --pred)")
+    return parser
+
+
+def format_table(scores: Scores) -> str:
+    """The human-readable summary: rates as percentages, then the counts."""
+    rows = [
+        ("F1", scores.f1),
+        ("Ign F1", scores.ign_f1),
+        ("P", scores.precision),
+        ("R", scores.recall),
+        ("Rela P", scores.rela_precision),
+        ("Rela R", scores.rela_recall),
+        ("Rela F1", scores.rela_f1),
+    ]
+    lines = [f"{name:<8} {100.0 * value:7.2f}" for name, value in rows]
+    lines.append(
+        f"facts: {scores.n_correct} correct / {scores.n_predictions} predicted / {scores.n_gold} gold;"
+        f" {scores.n_correct_in_train} correct seen in train; {scores.n_unknown_titles} unknown titles"
+    )
+    lines.append(
+        f"pairs: {scores.n_correct_pairs} correct / {scores.n_predicted_pairs} predicted / {scores.n_gold_pairs} gold"
+    )
+    return "\n".join(lines)
+
+
+def _read_documents(path: Path) -> list[Document]:
+    # Imported here so that the scorer's own errors (bad predictions) stay reportable even when the
+    # reader cannot be imported; the reader is the package's one validator of DocRED files.
+    from paee.data.docred import read_documents
+
+    return read_documents(path)
+
+
+def run(args: argparse.Namespace) -> Scores:
+    """Read the inputs, score, print the table and write the JSON; raises on bad input."""
+    predictions = read_predictions(args.pred)
+    gold = _read_documents(args.gold)
+    train_facts = train_fact_names(_read_documents(args.train)) if args.train is not None else None
+    scores = evaluate(predictions, gold, train_facts)
+
+    out = args.out if args.out is not None else args.pred.parent / "scores.json"
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(scores.to_json(), f, indent=2)
+        f.write("\n")
+    print(format_table(scores))
+    print(f"scores written to {out}")
+    return scores
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except (PaeeDataError, OSError) as e:
+        # One line, whatever the underlying message looks like, so that scripts can grep it.
+        message = " ".join(str(e).splitlines())
+        print(f"paee-eval: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
