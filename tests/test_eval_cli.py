@@ -122,7 +122,6 @@ def test_bad_gold_json_exits_2(files, capsys):
 
 
 @pytest.mark.realdata
-@pytest.mark.slow
 def test_gold_labels_of_redocred_dev_score_100(redocred_dev_path, tmp_path, capsys):
     _docred()
     # Predictions built from the raw file (not through the reader) so that the reader is checked too.
