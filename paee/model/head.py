@@ -1,0 +1,442 @@
+"""HeadGraph: everything after the encoder (paper section 2.2-2.3 and eq. 8), exported as one graph.
+
+``HeadGraph(config)(token_emb, entity_emb, entity_attn, entity_type, entity_mask, sent_span, sent_mask,
+same_sent) -> HeadOutput(logits, pair_logit, pair_prob, subj_logits, obj_logits)``
+
+Pipeline (paee variant; DESIGN.md 5.2-5.7):
+  pair features V (localized context pooling + W1 + pos/type embeddings)      [paee.model.pair_map]
+  -> sliding-window fill of the N x N map -> W2 (D -> 3 channels) -> TNet / U-Net -> Y [B,N,N,256]
+  -> Potential Pair Prediction (3x3 average pool + MLP) -> Y_pair = [Y; pair_prob > lambda]
+  Entity-Enhanced Representation: Transformer over [entities; sentences] -> He, Sub-Obj layer
+  -> e_sub = [He; sigmoid(F_sub)], e_obj = [He; sigmoid(F_obj)]
+  -> z_s = tanh(W_s e_sub[s] + P_s Y_pair[s,o]), z_o = tanh(W_o e_obj[o] + P_o Y_pair[s,o])
+  -> grouped bilinear (ATLOP) -> logits [B,N,N,R]
+
+Variants and ablations are rows of one table (`VARIANTS`), not forks of the code. The graph has a fixed
+N (``max_entities``) and a dynamic batch: no loop over documents or pairs, no data-dependent shape, no
+``.item()``; every gather/scatter works on index tensors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from paee.model.pair_map import (
+    FILL_FUNCTIONS,
+    NUM_SAME_SENT_VALUES,
+    PairFeatures,
+    entity_counts,
+    localized_context,
+)
+from paee.model.tnet import TNet, tnet_grid_size
+from paee.model.unet import UNet
+
+#: Logit reported as ``pair_logit`` when Potential Pair Prediction is off: sigmoid(1e4) == 1.0 exactly in
+#: fp32, consistent with ``pair_prob = 1`` (every pair is a candidate, so gating is a no-op), and finite.
+PPP_OFF_LOGIT = 1e4
+
+#: Fill value for tokens outside a sentence before the max-pool; fp16-safe (fp16 min is -65504), far
+#: below any hidden state of a LayerNorm-ed encoder.
+MASKED_MAX_FILL = -1e4
+
+#: Entity/sentence masks are float 0/1; compare against the midpoint rather than testing equality.
+MASK_THRESHOLD = 0.5
+
+BACKBONES = ("tnet", "unet")
+
+
+@dataclass(frozen=True)
+class VariantFlags:
+    """What one model variant switches on. ``pair_input`` is the pair representation fed to eq. 8."""
+
+    use_par: bool  # pair map: fill + W2 + TNet/U-Net backbone
+    use_ppp: bool  # Potential Pair Prediction (needs use_par)
+    use_eer: bool  # Entity-Enhanced Representation (RE-encoder + cross matching)
+    fill: str  # "sliding" | "zero" (only read when use_par)
+    pair_input: str  # "map": Y_pair; "pair_features": V; "context": c(s,o) (ATLOP)
+
+
+#: The one table of variants (paper Table 5 ablations plus the ATLOP baseline).
+VARIANTS: dict[str, VariantFlags] = {
+    "paee": VariantFlags(use_par=True, use_ppp=True, use_eer=True, fill="sliding", pair_input="map"),
+    "atlop": VariantFlags(use_par=False, use_ppp=False, use_eer=False, fill="sliding", pair_input="context"),
+    "wo_par": VariantFlags(
+        use_par=False, use_ppp=False, use_eer=True, fill="sliding", pair_input="pair_features"
+    ),
+    "wo_eer": VariantFlags(use_par=True, use_ppp=True, use_eer=False, fill="sliding", pair_input="map"),
+    "wo_sw": VariantFlags(use_par=True, use_ppp=True, use_eer=True, fill="zero", pair_input="map"),
+    "wo_ppp": VariantFlags(use_par=True, use_ppp=False, use_eer=True, fill="sliding", pair_input="map"),
+}
+
+
+@dataclass
+class HeadConfig:
+    """Hyperparameters of `HeadGraph`. Every field is JSON-safe; checkpoints store `to_dict()`."""
+
+    # --- sizes fixed by the encoder and the data ---
+    hidden_size: int = 768  # H: encoder hidden size (BERT-base)
+    num_heads: int = 12  # K: attention heads of the encoder's last layer (entity_attn's head axis)
+    num_relations: int = 97  # R: relation classes incl. NA / threshold class 0 (DocRED: 96 + 1)
+    num_entity_types: int = 7  # entity type ids incl. padding 0 (DocRED: 6 types + pad)
+    max_entities: int = 42  # N: entity slots per document; DocRED/Re-DocRED maximum; export constant
+    max_sentences: int = 32  # S max: sentence-position embedding table size (DocRED max is 21)
+    # --- variant ---
+    variant: str = "paee"  # one of VARIANTS: paee, atlop, wo_par, wo_eer, wo_sw, wo_ppp
+    backbone: str = "tnet"  # "tnet" (paper) or "unet" (DocuNet's, ablation)
+    # --- pair map (eq. 3-4) ---
+    pair_dim: int = 256  # D: W1 output; the map costs N*N*D floats per document
+    map_in_channels: int = 3  # W2 output channels, input of the backbone (DocuNet's choice)
+    map_out_channels: int = 256  # backbone output channels D' (DocuNet's choice)
+    map_channels: int = 64  # inner width of TNet / U-Net convolutions
+    tnet_patch_size: int = 6  # TNet cell side P; N=42, P=6 -> 7 x 7 grid, no padding
+    tnet_top_k: int = 8  # TNet cells refined at full resolution (constant k; ~16% of 49 cells)
+    tnet_location_hidden: int = 32  # hidden width of the location module's 1x1 convs
+    unet_depth: int = 2  # U-Net down/up steps; N is padded to a multiple of 2**depth internally
+    # --- Potential Pair Prediction (eq. 5) ---
+    ppp_threshold: float = 0.3  # lambda: indicator pair_prob > lambda concatenated to Y
+    ppp_pool: int = 3  # side of the average pool around each pair (odd: centred)
+    ppp_hidden: int = 128  # hidden width of the binary classifier
+    ppp_embed_dim: int = 32  # size of its same-sentence and type embeddings
+    gate_pairs: bool = False  # at prediction, pairs under lambda are predicted NA (done by the decoder)
+    # --- Entity-Enhanced Representation (eq. 6-7) ---
+    eer_layers: int = 2  # Transformer layers of the RE-encoder
+    eer_heads: int = 4  # its attention heads (must divide eer_dim)
+    eer_dim: int = 256  # its d_model; H is projected down when different (cheaper sentence max-pool)
+    eer_ffn_dim: int = 1024  # its feed-forward width
+    eer_dropout: float = 0.1  # its dropout
+    # --- classifier (eq. 8) ---
+    emb_size: int = 768  # z_s / z_o size (ATLOP: 768 for BERT-base)
+    block_size: int = 64  # grouped bilinear block (ATLOP); must divide emb_size
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {self.variant!r}")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {list(BACKBONES)}, got {self.backbone!r}")
+        positive = (
+            "hidden_size", "num_heads", "num_entity_types", "max_entities", "max_sentences", "pair_dim",
+            "map_in_channels", "map_out_channels", "map_channels", "tnet_patch_size", "tnet_top_k",
+            "tnet_location_hidden", "unet_depth", "ppp_pool", "ppp_hidden", "ppp_embed_dim",
+            "eer_layers", "eer_heads", "eer_dim", "eer_ffn_dim", "emb_size", "block_size",
+        )  # fmt: skip
+        bad = {name: getattr(self, name) for name in positive if getattr(self, name) < 1}
+        if bad:
+            raise ValueError(f"these HeadConfig fields must be >= 1: {bad}")
+        if self.num_relations < 2:
+            raise ValueError(f"num_relations counts NA at 0 and must be >= 2, got {self.num_relations}")
+        if self.emb_size % self.block_size != 0:
+            raise ValueError(
+                f"emb_size ({self.emb_size}) is not a multiple of block_size ({self.block_size})"
+            )
+        if self.eer_dim % self.eer_heads != 0:
+            raise ValueError(f"eer_dim ({self.eer_dim}) is not a multiple of eer_heads ({self.eer_heads})")
+        if not 0.0 < self.ppp_threshold < 1.0:
+            raise ValueError(f"ppp_threshold must be in (0, 1), got {self.ppp_threshold}")
+        if self.ppp_pool % 2 != 1:
+            raise ValueError(f"ppp_pool must be odd (a window centred on the pair), got {self.ppp_pool}")
+        if not 0.0 <= self.eer_dropout < 1.0:
+            raise ValueError(f"eer_dropout must be in [0, 1), got {self.eer_dropout}")
+        if self.use_par and self.backbone == "tnet":
+            if self.tnet_patch_size > self.max_entities:
+                raise ValueError(
+                    f"tnet_patch_size ({self.tnet_patch_size}) exceeds max_entities ({self.max_entities})"
+                )
+            cells = self.tnet_grid**2
+            if self.tnet_top_k > cells:
+                raise ValueError(
+                    f"tnet_top_k ({self.tnet_top_k}) exceeds the {cells} cells of the TNet grid "
+                    f"({self.tnet_grid} x {self.tnet_grid} for max_entities {self.max_entities}, "
+                    f"patch {self.tnet_patch_size})"
+                )
+
+    # --- the variant table, read through properties (the loss reads use_ppp / use_eer) ---
+    @property
+    def flags(self) -> VariantFlags:
+        return VARIANTS[self.variant]
+
+    @property
+    def use_par(self) -> bool:
+        return self.flags.use_par
+
+    @property
+    def use_ppp(self) -> bool:
+        return self.flags.use_ppp
+
+    @property
+    def use_eer(self) -> bool:
+        return self.flags.use_eer
+
+    @property
+    def fill(self) -> str:
+        return self.flags.fill
+
+    @property
+    def tnet_grid(self) -> int:
+        """G: cells per side of TNet's location grid (N padded internally to a multiple of the patch)."""
+        return tnet_grid_size(self.max_entities, self.tnet_patch_size)
+
+    @property
+    def entity_repr_dim(self) -> int:
+        """Size of e_sub / e_obj: [He; F] with EER, the encoder's entity embedding without."""
+        return self.eer_dim + self.num_relations if self.use_eer else self.hidden_size
+
+    @property
+    def pair_repr_dim(self) -> int:
+        """Size of the pair representation fed to eq. 8 (Y_pair, V or c(s,o))."""
+        pair_input = self.flags.pair_input
+        if pair_input == "map":
+            return self.map_out_channels + (1 if self.use_ppp else 0)  # + indicator channel
+        if pair_input == "pair_features":
+            return self.pair_dim
+        return self.hidden_size  # "context"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HeadConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown HeadConfig keys {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+class HeadOutput(NamedTuple):
+    """Outputs of `HeadGraph` (names are the exported graph's output names)."""
+
+    logits: torch.Tensor  # [B, N, N, R] relation logits, class 0 = adaptive threshold
+    pair_logit: torch.Tensor  # [B, N, N] Potential Pair Prediction logit (PPP_OFF_LOGIT when off)
+    pair_prob: torch.Tensor  # [B, N, N] sigmoid(pair_logit) (1 when PPP is off)
+    subj_logits: torch.Tensor  # [B, N, R] cross matching: entity is subject of class r (0 without EER)
+    obj_logits: torch.Tensor  # [B, N, R] entity is object of class r (0 without EER)
+
+
+def build_backbone(config: HeadConfig) -> nn.Module:
+    """The map backbone ``[B, map_in, N, N] -> [B, map_out, N, N]`` chosen by ``config.backbone``."""
+    if config.backbone == "tnet":
+        return TNet(
+            config.map_in_channels,
+            config.map_out_channels,
+            size=config.max_entities,
+            channels=config.map_channels,
+            patch_size=config.tnet_patch_size,
+            top_k=config.tnet_top_k,
+            location_hidden=config.tnet_location_hidden,
+        )
+    return UNet(config.map_in_channels, config.map_out_channels, config.map_channels, config.unet_depth)
+
+
+class PotentialPairPredictor(nn.Module):
+    """Eq. 5: average-pool Y around each pair, MLP over [pooled; pos emb; subj type emb; obj type emb]."""
+
+    def __init__(self, config: HeadConfig) -> None:
+        super().__init__()
+        embed = config.ppp_embed_dim
+        self.pool = config.ppp_pool
+        self.same_sent_emb = nn.Embedding(NUM_SAME_SENT_VALUES, embed)
+        self.subj_type_emb = nn.Embedding(config.num_entity_types, embed)
+        self.obj_type_emb = nn.Embedding(config.num_entity_types, embed)
+        self.classifier = nn.Sequential(
+            nn.Linear(config.map_out_channels + 3 * embed, config.ppp_hidden),
+            nn.ReLU(),
+            nn.Linear(config.ppp_hidden, 1),
+        )
+
+    def forward(self, y_map: torch.Tensor, entity_type: torch.Tensor, same_sent: torch.Tensor) -> torch.Tensor:
+        """y_map: [B, C, N, N]; entity_type: [B, N]; same_sent: [B, N, N] -> pair_logit [B, N, N]."""
+        num_ent = y_map.shape[-1]
+        # count_include_pad=False: border pairs average over their real neighbours only.
+        pooled = F.avg_pool2d(y_map, self.pool, stride=1, padding=self.pool // 2, count_include_pad=False)
+        pooled = pooled.permute(0, 2, 3, 1)  # [B, N, N, C]
+        subj = self.subj_type_emb(entity_type).unsqueeze(2).expand(-1, -1, num_ent, -1)  # [B, N, N, e]
+        obj = self.obj_type_emb(entity_type).unsqueeze(1).expand(-1, num_ent, -1, -1)  # [B, N, N, e]
+        features = torch.cat([pooled, self.same_sent_emb(same_sent), subj, obj], dim=-1)  # [B, N, N, C+3e]
+        return self.classifier(features).squeeze(-1)  # [B, N, N]
+
+
+def sentence_max_pool(tokens: torch.Tensor, sent_span: torch.Tensor, sent_mask: torch.Tensor) -> torch.Tensor:
+    """Max over each sentence's token span ``[start, end)``: [B, S, d]; empty/padded sentences -> 0.
+
+    tokens: [B, L, d]; sent_span: int64 [B, S, 2]; sent_mask: [B, S]. Materialises [B, S, L, d] (a
+    masked max has no matmul form), which is why tokens are projected to eer_dim first.
+    """
+    length = tokens.shape[1]
+    positions = torch.arange(length, device=tokens.device, dtype=sent_span.dtype)  # [L]
+    start = sent_span[..., 0:1]  # [B, S, 1]
+    end = sent_span[..., 1:2]  # [B, S, 1]
+    real = (sent_mask > MASK_THRESHOLD).unsqueeze(-1)  # [B, S, 1]
+    inside = (positions >= start) & (positions < end) & real  # [B, S, L]
+    masked = torch.where(inside.unsqueeze(-1), tokens.unsqueeze(1), MASKED_MAX_FILL)  # [B, S, L, d]
+    pooled = masked.amax(dim=2)  # [B, S, d]
+    nonempty = inside.any(dim=-1, keepdim=True)  # [B, S, 1]
+    return torch.where(nonempty, pooled, 0.0)  # [B, S, d]
+
+
+class EntityEnhancer(nn.Module):
+    """Eq. 6-7: RE-encoder over [entities; sentences], then the Sub-Obj (cross matching) layer."""
+
+    def __init__(self, config: HeadConfig) -> None:
+        super().__init__()
+        dim = config.eer_dim
+        self.num_relations = config.num_relations
+        self.max_sentences = config.max_sentences
+        # One projection for entities and tokens: entity embeddings are pooled token states (same space).
+        self.in_proj: nn.Module = (
+            nn.Identity() if dim == config.hidden_size else nn.Linear(config.hidden_size, dim)
+        )
+        self.sent_pos_emb = nn.Embedding(config.max_sentences, dim)
+        layer = nn.TransformerEncoderLayer(
+            dim, config.eer_heads, config.eer_ffn_dim, config.eer_dropout, batch_first=True
+        )
+        # enable_nested_tensor=False: the nested-tensor path is eval-only, untraceable, and drops rows.
+        self.encoder = nn.TransformerEncoder(layer, config.eer_layers, enable_nested_tensor=False)
+        self.sub_obj = nn.Linear(dim, 2 * config.num_relations)
+
+    def forward(
+        self,
+        token_emb: torch.Tensor,
+        entity_emb: torch.Tensor,
+        entity_mask: torch.Tensor,
+        sent_span: torch.Tensor,
+        sent_mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> e_sub, e_obj [B, N, d+R]; subj_logits, obj_logits [B, N, R]."""
+        num_ent = entity_emb.shape[1]
+        num_sent = sent_span.shape[1]
+        tokens = self.in_proj(token_emb)  # [B, L, d]
+        sentences = sentence_max_pool(tokens, sent_span, sent_mask)  # [B, S, d]
+        sentences = sentences + self.sent_pos_emb.weight[:num_sent]  # [B, S, d] + [S, d]
+        sequence = torch.cat([self.in_proj(entity_emb), sentences], dim=1)  # [B, N+S, d]
+        padding = torch.cat([entity_mask, sent_mask], dim=1) < MASK_THRESHOLD  # [B, N+S] True = ignore
+        # Never mask key 0: an all-padding filler document would otherwise softmax over nothing (NaN).
+        # Key 0 is a real entity whenever n >= 1, so real documents are unaffected.
+        padding = torch.cat([torch.zeros_like(padding[:, :1]), padding[:, 1:]], dim=1)  # [B, N+S]
+        states = self.encoder(sequence, src_key_padding_mask=padding)  # [B, N+S, d]
+        entities = states[:, :num_ent]  # [B, N, d] He
+        subj_logits, obj_logits = self.sub_obj(entities).split(self.num_relations, dim=-1)  # [B, N, R] x2
+        # Probabilities (the paper's F, trained with BCE) rather than logits: bounded features for eq. 8.
+        e_sub = torch.cat([entities, torch.sigmoid(subj_logits)], dim=-1)  # [B, N, d+R]
+        e_obj = torch.cat([entities, torch.sigmoid(obj_logits)], dim=-1)  # [B, N, d+R]
+        return e_sub, e_obj, subj_logits, obj_logits
+
+
+class GroupedBilinear(nn.Module):
+    """Eq. 8: z_s, z_o from entity and pair representations; ATLOP's grouped bilinear to R logits.
+
+    The block outer products are materialised as one tensor [B, N, N, emb*block] (ATLOP's layout):
+    B * N^2 * emb_size * block_size floats, 347 MB per document at N=42, emb 768, block 64 (fp32).
+    """
+
+    def __init__(self, config: HeadConfig) -> None:
+        super().__init__()
+        emb = config.emb_size
+        self.block_size = config.block_size
+        self.subj_entity = nn.Linear(config.entity_repr_dim, emb)  # W_s (its bias is the eq. 8 bias)
+        self.obj_entity = nn.Linear(config.entity_repr_dim, emb)  # W_o
+        self.subj_pair = nn.Linear(config.pair_repr_dim, emb, bias=False)  # P_s
+        self.obj_pair = nn.Linear(config.pair_repr_dim, emb, bias=False)  # P_o
+        self.bilinear = nn.Linear(emb * config.block_size, config.num_relations)
+
+    def forward(self, e_sub: torch.Tensor, e_obj: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:
+        """e_sub, e_obj: [B, N, De]; pair: [B, N, N, Dp] -> logits [B, N, N, R]."""
+        num_ent = pair.shape[1]
+        z_s = torch.tanh(self.subj_entity(e_sub).unsqueeze(2) + self.subj_pair(pair))  # [B, N, N, E]
+        z_o = torch.tanh(self.obj_entity(e_obj).unsqueeze(1) + self.obj_pair(pair))  # [B, N, N, E]
+        emb = z_s.shape[-1]
+        groups = emb // self.block_size
+        z_s = z_s.reshape(-1, num_ent, num_ent, groups, self.block_size, 1)  # [B, N, N, G, bs, 1]
+        z_o = z_o.reshape(-1, num_ent, num_ent, groups, 1, self.block_size)  # [B, N, N, G, 1, bs]
+        outer = (z_s * z_o).reshape(-1, num_ent, num_ent, emb * self.block_size)  # [B, N, N, E*bs]
+        return self.bilinear(outer)  # [B, N, N, R]
+
+
+class HeadGraph(nn.Module):
+    """The relation head of PAEE (and of its variants): see the module docstring."""
+
+    def __init__(self, config: HeadConfig) -> None:
+        super().__init__()
+        self.config = config
+        flags = config.flags
+        self.fill_fn = FILL_FUNCTIONS[flags.fill]
+        # Sub-modules exist only when their variant uses them: checkpoints of a variant hold exactly its
+        # parameters.
+        self.pair_features = (
+            PairFeatures(config.hidden_size, config.pair_dim, config.num_entity_types)
+            if flags.pair_input != "context"
+            else None
+        )
+        self.to_map = nn.Linear(config.pair_dim, config.map_in_channels) if flags.use_par else None  # W2
+        self.backbone = build_backbone(config) if flags.use_par else None
+        self.ppp = PotentialPairPredictor(config) if flags.use_ppp else None
+        self.eer = EntityEnhancer(config) if flags.use_eer else None
+        self.classifier = GroupedBilinear(config)
+
+    def _check_shapes(self, token_emb: torch.Tensor, entity_attn: torch.Tensor, sent_span: torch.Tensor) -> None:
+        cfg = self.config
+        num_ent, num_heads, hidden = entity_attn.shape[1], entity_attn.shape[2], token_emb.shape[-1]
+        if num_ent != cfg.max_entities:
+            raise ValueError(f"entity axis is {num_ent}, HeadConfig.max_entities is {cfg.max_entities}")
+        if num_heads != cfg.num_heads:
+            raise ValueError(f"entity_attn has {num_heads} heads, HeadConfig.num_heads is {cfg.num_heads}")
+        if hidden != cfg.hidden_size:
+            raise ValueError(f"token_emb hidden size {hidden} != HeadConfig.hidden_size {cfg.hidden_size}")
+        if sent_span.shape[1] > cfg.max_sentences:
+            raise ValueError(
+                f"{sent_span.shape[1]} sentence slots exceed HeadConfig.max_sentences "
+                f"({cfg.max_sentences}); raise max_sentences"
+            )
+
+    def forward(
+        self,
+        token_emb: torch.Tensor,  # [B, L, H]
+        entity_emb: torch.Tensor,  # [B, N, H]
+        entity_attn: torch.Tensor,  # [B, N, K, L]
+        entity_type: torch.Tensor,  # int64 [B, N]
+        entity_mask: torch.Tensor,  # f32 [B, N]
+        sent_span: torch.Tensor,  # int64 [B, S, 2]
+        sent_mask: torch.Tensor,  # f32 [B, S]
+        same_sent: torch.Tensor,  # int64 [B, N, N]
+    ) -> HeadOutput:
+        cfg = self.config
+        self._check_shapes(token_emb, entity_attn, sent_span)
+        # Outputs of switched-off parts: constants shaped from the inputs (dynamic batch).
+        pair_prob = torch.ones_like(same_sent, dtype=token_emb.dtype)  # [B, N, N]
+        pair_logit = pair_prob * PPP_OFF_LOGIT  # [B, N, N]
+        role_zeros = torch.zeros_like(entity_mask).unsqueeze(-1).expand(-1, -1, cfg.num_relations)  # [B,N,R]
+        subj_logits, obj_logits = role_zeros, role_zeros
+
+        # --- pair representation (eq. 3-5) ---
+        context = localized_context(token_emb, entity_attn)  # [B, N, N, H]
+        if self.pair_features is None:  # ATLOP: c(s,o) itself
+            pair_repr = context
+        else:
+            features = self.pair_features(context, entity_type, same_sent)  # [B, N, N, D]
+            pair_repr = features
+            if self.backbone is not None and self.to_map is not None:
+                filled = self.fill_fn(features, entity_counts(entity_mask))  # [B, N, N, D]
+                map_in = self.to_map(filled).permute(0, 3, 1, 2)  # [B, 3, N, N]
+                y_map = self.backbone(map_in)  # [B, 256, N, N]
+                pair_repr = y_map.permute(0, 2, 3, 1)  # [B, N, N, 256]
+                if self.ppp is not None:
+                    pair_logit = self.ppp(y_map, entity_type, same_sent)  # [B, N, N]
+                    pair_prob = torch.sigmoid(pair_logit)
+                    # Hard indicator, as in the paper; no gradient flows through the threshold.
+                    indicator = (pair_prob > cfg.ppp_threshold).to(pair_repr.dtype).unsqueeze(-1)  # [B,N,N,1]
+                    pair_repr = torch.cat([pair_repr, indicator], dim=-1)  # [B, N, N, 257]
+
+        # --- entity representation (eq. 6-7) ---
+        if self.eer is not None:
+            e_sub, e_obj, subj_logits, obj_logits = self.eer(
+                token_emb, entity_emb, entity_mask, sent_span, sent_mask
+            )  # [B, N, d+R] x2, [B, N, R] x2
+        else:
+            e_sub = e_obj = entity_emb  # [B, N, H]
+
+        logits = self.classifier(e_sub, e_obj, pair_repr)  # [B, N, N, R]
+        return HeadOutput(logits, pair_logit, pair_prob, subj_logits, obj_logits)

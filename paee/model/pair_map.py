@@ -1,0 +1,127 @@
+"""Pair features (paper eq. 3) and the filling of the fixed N x N pair map (eq. 4, "Sliding(V)").
+
+Everything here works on padded, fixed-shape tensors: a batch holds B documents padded to N entities,
+the real entities packed at the front (``n = entity_mask.sum(-1)``). No Python loop over documents or
+pairs and no data-dependent shape, so the module exports to ONNX / TensorRT as one static graph.
+
+* `PairFeatures`: localized context pooling (ATLOP) ``a(s,o) = normalise(mean_k(A_s * A_o))``,
+  ``c(s,o) = a(s,o) @ token_emb`` and ``V(s,o) = W1 c(s,o)`` plus embeddings of the same-sentence bit and
+  of the subject and object entity types.
+* `sliding_fill`: tiles the real n x n block over the whole N x N map, ``V'[i,j] = V[i mod n, j mod n]``
+  (across, down and diagonally), through a gather on index tensors computed from n.
+* `zero_fill`: the ablation (``w/o SW``): everything outside the n x n block is 0.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+#: ATLOP's constant in the normalisation of the pair attention: keeps all-zero rows (padding) finite.
+ATTENTION_NORM_EPS = 1e-5
+
+#: Number of values of the same-sentence bit (0: inter-sentential pair, 1: intra-sentential pair).
+NUM_SAME_SENT_VALUES = 2
+
+
+def entity_counts(entity_mask: torch.Tensor) -> torch.Tensor:
+    """Real entity count n per document, at least 1, as int64 [B].
+
+    ``n >= 1`` keeps the modulo in `fill_index` defined for an all-padding document (a filler row of a
+    batch); such a document tiles its (padding) entity 0 and its outputs are ignored downstream.
+    """
+    counts = entity_mask.sum(dim=-1).round().to(torch.long)  # [B]; the mask is exact 0/1
+    return counts.clamp(min=1)
+
+
+def fill_index(num_entities: torch.Tensor, size: int) -> torch.Tensor:
+    """Row/column source index ``i mod n`` for every i < size, per document: int64 [B, size].
+
+    Written as ``i - (i // n) * n`` with integer division: that lowers to ONNX Div/Mul/Sub, which every
+    runtime we target supports for int64, where a Mod node is less widely supported (TensorRT).
+    """
+    positions = torch.arange(size, device=num_entities.device, dtype=torch.long)  # [size]
+    n = num_entities.to(torch.long).unsqueeze(-1)  # [B, 1]
+    return positions - torch.div(positions, n, rounding_mode="floor") * n  # [B, size]
+
+
+def sliding_fill(pair_map: torch.Tensor, num_entities: torch.Tensor) -> torch.Tensor:
+    """Tile each document's n x n block over its whole N x N map: ``out[b,i,j] = in[b, i mod n, j mod n]``.
+
+    pair_map: [B, N, N, D] (channels last); num_entities: int64 [B], 1 <= n <= N. For n = N the gather
+    is the identity. Values outside the n x n block of the input are never read.
+    """
+    batch, size, size_o, dim = pair_map.shape
+    if size != size_o:
+        raise ValueError(f"pair map must be square, got {size} x {size_o}")
+    index = fill_index(num_entities, size)  # [B, N]
+    flat_index = index.unsqueeze(-1) * size + index.unsqueeze(-2)  # [B, N, N] source cell i'*N + j'
+    flat_index = flat_index.reshape(batch, size * size, 1).expand(-1, -1, dim)  # [B, N*N, D]
+    flat_map = pair_map.reshape(batch, size * size, dim)  # [B, N*N, D]
+    filled = torch.gather(flat_map, 1, flat_index)  # [B, N*N, D]
+    return filled.reshape(batch, size, size, dim)  # [B, N, N, D]
+
+
+def block_mask(num_entities: torch.Tensor, size: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """1 on the top-left n x n block of each document's N x N map, 0 elsewhere: [B, N, N]."""
+    positions = torch.arange(size, device=num_entities.device, dtype=torch.long)  # [N]
+    inside = positions.unsqueeze(0) < num_entities.to(torch.long).unsqueeze(-1)  # [B, N]
+    return (inside.unsqueeze(-1) & inside.unsqueeze(-2)).to(dtype)  # [B, N, N]
+
+
+def zero_fill(pair_map: torch.Tensor, num_entities: torch.Tensor) -> torch.Tensor:
+    """Ablation ``w/o SW``: keep the n x n block, zero the rest. pair_map: [B, N, N, D]."""
+    mask = block_mask(num_entities, pair_map.shape[1], pair_map.dtype)  # [B, N, N]
+    return pair_map * mask.unsqueeze(-1)  # [B, N, N, D]
+
+
+#: Filling strategies by name (`HeadConfig` variant table field ``fill``).
+FILL_FUNCTIONS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "sliding": sliding_fill,
+    "zero": zero_fill,
+}
+
+
+def localized_context(token_emb: torch.Tensor, entity_attn: torch.Tensor) -> torch.Tensor:
+    """ATLOP's localized context pooling ``c(s,o)``: [B, N, N, H].
+
+    token_emb: [B, L, H]; entity_attn: [B, N, K, L] (per entity, per head, attention over tokens).
+    ``a(s,o) = mean_k(A_s[k] * A_o[k])``, normalised to sum 1 over tokens; ``c(s,o) = a(s,o) @ token_emb``.
+    """
+    batch, num_ent, num_heads, length = entity_attn.shape
+    # sum_k A_s[k,l] * A_o[k,l] for every (s, o, l): one batched product over the head axis.
+    attn_t = entity_attn.permute(0, 3, 1, 2)  # [B, L, N, K]
+    pair_attn = torch.matmul(attn_t, attn_t.transpose(-1, -2))  # [B, L, N, N]
+    pair_attn = pair_attn.permute(0, 2, 3, 1) / num_heads  # [B, N, N, L], mean over heads
+    pair_attn = pair_attn / (pair_attn.sum(dim=-1, keepdim=True) + ATTENTION_NORM_EPS)
+    pair_attn = pair_attn.reshape(batch, num_ent * num_ent, length)  # [B, N*N, L]
+    context = torch.matmul(pair_attn, token_emb)  # [B, N*N, H]
+    return context.reshape(batch, num_ent, num_ent, token_emb.shape[-1])  # [B, N, N, H]
+
+
+class PairFeatures(nn.Module):
+    """``V(s,o) = W1 c(s,o) + E_pos[same_sent] + E_subj[type_s] + E_obj[type_o]``: [B, N, N, D].
+
+    The paper "adds the position and type information of entities to enrich V": added (not
+    concatenated) embeddings keep D fixed and cost nothing in the N x N map.
+    """
+
+    def __init__(self, hidden_size: int, pair_dim: int, num_entity_types: int) -> None:
+        super().__init__()
+        self.project = nn.Linear(hidden_size, pair_dim)  # W1
+        self.same_sent_emb = nn.Embedding(NUM_SAME_SENT_VALUES, pair_dim)
+        # Separate subject and object type tables: the roles differ (a PER subject vs a PER object).
+        self.subj_type_emb = nn.Embedding(num_entity_types, pair_dim)
+        self.obj_type_emb = nn.Embedding(num_entity_types, pair_dim)
+
+    def forward(
+        self, context: torch.Tensor, entity_type: torch.Tensor, same_sent: torch.Tensor
+    ) -> torch.Tensor:
+        """context: [B, N, N, H]; entity_type: int64 [B, N]; same_sent: int64 [B, N, N] -> [B, N, N, D]."""
+        features = self.project(context)  # [B, N, N, D]
+        features = features + self.same_sent_emb(same_sent)  # [B, N, N, D]
+        features = features + self.subj_type_emb(entity_type).unsqueeze(2)  # [B, N, 1, D] over objects
+        features = features + self.obj_type_emb(entity_type).unsqueeze(1)  # [B, 1, N, D] over subjects
+        return features
