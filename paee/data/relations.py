@@ -72,7 +72,7 @@ class RelationVocab:
     def from_files(cls, rel2id_path: str | Path, rel_info_path: str | Path | None = None) -> RelationVocab:
         """Read ``rel2id.json`` and, optionally, ``rel_info.json`` (relation id -> name)."""
         rel2id = _read_json_object(rel2id_path)
-        names = _read_json_object(rel_info_path) if rel_info_path else {}
+        names = read_relation_names(rel_info_path) if rel_info_path else {}
         return cls.from_rel2id(rel2id, names)
 
     def to_json(self) -> dict:
@@ -81,6 +81,11 @@ class RelationVocab:
     @classmethod
     def from_json(cls, obj: Mapping) -> RelationVocab:
         return cls(tuple(obj["ids"]), dict(obj.get("names", {})))
+
+
+def read_relation_names(rel_info_path: str | Path) -> dict[str, str]:
+    """DocRED's ``rel_info.json``: relation id -> readable name."""
+    return {str(k): str(v) for k, v in _read_json_object(rel_info_path).items()}
 
 
 def _read_json_object(path: str | Path) -> dict:

@@ -1,0 +1,117 @@
+"""Assembling a new model: encoder source (a local Hugging Face directory, or ``tiny`` built in code),
+tokenizer, featurizer configuration and the `PaeeConfig` that ties them to the data.
+
+Nothing is downloaded: a directory is read from disk, and ``tiny`` trains a WordPiece tokenizer on the
+training documents and builds a small random BERT (tests, demo, CI).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tokenizers import Tokenizer
+
+from paee.data.featurizer import FeaturizerConfig
+from paee.data.relations import RelationVocab, read_relation_names
+from paee.data.schema import Document
+from paee.data.tokenizer import TokenizerSpec, build_wordpiece_tokenizer, load_tokenizer
+from paee.model.config import PaeeConfig, tiny_bert_config
+from paee.model.head import HeadConfig
+
+#: The `--encoder` value that builds a small random BERT and a WordPiece tokenizer in code.
+TINY_ENCODER = "tiny"
+
+
+@dataclass
+class TinyEncoderSize:
+    """Sizes of the ``tiny`` encoder and of the head that suits it (seconds per epoch on a CPU)."""
+
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 131  # odd on purpose: mixed-up dimensions fail instead of broadcasting
+    vocab_size: int = 4000
+    head: dict[str, Any] = field(default_factory=lambda: {
+        "pair_dim": 64, "map_channels": 32, "map_out_channels": 64, "ppp_hidden": 64, "ppp_embed_dim": 16,
+        "eer_dim": 64, "eer_heads": 4, "eer_ffn_dim": 128, "emb_size": 128, "block_size": 16,
+    })
+
+
+@dataclass
+class EncoderSource:
+    """Where the encoder comes from: its HF config dict, its tokenizer, and its weights directory (None = random)."""
+
+    hf_config: dict[str, Any]
+    tokenizer: Tokenizer
+    directory: Path | None
+    head_defaults: dict[str, Any]
+
+
+def prepare_encoder(encoder: str, train_docs: Sequence[Document], tiny: TinyEncoderSize | None = None) -> EncoderSource:
+    """``tiny`` or a local directory holding a Hugging Face BERT/RoBERTa/SciBERT checkpoint."""
+    if encoder == TINY_ENCODER:
+        tiny = tiny or TinyEncoderSize()
+        texts = (" ".join(" ".join(s) for s in doc.sents) for doc in train_docs)
+        tokenizer = build_wordpiece_tokenizer(texts, vocab_size=tiny.vocab_size)
+        hf_config = tiny_bert_config(
+            vocab_size=tokenizer.get_vocab_size(), hidden_size=tiny.hidden_size, num_hidden_layers=tiny.num_layers,
+            num_attention_heads=tiny.num_heads, intermediate_size=tiny.intermediate_size,
+        )
+        return EncoderSource(hf_config, tokenizer, None, dict(tiny.head))
+    directory = Path(encoder)
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"--encoder {encoder!r} is neither '{TINY_ENCODER}' nor a local directory with a Hugging Face "
+            "checkpoint (config.json, weights, tokenizer files); nothing is downloaded"
+        )
+    from transformers import AutoConfig  # deferred: heavy import, only for real encoders
+
+    hf_config = AutoConfig.from_pretrained(directory, local_files_only=True).to_dict()
+    return EncoderSource(hf_config, load_tokenizer(directory), directory, {})
+
+
+def make_model_config(
+    source: EncoderSource,
+    relations: RelationVocab,
+    featurizer_config: FeaturizerConfig,
+    head_overrides: Mapping[str, Any] | None = None,
+) -> PaeeConfig:
+    """The `PaeeConfig` whose sizes agree with the encoder, the tokenizer and the data."""
+    spec = TokenizerSpec.from_tokenizer(source.tokenizer, featurizer_config.marker)
+    hf = source.hf_config
+    head = HeadConfig(**{
+        **source.head_defaults,
+        **dict(head_overrides or {}),
+        "hidden_size": hf["hidden_size"],
+        "num_heads": hf["num_attention_heads"],
+        "num_relations": relations.num_classes,
+        "num_entity_types": featurizer_config.num_entity_types,
+        "max_entities": featurizer_config.max_entities,
+        "max_sentences": featurizer_config.max_sentences,
+    })
+    return PaeeConfig(
+        encoder=hf,
+        num_relations=relations.num_classes,
+        num_entity_types=featurizer_config.num_entity_types,
+        max_entities=featurizer_config.max_entities,
+        start_tokens=list(spec.start_tokens),
+        end_tokens=list(spec.end_tokens),
+        head=head,
+    )
+
+
+def relations_for(train_docs: Sequence[Document], train_path: Path | None, rel2id: Path | None,
+                  rel_info: Path | None) -> RelationVocab:
+    """Relation vocabulary: ``--rel2id`` if given, else ``rel2id.json`` beside the training file, else the
+    relations of the training labels (sorted). Names from ``--rel-info`` or ``rel_info.json`` beside it."""
+    if rel2id is None and train_path is not None and (train_path.parent / "rel2id.json").is_file():
+        rel2id = train_path.parent / "rel2id.json"
+    if rel_info is None and train_path is not None and (train_path.parent / "rel_info.json").is_file():
+        rel_info = train_path.parent / "rel_info.json"
+    if rel2id is not None:
+        return RelationVocab.from_files(rel2id, rel_info)
+    names = read_relation_names(rel_info) if rel_info else None
+    return RelationVocab.from_ids((f.relation for d in train_docs for f in d.facts), names)
