@@ -32,6 +32,26 @@ from paee.model.unet import ConvBlock, padded_size
 #: Scale factor of the coarse level (TNet's first level sees a downscaled input).
 COARSE_FACTOR = 2
 
+#: Logit handicap per rank step when choosing the top-k cells. Sliding filling makes a map periodic, so
+#: cells often score exactly alike; without a tie-breaker TopK picks among them by implementation detail,
+#: and PyTorch and ONNX Runtime/TensorRT (whose scores differ by ~1e-6) would refine different cells.
+#: 1e-3 is far above that noise and far below real score differences of a trained location module.
+TIE_BREAK_STEP = 1e-3
+
+
+def cell_ranks(grid: int) -> torch.Tensor:
+    """Tie-break rank of each cell (row-major, [G*G]): cells nearer the top-left corner rank first.
+
+    Ordered by the square ring ``max(row, col)``, then ``row + col``, then index: on ties the cells that
+    overlap a document's real n x n block (top-left, the only part used downstream) are refined.
+    """
+    cells = [(max(r, c), r + c, r * grid + c) for r in range(grid) for c in range(grid)]
+    order = sorted(range(len(cells)), key=lambda i: cells[i])
+    ranks = [0] * len(cells)
+    for rank, cell in enumerate(order):
+        ranks[cell] = rank
+    return torch.tensor(ranks, dtype=torch.float32)
+
 
 def tnet_padded_size(size: int, patch_size: int) -> int:
     """Side of the internally padded map: multiple of the patch size and of the coarse factor."""
@@ -78,11 +98,11 @@ class LocationModule(nn.Module):
         )
 
     def forward(self, coarse: torch.Tensor) -> torch.Tensor:
-        """coarse: [B, C, Np, Np] (upsampled coarse features) -> probabilities [B, G*G]."""
+        """coarse: [B, C, Np, Np] (upsampled coarse features) -> cell scores (logits) [B, G*G]."""
         cells = F.avg_pool2d(coarse, self.patch_size)  # [B, C, G, G]
         context = cells.mean(dim=(2, 3), keepdim=True).expand_as(cells)  # [B, C, G, G]
         scores = self.score(torch.cat([cells, context], dim=1))  # [B, 1, G, G]
-        return torch.softmax(scores.flatten(1), dim=-1)  # [B, G*G]
+        return scores.flatten(1)  # [B, G*G]; softmax over all cells is taken by the caller
 
 
 class TNet(nn.Module):
@@ -112,6 +132,8 @@ class TNet(nn.Module):
                 f"{size}, patch {patch_size}), got {top_k}"
             )
         self.top_k = top_k
+        # Constant of the graph, not a parameter: excluded from checkpoints (persistent=False).
+        self.register_buffer("tie_break", cell_ranks(self.grid) * TIE_BREAK_STEP, persistent=False)
         self.stem = ConvBlock(in_channels, channels)
         self.coarse = ConvBlock(channels, channels)
         self.location = LocationModule(channels, location_hidden, patch_size)
@@ -129,8 +151,12 @@ class TNet(nn.Module):
         coarse = self.coarse(F.avg_pool2d(fine, COARSE_FACTOR))  # [B, C, Np/2, Np/2]
         coarse = F.interpolate(coarse, scale_factor=COARSE_FACTOR, mode="nearest")  # [B, C, Np, Np]
 
-        probs = self.location(coarse)  # [B, G*G]
-        top_probs, top_cells = torch.topk(probs, self.top_k, dim=-1)  # [B, k] each, k a constant
+        scores = self.location(coarse)  # [B, G*G]
+        probs = torch.softmax(scores, dim=-1)  # [B, G*G]
+        # Logits order cells like log-probabilities (same per-row constant) without log(0) risk.
+        selection = scores - self.tie_break  # [B, G*G]; deterministic order on ties
+        _, top_cells = torch.topk(selection, self.top_k, dim=-1)  # [B, k], k a constant
+        top_probs = torch.gather(probs, 1, top_cells)  # [B, k]
         patches = to_patches(fine, self.patch_size)  # [B, G*G, C, P, P]
         batch, _, channels, patch, _ = patches.shape
         index = top_cells.reshape(batch, self.top_k, 1, 1, 1).expand(-1, -1, channels, patch, patch)
