@@ -1,0 +1,294 @@
+"""Reading, validating and writing DocRED-format JSON files.
+
+A file is a JSON list of documents. Each document is detected on its own:
+
+* **DocRED form** (has ``"sents"``): ``{title, sents: [[word, ...], ...], vertexSet: [[{name, sent_id,
+  pos: [start, end), type}, ...], ...], labels: [{h, t, r, evidence}] (optional)}``. This is DocRED,
+  Re-DocRED (whose mentions carry extra fields such as ``global_pos`` and ``index``: accepted and
+  ignored) and any corpus converted to that format.
+* **Text form** (has ``"text"``): plain text with character-offset mentions, see
+  `paee.data.text_format`.
+
+Validation raises `DocumentError` naming the document (index in the file and title) and the field,
+for example ``document 3 ('Some title'), field 'vertexSet[2][0].pos': span [5, 5) is empty``.
+Deliberately *not* errors, because DocRED itself has them: a mention ``name`` that differs from the
+words of its span, and entities whose mentions disagree on the type (the first mention's type wins).
+Duplicate labels (same head, tail and relation) are merged, their evidence united.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from paee.data.errors import DocumentError, PaeeDataError
+from paee.data.relations import NA_RELATION, RelationVocab
+from paee.data.schema import DOCRED_ENTITY_TYPES, Document, Fact, Mention
+
+__all__ = ["parse_document", "parse_labels", "read_documents", "write_documents"]
+
+_MENTION_KEYS = ("name", "sent_id", "pos", "type")
+
+
+class _Where:
+    """The document being parsed, so that every check can build a `DocumentError` in one call."""
+
+    __slots__ = ("index", "title")
+
+    def __init__(self, index: int | None, title: str | None = None):
+        self.index = index
+        self.title = title
+
+    def error(self, field: str | None, problem: str) -> DocumentError:
+        return DocumentError(self.index, self.title, field, problem)
+
+
+def _kind(value: Any) -> str:
+    """JSON name of a value's type, for messages (``a list``, ``null``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def _words(n: int) -> str:
+    return f"{n} word" if n == 1 else f"{n} words"
+
+
+def _is_int(value: Any) -> bool:
+    # bool is a subclass of int in Python; JSON true/false are never valid indices.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], field: str, where: _Where,
+         expected: str) -> Any:
+    """``obj[key]``, checked to be present and of the expected JSON kind."""
+    if key not in obj:
+        raise where.error(field, f"missing (expected {expected})")
+    value = obj[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise where.error(field, f"expected {expected}, got {_kind(value)}")
+    return value
+
+
+def check_entity_type(value: Any, field: str, where: _Where, entity_types: Sequence[str]) -> str:
+    """An entity type string from ``entity_types``; the error lists the known types."""
+    if not isinstance(value, str):
+        raise where.error(field, f"expected an entity type string, got {_kind(value)}")
+    if value not in entity_types:
+        raise where.error(field, f"unknown entity type {value!r} (known: {', '.join(entity_types)})")
+    return value
+
+
+def check_title(obj: Mapping[str, Any], where: _Where) -> str:
+    """The document title (a string); sets it on ``where`` so later messages name it."""
+    title = _get(obj, "title", str, "title", where, "a string")
+    where.title = title
+    return title
+
+
+# --- labels (shared by both input forms) --------------------------------------------------------
+
+
+def parse_labels(raw: Any, where: _Where, num_entities: int, num_sents: int,
+                 relations: RelationVocab | None) -> tuple[Fact, ...]:
+    """Validate a ``labels`` list and merge duplicates (same h, t, r: evidence united).
+
+    ``relations`` given: relation ids must be in the vocabulary; otherwise any id but ``Na`` passes.
+    """
+    if raw is None:  # some converters write "labels": null for unlabelled documents
+        return ()
+    if not isinstance(raw, list):
+        raise where.error("labels", f"expected a list, got {_kind(raw)}")
+    merged: dict[tuple[int, int, str], set[int]] = {}  # dicts keep insertion order: first occurrence wins
+    for i, label in enumerate(raw):
+        field = f"labels[{i}]"
+        if not isinstance(label, Mapping):
+            raise where.error(field, f"expected an object {{h, t, r, evidence}}, got {_kind(label)}")
+        ends = []
+        for key in ("h", "t"):
+            value = label.get(key)
+            if key not in label or not _is_int(value):
+                got = "missing" if key not in label else f"got {_kind(value)}"
+                raise where.error(f"{field}.{key}", f"expected an entity index (integer), {got}")
+            if not 0 <= value < num_entities:
+                raise where.error(f"{field}.{key}",
+                                  f"entity {value} is out of range (document has {num_entities} entities)")
+            ends.append(value)
+        head, tail = ends
+        if head == tail:
+            raise where.error(field, f"head and tail are the same entity ({head}); relations hold between two entities")
+        rel = label.get("r")
+        if not isinstance(rel, str):
+            got = "missing" if "r" not in label else f"got {_kind(rel)}"
+            raise where.error(f"{field}.r", f"expected a relation id string, {got}")
+        if rel == NA_RELATION:
+            raise where.error(f"{field}.r", f"{NA_RELATION!r} is the no-relation class, not a relation label")
+        if relations is not None and rel not in relations:
+            raise where.error(f"{field}.r", f"unknown relation {rel!r} (not among the {len(relations) - 1} "
+                                            "relations of the relation vocabulary)")
+        evidence = label.get("evidence", ())
+        if evidence is None:
+            evidence = ()
+        if not isinstance(evidence, (list, tuple)):
+            raise where.error(f"{field}.evidence", f"expected a list of sentence ids, got {_kind(evidence)}")
+        for sent in evidence:
+            if not _is_int(sent) or not 0 <= sent < num_sents:
+                raise where.error(f"{field}.evidence",
+                                  f"{sent!r} is not a sentence id (document has {num_sents} sentences)")
+        merged.setdefault((head, tail, rel), set()).update(evidence)
+    return tuple(Fact(h, t, r, tuple(sorted(ev))) for (h, t, r), ev in merged.items())
+
+
+# --- DocRED form --------------------------------------------------------------------------------
+
+
+def _parse_sents(obj: Mapping[str, Any], where: _Where) -> tuple[tuple[str, ...], ...]:
+    raw = _get(obj, "sents", list, "sents", where, "a list of sentences, each a list of words")
+    if not raw:
+        raise where.error("sents", "the document has no sentences")
+    sents = []
+    for i, sent in enumerate(raw):
+        if not isinstance(sent, list):
+            raise where.error(f"sents[{i}]", f"expected a list of words, got {_kind(sent)}")
+        # One C-level pass over the words; only on failure do we look for the culprit.
+        if not all(type(w) is str for w in sent):
+            j = next(j for j, w in enumerate(sent) if not isinstance(w, str))
+            raise where.error(f"sents[{i}][{j}]", f"expected a word (string), got {_kind(sent[j])}")
+        sents.append(tuple(sent))
+    if not any(sents):
+        raise where.error("sents", "the document has no words (every sentence is empty)")
+    for i, sent in enumerate(sents):
+        if not sent:
+            # An empty sentence has no token span; the featurizer and the sentence pooling need one.
+            raise where.error(f"sents[{i}]", "the sentence is empty (remove it and renumber sent_id and evidence)")
+    return tuple(sents)
+
+
+def _parse_mention(m: Any, field: str, where: _Where, sents: tuple[tuple[str, ...], ...],
+                   entity_types: Sequence[str]) -> Mention:
+    if not isinstance(m, Mapping):
+        raise where.error(field, f"expected a mention object {{name, sent_id, pos, type}}, got {_kind(m)}")
+    for key in _MENTION_KEYS:
+        if key not in m:
+            raise where.error(f"{field}.{key}", "missing (a mention needs name, sent_id, pos and type)")
+    name = m["name"]
+    if not isinstance(name, str):
+        raise where.error(f"{field}.name", f"expected a string, got {_kind(name)}")
+    sent_id = m["sent_id"]
+    if not _is_int(sent_id):
+        raise where.error(f"{field}.sent_id", f"expected a sentence index (integer), got {_kind(sent_id)}")
+    if not 0 <= sent_id < len(sents):
+        raise where.error(f"{field}.sent_id",
+                          f"sentence {sent_id} is out of range (document has {len(sents)} sentences)")
+    pos = m["pos"]
+    if not isinstance(pos, (list, tuple)) or len(pos) != 2 or not (_is_int(pos[0]) and _is_int(pos[1])):
+        raise where.error(f"{field}.pos", f"expected [start, end] word indices, got {pos!r}")
+    start, end = pos
+    if start >= end:
+        raise where.error(f"{field}.pos", f"span [{start}, {end}) is empty")
+    length = len(sents[sent_id])
+    if start < 0 or end > length:
+        raise where.error(f"{field}.pos",
+                          f"span [{start}, {end}) lies outside sentence {sent_id} ({_words(length)})")
+    etype = check_entity_type(m["type"], f"{field}.type", where, entity_types)
+    return Mention(name, sent_id, start, end, etype)
+
+
+def _parse_docred(obj: Mapping[str, Any], where: _Where, entity_types: Sequence[str],
+                  relations: RelationVocab | None) -> Document:
+    title = check_title(obj, where)
+    sents = _parse_sents(obj, where)
+    vertex_set = _get(obj, "vertexSet", list, "vertexSet", where, "a list of entities, each a list of mentions")
+    if not vertex_set:
+        raise where.error("vertexSet", "the document has no entities")
+    entities = []
+    for e, mentions in enumerate(vertex_set):
+        if not isinstance(mentions, list):
+            raise where.error(f"vertexSet[{e}]", f"expected a list of mentions, got {_kind(mentions)}")
+        if not mentions:
+            raise where.error(f"vertexSet[{e}]", "the entity has no mentions")
+        entities.append(tuple(_parse_mention(m, f"vertexSet[{e}][{k}]", where, sents, entity_types)
+                              for k, m in enumerate(mentions)))
+    facts = parse_labels(obj.get("labels"), where, len(entities), len(sents), relations)
+    return Document(title=title, sents=sents, entities=tuple(entities), facts=facts, index=where.index or 0)
+
+
+# --- public API ---------------------------------------------------------------------------------
+
+
+def parse_document(obj: Any, index: int, *, entity_types: Sequence[str] = DOCRED_ENTITY_TYPES,
+                   relations: RelationVocab | None = None) -> Document:
+    """Validate one parsed JSON document (DocRED form or text form) into a `Document`.
+
+    Args:
+        obj: the parsed JSON object.
+        index: its position in the file (or request); becomes `Document.index` and names it in errors.
+        entity_types: the allowed mention types.
+        relations: if given, label relation ids must belong to it.
+
+    Raises:
+        DocumentError: naming the document and the offending field.
+    """
+    where = _Where(index)
+    if not isinstance(obj, Mapping):
+        raise where.error(None, f"expected a JSON object, got {_kind(obj)}")
+    if isinstance(obj.get("title"), str):
+        where.title = obj["title"]
+    has_sents, has_text = "sents" in obj, "text" in obj
+    if has_sents and has_text:
+        raise where.error(None, "has both 'sents' (DocRED form) and 'text' (text form); use one")
+    if has_text:
+        # Imported here because text_format builds on this module's label and type checks.
+        from paee.data.text_format import parse_text_document
+
+        return parse_text_document(obj, index, entity_types=entity_types, relations=relations)
+    if not has_sents:
+        raise where.error("sents", "missing: expected DocRED form ('title', 'sents', 'vertexSet') "
+                                   "or text form ('title', 'text', 'entities')")
+    return _parse_docred(obj, where, entity_types, relations)
+
+
+def read_documents(source: str | Path | Sequence[Any], *,
+                   entity_types: Sequence[str] = DOCRED_ENTITY_TYPES,
+                   relations: RelationVocab | None = None) -> list[Document]:
+    """Read and validate every document of a JSON file, or of an already-parsed list of objects.
+
+    ``Document.index`` is the document's position in the list. The first invalid document raises
+    `DocumentError`; an unreadable file or a top level that is not a list raises `PaeeDataError`.
+    """
+    if isinstance(source, (str, Path)):
+        try:
+            with open(source, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise PaeeDataError(f"cannot read {source}: {e}") from e
+        origin = str(source)
+    else:
+        data, origin = source, "input"
+    if isinstance(data, Mapping) or not isinstance(data, Sequence) or isinstance(data, (str, bytes)):
+        raise PaeeDataError(f"{origin}: expected a JSON list of documents, got {_kind(data)}")
+    types = tuple(entity_types)
+    return [parse_document(obj, i, entity_types=types, relations=relations) for i, obj in enumerate(data)]
+
+
+def write_documents(path: str | Path, docs: Sequence[Document]) -> None:
+    """Write documents as a DocRED-format JSON list (UTF-8, readable by `read_documents`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump([doc.to_json() for doc in docs], f, ensure_ascii=False)
+        f.write("\n")
