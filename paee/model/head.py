@@ -248,7 +248,9 @@ class PotentialPairPredictor(nn.Module):
             nn.Linear(config.ppp_hidden, 1),
         )
 
-    def forward(self, y_map: torch.Tensor, entity_type: torch.Tensor, same_sent: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, y_map: torch.Tensor, entity_type: torch.Tensor, same_sent: torch.Tensor
+    ) -> torch.Tensor:
         """y_map: [B, C, N, N]; entity_type: [B, N]; same_sent: [B, N, N] -> pair_logit [B, N, N]."""
         num_ent = y_map.shape[-1]
         # count_include_pad=False: border pairs average over their real neighbours only.
@@ -377,7 +379,9 @@ class HeadGraph(nn.Module):
         self.eer = EntityEnhancer(config) if flags.use_eer else None
         self.classifier = GroupedBilinear(config)
 
-    def _check_shapes(self, token_emb: torch.Tensor, entity_attn: torch.Tensor, sent_span: torch.Tensor) -> None:
+    def _check_shapes(
+        self, token_emb: torch.Tensor, entity_attn: torch.Tensor, sent_span: torch.Tensor
+    ) -> None:
         cfg = self.config
         num_ent, num_heads, hidden = entity_attn.shape[1], entity_attn.shape[2], token_emb.shape[-1]
         if num_ent != cfg.max_entities:

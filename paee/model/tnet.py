@@ -141,6 +141,14 @@ class TNet(nn.Module):
         self.fuse = ConvBlock(3 * channels, channels)
         self.head = nn.Conv2d(channels, out_channels, kernel_size=1)
 
+    def select_cells(self, scores: torch.Tensor) -> torch.Tensor:
+        """Indices of the k best cells, [B, G*G] scores -> int64 [B, k], distinct, ties to the top-left.
+
+        Logits order cells like log-probabilities (same per-row constant) without a log(0) risk.
+        """
+        _, top_cells = torch.topk(scores - self.tie_break, self.top_k, dim=-1)  # [B, k], k a constant
+        return top_cells
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [B, C_in, N, N] -> [B, C_out, N, N]."""
         if x.shape[-1] != self.size or x.shape[-2] != self.size:
@@ -153,9 +161,7 @@ class TNet(nn.Module):
 
         scores = self.location(coarse)  # [B, G*G]
         probs = torch.softmax(scores, dim=-1)  # [B, G*G]
-        # Logits order cells like log-probabilities (same per-row constant) without log(0) risk.
-        selection = scores - self.tie_break  # [B, G*G]; deterministic order on ties
-        _, top_cells = torch.topk(selection, self.top_k, dim=-1)  # [B, k], k a constant
+        top_cells = self.select_cells(scores)  # [B, k]
         top_probs = torch.gather(probs, 1, top_cells)  # [B, k]
         patches = to_patches(fine, self.patch_size)  # [B, G*G, C, P, P]
         batch, _, channels, patch, _ = patches.shape

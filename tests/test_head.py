@@ -1,0 +1,250 @@
+"""HeadGraph: config, exact shapes, padding invariance, every variant x backbone, ONNX export."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from paee.model.head import (
+    PPP_OFF_LOGIT,
+    VARIANTS,
+    HeadConfig,
+    HeadGraph,
+    HeadOutput,
+    sentence_max_pool,
+)
+
+INPUT_NAMES = (
+    "token_emb", "entity_emb", "entity_attn", "entity_type", "entity_mask", "sent_span", "sent_mask",
+    "same_sent",
+)  # fmt: skip
+L, S = 37, 5  # odd token and sentence counts so that mixed-up axes fail
+NUM_TYPES = 4
+
+
+def tiny_config(max_entities: int = 7, **overrides: object) -> HeadConfig:
+    """Tiny head with odd sizes: H=32, K=4, R=5."""
+    values: dict[str, object] = dict(
+        hidden_size=32, num_heads=4, num_relations=5, num_entity_types=NUM_TYPES,
+        max_entities=max_entities, max_sentences=8, pair_dim=12, map_channels=4, map_out_channels=9,
+        tnet_top_k=2 if max_entities < 12 else 8, tnet_location_hidden=3, ppp_hidden=6, ppp_embed_dim=3,
+        eer_layers=1, eer_heads=2, eer_dim=10, eer_ffn_dim=14, eer_dropout=0.0, emb_size=16,
+        block_size=8,
+    )  # fmt: skip
+    values.update(overrides)
+    return HeadConfig(**values)  # type: ignore[arg-type]
+
+
+def make_inputs(config: HeadConfig, counts: list[int], seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random head inputs; document b has counts[b] real entities and 4 - b % 2 real sentences."""
+    gen = torch.Generator().manual_seed(seed)
+    batch, num_ent = len(counts), config.max_entities
+    entity_mask = (torch.arange(num_ent) < torch.tensor(counts).unsqueeze(-1)).float()  # [B, N]
+    sent_counts = torch.tensor([4 - b % 2 for b in range(batch)])
+    sent_mask = (torch.arange(S) < sent_counts.unsqueeze(-1)).float()  # [B, S]
+    bounds = torch.tensor([[0, 9], [9, 20], [20, 30], [30, 37], [0, 0]])  # [S, 2]
+    sent_span = bounds.expand(batch, S, 2) * sent_mask.long().unsqueeze(-1)  # padded spans [0, 0)
+    return {
+        "token_emb": torch.randn(batch, L, config.hidden_size, generator=gen),
+        "entity_emb": torch.randn(batch, num_ent, config.hidden_size, generator=gen),
+        "entity_attn": torch.rand(batch, num_ent, config.num_heads, L, generator=gen).softmax(-1),
+        "entity_type": torch.randint(1, NUM_TYPES, (batch, num_ent), generator=gen) * entity_mask.long(),
+        "entity_mask": entity_mask,
+        "sent_span": sent_span.contiguous(),
+        "sent_mask": sent_mask,
+        "same_sent": torch.randint(0, 2, (batch, num_ent, num_ent), generator=gen),
+    }
+
+
+def run(head: HeadGraph, inputs: dict[str, torch.Tensor]) -> HeadOutput:
+    return head(*(inputs[name] for name in INPUT_NAMES))
+
+
+def check_shapes(out: HeadOutput, config: HeadConfig, batch: int) -> None:
+    num_ent, rel = config.max_entities, config.num_relations
+    assert isinstance(out, HeadOutput)
+    assert out.logits.shape == (batch, num_ent, num_ent, rel)
+    assert out.pair_logit.shape == (batch, num_ent, num_ent)
+    assert out.pair_prob.shape == (batch, num_ent, num_ent)
+    assert out.subj_logits.shape == (batch, num_ent, rel)
+    assert out.obj_logits.shape == (batch, num_ent, rel)
+
+
+# --- config -------------------------------------------------------------------------------------
+
+
+def test_config_roundtrip_and_variant_flags() -> None:
+    config = tiny_config(variant="wo_sw", backbone="unet")
+    assert HeadConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert HeadConfig().tnet_grid == 7  # N=42, patch 6
+    assert [(v, VARIANTS[v].use_ppp, VARIANTS[v].use_eer) for v in ("paee", "wo_ppp", "wo_eer")] == [
+        ("paee", True, True), ("wo_ppp", False, True), ("wo_eer", True, False),
+    ]  # fmt: skip
+    assert tiny_config(variant="wo_sw").fill == "zero" and tiny_config().fill == "sliding"
+    assert not tiny_config(variant="atlop").use_ppp and not tiny_config(variant="atlop").use_eer
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"emb_size": 100, "block_size": 64}, r"emb_size \(100\) is not a multiple of block_size \(64\)"),
+        ({"variant": "paeee"}, "variant must be one of .*'paeee'"),
+        ({"backbone": "resnet"}, "backbone must be one of .*'resnet'"),
+        ({"eer_dim": 10, "eer_heads": 3}, r"eer_dim \(10\) is not a multiple of eer_heads \(3\)"),
+        ({"tnet_top_k": 5}, r"tnet_top_k \(5\) exceeds the 4 cells"),
+        ({"ppp_threshold": 1.5}, "ppp_threshold must be in \\(0, 1\\), got 1.5"),
+        ({"pair_dim": 0}, "'pair_dim': 0"),
+    ],
+)
+def test_config_errors_show_values(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        tiny_config(**overrides)
+
+
+def test_config_from_dict_rejects_unknown_keys() -> None:
+    with pytest.raises(ValueError, match="unknown HeadConfig keys \\['hidden'\\]"):
+        HeadConfig.from_dict({"hidden": 3})
+
+
+def test_wrong_entity_axis_is_rejected() -> None:
+    head = HeadGraph(tiny_config())
+    inputs = make_inputs(tiny_config(max_entities=8), [3])
+    with pytest.raises(ValueError, match="entity axis is 8, HeadConfig.max_entities is 7"):
+        run(head, inputs)
+
+
+# --- shapes, masks, variants ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_entities", [7, 42])
+def test_exact_output_shapes(max_entities: int) -> None:
+    torch.manual_seed(0)
+    config = tiny_config(max_entities)
+    out = run(HeadGraph(config).eval(), make_inputs(config, [3, max_entities]))
+    check_shapes(out, config, batch=2)
+
+
+def _perturb_padding(inputs: dict[str, torch.Tensor], counts: list[int]) -> dict[str, torch.Tensor]:
+    """Random values in every padded entity / sentence slot (masks unchanged)."""
+    noisy = {name: value.clone() for name, value in inputs.items()}
+    gen = torch.Generator().manual_seed(99)
+    for b, n in enumerate(counts):
+        noisy["entity_emb"][b, n:] = 50.0 * torch.randn(noisy["entity_emb"][b, n:].shape, generator=gen)
+        noisy["entity_attn"][b, n:] = torch.rand(noisy["entity_attn"][b, n:].shape, generator=gen)
+        padded_types = noisy["entity_type"][b, n:]
+        padded_types.copy_(torch.randint(0, NUM_TYPES, padded_types.shape, generator=gen))
+        noisy["same_sent"][b, n:] = 1 - noisy["same_sent"][b, n:]
+        noisy["same_sent"][b, :, n:] = 1 - noisy["same_sent"][b, :, n:]
+        padded_sentences = noisy["sent_mask"][b] < 0.5
+        noisy["sent_span"][b][padded_sentences] = torch.tensor([2, L])  # a real-looking span
+    return noisy
+
+
+@pytest.mark.parametrize(
+    ("variant", "backbone"), [("paee", "tnet"), ("paee", "unet"), ("wo_sw", "tnet"), ("atlop", "tnet")]
+)
+def test_padding_does_not_change_real_pairs(variant: str, backbone: str) -> None:
+    torch.manual_seed(0)
+    config = tiny_config(42, variant=variant, backbone=backbone)
+    head = HeadGraph(config).eval()
+    counts = [5, 13]
+    inputs = make_inputs(config, counts)
+    with torch.no_grad():
+        clean, noisy = run(head, inputs), run(head, _perturb_padding(inputs, counts))
+    for b, n in enumerate(counts):
+        torch.testing.assert_close(noisy.logits[b, :n, :n], clean.logits[b, :n, :n])
+        torch.testing.assert_close(noisy.pair_prob[b, :n, :n], clean.pair_prob[b, :n, :n])
+        torch.testing.assert_close(noisy.subj_logits[b, :n], clean.subj_logits[b, :n])
+
+
+@pytest.mark.parametrize("backbone", ["tnet", "unet"])
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_variant_forward_backward(variant: str, backbone: str) -> None:
+    torch.manual_seed(0)
+    config = tiny_config(variant=variant, backbone=backbone)
+    head = HeadGraph(config).train()
+    out = run(head, make_inputs(config, [3, 7]))
+    check_shapes(out, config, batch=2)
+    assert all(torch.isfinite(t).all() for t in out)
+    loss = out.logits.square().mean() + out.subj_logits.mean()
+    if config.use_ppp:
+        loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(
+            out.pair_logit, torch.zeros_like(out.pair_logit)
+        )
+    loss.backward()
+    grads = [p.grad for p in head.parameters() if p.requires_grad]
+    assert all(g is None or torch.isfinite(g).all() for g in grads)
+    assert head.classifier.bilinear.weight.grad.abs().sum() > 0
+    if not config.use_ppp:  # documented constants of a switched-off PPP
+        assert torch.equal(out.pair_prob, torch.ones_like(out.pair_prob))
+        assert torch.all(out.pair_logit == PPP_OFF_LOGIT)
+        assert torch.equal(torch.sigmoid(out.pair_logit), out.pair_prob)
+    if not config.use_eer:
+        assert out.subj_logits.abs().sum() == 0 and out.obj_logits.abs().sum() == 0
+    assert (head.backbone is not None) == config.use_par
+    assert (head.eer is not None) == config.use_eer
+
+
+def test_all_padding_document_stays_finite() -> None:
+    """A filler row of a batch (no entity, no sentence) must not produce NaN in the RE-encoder."""
+    config = tiny_config()
+    inputs = make_inputs(config, [0, 4])
+    inputs["sent_mask"][0] = 0.0
+    with torch.no_grad():
+        out = run(HeadGraph(config).eval(), inputs)
+    assert all(torch.isfinite(t).all() for t in out)
+
+
+def test_sentence_max_pool_matches_loop() -> None:
+    torch.manual_seed(3)
+    tokens = torch.randn(2, L, 6)
+    spans = torch.tensor([[[0, 9], [9, 20], [20, 20], [0, 0]], [[0, 37], [3, 4], [0, 0], [0, 0]]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
+    pooled = sentence_max_pool(tokens, spans, mask)
+    for b in range(2):
+        for s in range(4):
+            start, end = spans[b, s].tolist()
+            if mask[b, s] > 0 and end > start:
+                expected = tokens[b, start:end].amax(0)
+            else:
+                expected = torch.zeros(6)  # padded or empty sentence
+            torch.testing.assert_close(pooled[b, s], expected)
+
+
+# --- export -------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_onnx_dynamo_export_default_n_has_no_nonzero() -> None:
+    """Default N=42 (tiny widths) exports with a dynamic batch; no NonZero; ORT matches at another B."""
+    torch.manual_seed(0)
+    config = tiny_config(42)
+    head = HeadGraph(config).eval()
+    example = make_inputs(config, [5, 42])  # a dynamic dimension may not be 0 or 1 in the example
+    batch = torch.export.Dim("batch", min=1, max=64)
+    with torch.no_grad():
+        program = torch.onnx.export(
+            head,
+            tuple(example[name] for name in INPUT_NAMES),
+            dynamo=True,
+            input_names=list(INPUT_NAMES),
+            output_names=list(HeadOutput._fields),
+            dynamic_shapes={name: {0: batch} for name in INPUT_NAMES},
+            external_data=False,
+            verbose=False,
+        )
+    model = program.model_proto
+    op_types = {node.op_type for node in model.graph.node}
+    assert "NonZero" not in op_types
+    assert [o.name for o in model.graph.output] == list(HeadOutput._fields)
+
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    other = make_inputs(config, [1, 17, 42], seed=5)  # batch 3: not the example's
+    with torch.no_grad():
+        expected = run(head, other)
+    results = session.run(None, {name: other[name].numpy() for name in INPUT_NAMES})
+    for name, want, got in zip(HeadOutput._fields, expected, results):
+        torch.testing.assert_close(torch.from_numpy(got), want, atol=1e-4, rtol=1e-4, msg=name)
