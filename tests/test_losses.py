@@ -1,0 +1,127 @@
+"""Loss terms on hand-computed cases (the arithmetic is written out beside each expectation)."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from paee.model.config import LossWeights
+from paee.model.losses import (
+    PaeeCriterion,
+    adaptive_threshold_loss,
+    potential_pair_loss,
+    role_loss,
+)
+
+
+def _at_case() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """B=1, N=2 (pairs (0,1), (1,0) valid; diagonal invalid), R=3 classes (0 = TH)."""
+    logits = torch.zeros(1, 2, 2, 3)
+    labels = torch.zeros(1, 2, 2, 3)
+    logits[0, 0, 1] = torch.tensor([0.0, 1.0, -1.0])  # pair (0,1): relation 1
+    labels[0, 0, 1] = torch.tensor([0.0, 1.0, 0.0])
+    logits[0, 1, 0] = torch.tensor([2.0, 0.0, 1.0])  # pair (1,0): no relation (TH label set)
+    labels[0, 1, 0] = torch.tensor([1.0, 0.0, 0.0])
+    logits[0, 0, 0] = torch.tensor([-50.0, 40.0, 9.0])  # invalid diagonal pairs: garbage, masked out
+    labels[0, 0, 0] = torch.tensor([0.0, 1.0, 1.0])
+    pair_mask = torch.tensor([[[0.0, 1.0], [1.0, 0.0]]])
+    return logits, labels, pair_mask
+
+
+def test_adaptive_threshold_loss_hand_computed() -> None:
+    logits, labels, pair_mask = _at_case()
+    labels_before = labels.clone()
+    # pair (0,1), logits TH=0, r1=1, r2=-1, positive {r1}:
+    #   positives above TH: -log(e^1 / (e^0 + e^1)) = log(1 + e^-1)
+    #   TH above negatives {r2}: -log(e^0 / (e^0 + e^-1)) = log(1 + e^-1)
+    pair01 = 2 * math.log(1 + math.exp(-1))  # 0.626523
+    # pair (1,0), logits TH=2, r1=0, r2=1, no positive:
+    #   positives above TH: empty set -> 0
+    #   TH above negatives {r1, r2}: -log(e^2 / (e^2 + e^0 + e^1)) = log(1 + e^-2 + e^-1)
+    pair10 = math.log(1 + math.exp(-2) + math.exp(-1))  # 0.407606
+    expected = (pair01 + pair10) / 2  # mean over the 2 valid pairs = 0.517064
+    loss = adaptive_threshold_loss(logits, labels, pair_mask)
+    assert loss.item() == pytest.approx(expected, abs=1e-6)
+    assert torch.equal(labels, labels_before)  # labels are never changed in place
+
+
+def test_adaptive_threshold_loss_two_positives() -> None:
+    # one pair, logits TH=0, r1=2, r2=1, both positive, no negative:
+    #   positives above TH over {TH, r1, r2}: lse = log(1 + e^2 + e^1);
+    #   -(2 - lse) - (1 - lse) = 2 * lse - 3
+    #   TH above negatives over {TH}: -log(1) = 0
+    logits = torch.tensor([0.0, 2.0, 1.0]).reshape(1, 1, 1, 3)
+    labels = torch.tensor([0.0, 1.0, 1.0]).reshape(1, 1, 1, 3)
+    lse = math.log(1 + math.exp(2) + math.exp(1))
+    loss = adaptive_threshold_loss(logits, labels, torch.ones(1, 1, 1))
+    assert loss.item() == pytest.approx(2 * lse - 3, abs=1e-6)
+
+
+def test_potential_pair_loss_hand_computed() -> None:
+    pair_logit = torch.tensor([[[0.0, 2.0], [-1.0, 30.0]]])
+    has_relation = torch.tensor([[[0.0, 1.0], [0.0, 0.0]]])
+    pair_mask = torch.tensor([[[0.0, 1.0], [1.0, 0.0]]])
+    # valid (0,1): y=1, x=2  -> -log(sigmoid(2))      = log(1 + e^-2) = 0.126928
+    # valid (1,0): y=0, x=-1 -> -log(1 - sigmoid(-1)) = log(1 + e^-1) = 0.313262
+    expected = (math.log(1 + math.exp(-2)) + math.log(1 + math.exp(-1))) / 2  # 0.220095
+    loss = potential_pair_loss(pair_logit, has_relation, pair_mask)
+    assert loss.item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_role_loss_hand_computed() -> None:
+    # N=2 entities (entity 1 is padding), R=2 classes
+    logits = torch.tensor([[[0.0, 1.0], [5.0, -5.0]]])
+    roles = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    entity_mask = torch.tensor([[1.0, 0.0]])
+    # entity 0: class 0 y=1, x=0 -> log 2; class 1 y=0, x=1 -> log(1 + e^1); mean over 1 entity x 2 classes
+    expected = (math.log(2) + math.log(1 + math.e)) / 2  # 1.003204
+    assert role_loss(logits, roles, entity_mask).item() == pytest.approx(expected, abs=1e-6)
+
+
+def _head_output(logits: torch.Tensor) -> SimpleNamespace:
+    B, N = logits.shape[:2]
+    R = logits.shape[-1]
+    return SimpleNamespace(
+        logits=logits,
+        pair_logit=torch.full((B, N, N), 2.0),
+        subj_logits=torch.zeros(B, N, R),
+        obj_logits=torch.zeros(B, N, R),
+    )
+
+
+def _targets(labels: torch.Tensor, pair_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    B, N = labels.shape[:2]
+    R = labels.shape[-1]
+    return {
+        "labels": labels,
+        "pair_mask": pair_mask,
+        "has_relation": torch.ones(B, N, N),
+        "subj_roles": torch.ones(B, N, R),
+        "obj_roles": torch.zeros(B, N, R),
+        "entity_mask": torch.ones(B, N),
+    }
+
+
+def test_criterion_weights_and_variants() -> None:
+    logits, labels, pair_mask = _at_case()
+    out, batch = _head_output(logits), _targets(labels, pair_mask)
+    at = adaptive_threshold_loss(logits, labels, pair_mask).item()
+    pot = math.log(1 + math.exp(-2))  # every valid pair y=1, x=2
+    sub = obj = math.log(2)  # every role logit is 0
+    # total = at * L_AT + pot * L_pot + role * (L_sub + L_obj) / 2 with weights 1, 0.5, 2
+    loss = PaeeCriterion(LossWeights(at=1.0, pot=0.5, role=2.0))(out, batch)
+    assert loss.pot.item() == pytest.approx(pot, abs=1e-6)
+    assert loss.sub.item() == pytest.approx(sub, abs=1e-6) and loss.obj.item() == pytest.approx(obj, abs=1e-6)
+    assert loss.total.item() == pytest.approx(at + 0.5 * pot + 2.0 * (sub + obj) / 2, abs=1e-5)
+    # a head without PPP and EER: those terms are zero, the total is the AT loss alone
+    bare = PaeeCriterion.for_head(LossWeights(), SimpleNamespace(use_ppp=False, use_eer=False))(out, batch)
+    assert bare.pot.item() == bare.sub.item() == bare.obj.item() == 0.0
+    assert bare.total.item() == pytest.approx(at, abs=1e-6)
+
+
+def test_loss_weights_reject_negative() -> None:
+    with pytest.raises(ValueError, match="-1"):
+        LossWeights(pot=-1.0)
