@@ -246,7 +246,7 @@ class Trainer:
             state["step"] += 1
             bar.set_postfix(loss=f"{np.mean(running[-20:]):.4f}")
             if state["step"] % cfg.log_every == 0:
-                parts = {k: round(float(v.detach()), 6) for k, v in out.loss.parts.items()}
+                parts = {k: round(float(v.detach()), 6) for k, v in out.loss._asdict().items() if k != "total"}
                 self._log(log, {"event": "step", "epoch": state["epoch"] + 1, "step": state["step"],
                                 "loss": round(float(np.mean(running[-cfg.log_every * cfg.grad_accum_steps:])), 6),
                                 "parts": parts, "lr": [g["lr"] for g in optimizer.param_groups]})

@@ -1,0 +1,139 @@
+"""Training end to end on a tiny model: run directory, self-contained checkpoints, resume, prediction,
+and clear errors for files that are not PAEE checkpoints."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from paee.cli.predict import main as predict_main
+from paee.cli.train import main as train_main
+from paee.data.synthetic import SyntheticConfig, write_synthetic_splits
+from paee.inference import Predictor
+from paee.training.checkpoint import FORMAT_NAME, CheckpointError, load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synthetic")
+    write_synthetic_splits(out, SyntheticConfig(), sizes={"train": 16, "dev": 6, "test": 6}, seed=5)
+    return out
+
+
+@pytest.fixture(scope="module")
+def run_dir(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    rc = train_main([
+        "--train", str(corpus / "train.json"), "--dev", str(corpus / "dev.json"), "--encoder", "tiny",
+        "--out", str(out), "--epochs", "2", "--batch-size", "4", "--seed", "3",
+        "--truncate",  # a tokenizer trained on 16 documents splits unseen names into many pieces
+    ])
+    assert rc == 0
+    return out
+
+
+def _events(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_run_directory_holds_checkpoints_and_metrics_log(run_dir):
+    assert (run_dir / "best.pt").is_file() and (run_dir / "last.pt").is_file()
+    events = _events(run_dir)
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "end"
+    evals = [e for e in events if e["event"] == "eval"]
+    assert [e["epoch"] for e in evals] == [1, 2]
+    assert all(0.0 <= e["dev"]["f1"] <= 1.0 for e in evals)
+    # 16 documents / batch 4 = 4 optimizer steps per epoch
+    assert events[-1]["step"] == 8
+
+
+def test_best_checkpoint_is_self_contained_and_loads_weights_only(run_dir, corpus):
+    payload = torch.load(run_dir / "best.pt", weights_only=True)
+    assert payload["format"] == FORMAT_NAME
+    assert "training_state" not in payload  # best.pt is for inference, last.pt for resuming
+    for key in ("model_config", "featurizer_config", "tokenizer_json", "relations", "state_dict"):
+        assert key in payload
+    rel2id = json.loads((corpus / "rel2id.json").read_text())
+    assert payload["relations"]["ids"] == sorted(rel2id, key=rel2id.get)
+    assert payload["relations"]["names"]  # relation names travel with the model
+    assert "training_state" in torch.load(run_dir / "last.pt", weights_only=True)
+
+
+def test_predict_cli_writes_official_result_format(run_dir, corpus, tmp_path):
+    out = tmp_path / "result.json"
+    rc = predict_main(["--checkpoint", str(run_dir / "best.pt"), "--input", str(corpus / "test.json"),
+                       "--out", str(out), "--names", "--scores", "--truncate"])
+    assert rc == 0
+    records = json.loads(out.read_text())
+    titles = {d["title"] for d in json.loads((corpus / "test.json").read_text())}
+    for r in records:
+        assert set(r) == {"title", "h_idx", "t_idx", "r", "r_name", "score"}
+        assert r["title"] in titles and r["h_idx"] != r["t_idx"] and r["score"] > 0
+
+
+def test_predictor_matches_cli_and_is_deterministic(run_dir, corpus):
+    from paee.data.docred import read_documents
+
+    docs = read_documents(corpus / "test.json")
+    predictor = Predictor.from_checkpoint(run_dir / "best.pt", device="cpu")
+    first, second = predictor.predict(docs), predictor.predict(docs)
+    assert first == second
+    assert len(first) == len(docs)
+
+
+def test_resume_continues_from_last_checkpoint(run_dir, corpus, tmp_path):
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run_dir, resumed)
+    rc = train_main([
+        "--train", str(corpus / "train.json"), "--dev", str(corpus / "dev.json"), "--encoder", "tiny",
+        "--out", str(resumed), "--epochs", "3", "--batch-size", "4", "--seed", "3", "--truncate",
+    ])
+    assert rc == 0
+    events = _events(resumed)
+    starts = [e for e in events if e["event"] == "start"]
+    assert starts[-1]["resumed_from_step"] == 8
+    assert events[-1]["event"] == "end" and events[-1]["epoch"] == 3 and events[-1]["step"] == 12
+
+
+def test_truncated_checkpoint_is_a_clear_error(run_dir, tmp_path):
+    broken = tmp_path / "broken.pt"
+    data = (run_dir / "best.pt").read_bytes()
+    broken.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or not a checkpoint"):
+        load_checkpoint(broken)
+
+
+def test_file_that_is_not_a_paee_checkpoint_is_a_clear_error(tmp_path):
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, other)
+    with pytest.raises(CheckpointError, match="not a PAEE checkpoint"):
+        load_checkpoint(other)
+    text = tmp_path / "notes.pt"
+    text.write_text("hello")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_checkpoint(text)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_incompatible_format_version_is_a_clear_error(run_dir, tmp_path):
+    payload = torch.load(run_dir / "best.pt", weights_only=True)
+    payload["format_version"] = 999
+    future = tmp_path / "future.pt"
+    torch.save(payload, future)
+    with pytest.raises(CheckpointError, match="format version 999 is not supported"):
+        load_checkpoint(future)
+
+
+def test_predict_cli_reports_bad_checkpoint_without_traceback(tmp_path, corpus, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00" * 100)
+    rc = predict_main(["--checkpoint", str(bad), "--input", str(corpus / "test.json"), "--out", str(tmp_path / "r.json")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "bad.pt" in err and "Traceback" not in err
+    assert not (tmp_path / "r.json").exists()
