@@ -1,0 +1,591 @@
+"""Export the graphs of a trained `PaeeModel` to ONNX, check them, and validate them against PyTorch.
+
+``export_graphs(model, out_dir, dims)`` writes ``encoder.onnx`` (L <= window), ``encoder_long.onnx``
+(window < L <= 2 window) and ``head.onnx`` (see `paee_export.graphs` for the contract and for why the
+encoder is two graphs). Every graph is exported with the TorchScript exporter (``dynamo=False``, opset
+17) under ``eval()`` + ``no_grad()``:
+
+* the encoder's backbone is switched to eager attention for the trace (and switched back): the SDPA
+  trace lowers to a pattern (IsNaN/Where around the softmax) that ORT's BERT optimizer does not fuse,
+  the eager one fuses into ``Attention`` in every layer;
+* the TorchScript tracer merges the side computation's key projection of the last layer
+  (``EncoderGraph._query_key``) with the layer's own key projection (common subexpression). ORT's
+  attention fusion then deletes that shared projection and leaves the side path dangling ("Graph is
+  not a DAG"). `unshare_side_projections` gives the side path its own copy of the projection (behind a
+  Reshape to [-1, H], because the fusion also requires the layer input to feed exactly 3 MatMuls). It
+  costs one H x H projection over L tokens (~1% of a BERT-base forward);
+* `check_graph` enforces what the runtimes need: onnx.checker, complete shape inference, no NonZero,
+  constant TopK k, no ScatterND with reduction (TensorRT, DESIGN.md 8);
+* `validate_graph` compares ONNX Runtime with PyTorch at shapes different from the export example
+  (another batch, another length, a long document mixing in a short one), collects every failing
+  output and raises one `ExportValidationError` listing them all (optimum's validation).
+
+Models whose serialised size exceeds `EXTERNAL_DATA_THRESHOLD_BYTES` are written with external data
+(``<name>.onnx`` + ``<name>.onnx.data``; Triton then wants the directory form ``1/model.onnx/model.onnx``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from paee_export.graphs import (
+    BATCH,
+    LENGTH,
+    ENCODER,
+    ENCODER_GRAPHS,
+    ENCODER_LONG,
+    GRAPH_NAMES,
+    HEAD,
+    ExportDims,
+    GraphSpec,
+    example_inputs,
+    graph_specs,
+    wrap_graph,
+)
+
+if TYPE_CHECKING:
+    import onnx
+    import torch
+
+    from paee.model.paee import PaeeModel
+
+logger = logging.getLogger(__name__)
+
+#: Above this serialised size a graph is saved with external data. Protobuf's hard limit is 2 GiB; 1 GiB
+#: leaves headroom for the optimiser's and the fp16 converter's copies. BERT-base (~440 MB) stays one file.
+EXTERNAL_DATA_THRESHOLD_BYTES = 1 << 30
+#: Op types a TensorRT / static-shape deployment must not contain (data-dependent output shapes).
+FORBIDDEN_OPS = ("NonZero",)
+#: Example batch of the trace: not 1, so that no exporter specialises the batch axis.
+EXAMPLE_BATCH = 2
+#: Padded example lengths of the traces (multiples of 8 like collate's padding); validation uses others.
+EXAMPLE_SHORT_LENGTH = 64
+EXAMPLE_LONG_EXTRA = 96  # long example: window + this
+#: Upper bound of the dynamo exporter's batch Dim (a range is required; Triton's max_batch_size is far below).
+MAX_DYNAMO_BATCH = 4096
+#: torch.export specialises a dimension of size 0 or 1 (DESIGN.md 8): the length Dim starts at 2.
+MIN_DYNAMO_LENGTH = 2
+
+
+class ExportError(RuntimeError):
+    """The exporter failed or produced a graph that breaks the contract."""
+
+
+class GraphCheckError(ExportError):
+    """An exported graph fails a structural check; ``problems`` lists every failure."""
+
+    def __init__(self, graph: str, problems: Sequence[str]) -> None:
+        self.graph = graph
+        self.problems = list(problems)
+        super().__init__(f"graph {graph!r} fails {len(self.problems)} check(s):\n  " + "\n  ".join(self.problems))
+
+
+@dataclass(frozen=True)
+class OutputMismatch:
+    """One output of one validation case outside tolerance."""
+
+    case: str
+    output: str
+    max_abs_diff: float
+    atol: float
+    shape_problem: str | None = None
+
+    def __str__(self) -> str:
+        if self.shape_problem:
+            return f"{self.case}: {self.output}: {self.shape_problem}"
+        return f"{self.case}: {self.output}: max abs diff {self.max_abs_diff:.3g} > atol {self.atol:.1g}"
+
+
+class ExportValidationError(ExportError):
+    """ONNX Runtime disagrees with PyTorch; ``mismatches`` lists every failing (case, output)."""
+
+    def __init__(self, graph: str, mismatches: Sequence[OutputMismatch]) -> None:
+        self.graph = graph
+        self.mismatches = list(mismatches)
+        lines = "\n  ".join(str(m) for m in self.mismatches)
+        super().__init__(f"graph {graph!r}: ONNX Runtime differs from PyTorch in {len(self.mismatches)} output(s):\n  {lines}")
+
+
+@dataclass
+class ValidationCase:
+    """Named feeds of one validation run and the max abs diff of every output."""
+
+    name: str
+    shapes: dict[str, tuple[int, ...]]
+    max_abs_diff: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ExportedGraph:
+    """One exported ONNX file, its contract and its validation."""
+
+    spec: GraphSpec
+    path: Path
+    external_data: bool
+    validation: list[ValidationCase] = field(default_factory=list)
+
+
+def _require_onnx() -> "onnx":
+    try:
+        import onnx
+    except ImportError as err:  # optional dependency
+        raise ImportError("ONNX export needs onnx and onnxruntime: pip install 'paee[cpu]'") from err
+    return onnx
+
+
+# -- the trace ----------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def eager_attention(model: "PaeeModel") -> Iterator[None]:
+    """Run the encoder backbone with eager attention inside the block, restore its kernel afterwards.
+
+    Why: ORT's BERT optimizer recognises the eager attention pattern (MatMul, Div/Mul, Add mask, Softmax,
+    MatMul) in TorchScript traces and fuses it into ``Attention``; it does not recognise the SDPA trace.
+    Eager and SDPA compute the same function (parity is validated against the model as it is).
+    """
+    backbone = model.encoder.backbone
+    previous = backbone.config._attn_implementation
+    if previous == "eager":
+        yield
+        return
+    backbone.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        backbone.set_attn_implementation(previous)
+
+
+def _torch_feeds(feeds: Mapping[str, np.ndarray], spec: GraphSpec) -> tuple["torch.Tensor", ...]:
+    import torch
+
+    return tuple(torch.from_numpy(np.ascontiguousarray(feeds[name])) for name in spec.input_names)
+
+
+def trace_to_onnx(model: "PaeeModel", spec: GraphSpec, example: Mapping[str, np.ndarray]) -> "onnx.ModelProto":
+    """TorchScript export of one graph (eval, no_grad, eager attention) -> ModelProto (post-processed)."""
+    import torch
+
+    onnx = _require_onnx()
+    module = wrap_graph(model, spec.name)
+    was_training = model.training
+    model.eval()
+    inputs = _torch_feeds(example, spec)
+    try:
+        with torch.no_grad(), eager_attention(model), mha_fastpath_disabled(), warnings_suppressed():
+            if spec.exporter == "dynamo":
+                proto = _dynamo_export(module, inputs, spec)
+            else:
+                buffer = io.BytesIO()
+                torch.onnx.export(
+                    module,
+                    inputs,
+                    buffer,
+                    dynamo=False,  # TorchScript: the form ORT's optimizer fuses (DESIGN.md 8)
+                    opset_version=spec.opset,
+                    input_names=spec.input_names,
+                    output_names=spec.output_names,
+                    dynamic_axes=spec.dynamic_axes(),
+                    do_constant_folding=True,
+                )
+                proto = onnx.load_from_string(buffer.getvalue())
+    except Exception as err:  # the exporters raise many types; name the graph and keep the cause
+        raise ExportError(f"torch.onnx.export ({spec.exporter}) of graph {spec.name!r} failed: {err}") from err
+    finally:
+        model.train(was_training)
+    if spec.name in ENCODER_GRAPHS:
+        unshare_side_projections(proto, spec.dims.hidden_size)
+    return proto
+
+
+def _dynamo_export(module: "torch.nn.Module", inputs: tuple["torch.Tensor", ...], spec: GraphSpec) -> "onnx.ModelProto":
+    """torch.export-based export with the spec's dynamic axes as `torch.export.Dim`s (in memory)."""
+    import torch
+
+    low, high = spec.length_range
+    dims = {
+        BATCH: torch.export.Dim(BATCH, min=1, max=MAX_DYNAMO_BATCH),
+        LENGTH: torch.export.Dim(LENGTH, min=max(low, MIN_DYNAMO_LENGTH), max=high),
+    }
+    dynamic_shapes = {t.name: {axis: dims[d] for axis, d in t.dynamic_axes().items()} for t in spec.inputs}
+    program = torch.onnx.export(
+        module,
+        inputs,
+        dynamo=True,
+        opset_version=spec.opset,
+        input_names=spec.input_names,
+        output_names=spec.output_names,
+        dynamic_shapes=dynamic_shapes,
+        external_data=False,  # kept in memory; `save_model` decides on external data
+        verbose=False,
+    )
+    return program.model_proto
+
+
+@contextlib.contextmanager
+def mha_fastpath_disabled() -> Iterator[None]:
+    """Disable PyTorch's fused TransformerEncoderLayer inference kernel for the trace, restore it after.
+
+    Why: in eval + no_grad, ``nn.TransformerEncoderLayer`` (the head's RE-encoder) calls
+    ``aten::_transformer_encoder_layer_fwd``, which the TorchScript exporter cannot translate; the
+    regular path computes the same function from exportable ops.
+    """
+    import torch
+
+    previous = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(previous)
+
+
+@contextlib.contextmanager
+def warnings_suppressed() -> Iterator[None]:
+    """Silence the tracer's TracerWarnings (Python conditions frozen at trace time: that is intended)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=Warning, module=r"torch\..*|transformers\..*|paee\..*")
+        warnings.filterwarnings("ignore", message=".*Converting a tensor to a Python.*")
+        yield
+
+
+def unshare_side_projections(proto: "onnx.ModelProto", hidden_size: int) -> int:
+    """Give every extra head-reshaping consumer of a shared Linear (MatMul + bias Add) its own copy.
+
+    The tracer's CSE merges ``EncoderGraph._query_key``'s key projection with the last layer's own. ORT's
+    attention fusion removes the layer's projection regardless of other consumers; the copy keeps the
+    side path intact. The copy reads the layer input through a Reshape to [-1, H] because the fusion
+    also requires that input to feed exactly three MatMuls (Q, K, V). Returns the number of copies made.
+    """
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    initializers = {init.name for init in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list] = defaultdict(list)
+    for node in graph.node:
+        for name in node.input:
+            consumers[name].append(node)
+    flat_shape = f"paee_unshare_flat_shape_{hidden_size}"
+    copies = 0
+    added: list = []
+    for node in list(graph.node):
+        if node.op_type != "Add":
+            continue
+        matmul = next(
+            (producer[i] for i in node.input if i in producer and producer[i].op_type == "MatMul"), None
+        )
+        if matmul is None or not any(i in initializers for i in matmul.input):
+            continue
+        reshapes = [c for c in consumers[node.output[0]] if c.op_type == "Reshape"]
+        for k, user in enumerate(reshapes[1:], start=1):
+            suffix = f"_paee_unshared{k}"
+            activation = next(i for i in matmul.input if i not in initializers)
+            flat = helper.make_node(
+                "Reshape", [activation, flat_shape], [activation + suffix + "_flat"], name=matmul.name + suffix + "_flat"
+            )
+            matmul_copy = copy.deepcopy(matmul)
+            matmul_copy.name += suffix
+            matmul_copy.input[list(matmul_copy.input).index(activation)] = flat.output[0]
+            matmul_copy.output[0] += suffix
+            add_copy = copy.deepcopy(node)
+            add_copy.name += suffix
+            add_copy.input[list(add_copy.input).index(matmul.output[0])] = matmul_copy.output[0]
+            add_copy.output[0] += suffix
+            for j, name in enumerate(user.input):
+                if name == node.output[0]:
+                    user.input[j] = add_copy.output[0]  # the consumer reshapes [B*T, H] to [B, T, K, d] as before
+            added += [flat, matmul_copy, add_copy]
+            copies += 1
+    if copies:
+        graph.initializer.append(numpy_helper.from_array(np.array([-1, hidden_size], np.int64), flat_shape))
+        # keep the node list topologically sorted: insert each copy right before its consumer
+        order = list(graph.node) + added
+        graph.ClearField("node")
+        graph.node.extend(_topological(order, {i.name for i in graph.input} | initializers | {flat_shape}))
+    return copies
+
+
+def _topological(nodes: list, available: set[str]) -> list:
+    """Kahn's order of `nodes` given the names available up front (inputs, initializers)."""
+    ready = set(available) | {""}
+    pending = list(nodes)
+    ordered: list = []
+    while pending:
+        rest = []
+        for node in pending:
+            if all(i in ready for i in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):
+            names = [n.name for n in rest[:5]]
+            raise ExportError(f"graph has a cycle or a dangling input after post-processing (nodes {names})")
+        pending = rest
+    return ordered
+
+
+# -- structural checks ----------------------------------------------------------------------------------
+
+
+def check_graph(proto: "onnx.ModelProto", spec: GraphSpec | None = None) -> list[str]:
+    """Every structural problem of a graph (empty list = fine).
+
+    onnx.checker; shape inference gives every value a rank; no NonZero; every TopK's k is a constant
+    initializer; no ScatterND with a reduction (TensorRT has none); graph I/O names match the spec.
+    """
+    onnx = _require_onnx()
+    problems: list[str] = []
+    try:
+        onnx.checker.check_model(proto, full_check=False)
+    except onnx.checker.ValidationError as err:
+        problems.append(f"onnx.checker: {err}")
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
+    except Exception as err:  # InferenceError and friends
+        problems.append(f"shape inference failed: {err}")
+        inferred = proto
+    graph = inferred.graph
+    typed = {v.name: v for v in list(graph.value_info) + list(graph.output) + list(graph.input)}
+    initializers = {init.name for init in graph.initializer}
+    constants = {out for node in graph.node if node.op_type == "Constant" for out in node.output}
+    unshaped = []
+    for node in graph.node:
+        for out in node.output:
+            value = typed.get(out)
+            if out and (value is None or not value.type.tensor_type.HasField("shape")):
+                unshaped.append(out)
+    if unshaped:
+        problems.append(f"shape inference left {len(unshaped)} value(s) without a shape, e.g. {unshaped[:5]}")
+    for node in graph.node:
+        if node.op_type in FORBIDDEN_OPS:
+            problems.append(f"{node.op_type} node {node.name!r} (data-dependent shape)")
+        if node.op_type == "TopK" and node.input[1] not in initializers | constants:
+            problems.append(f"TopK {node.name!r}: k ({node.input[1]}) is not a constant initializer")
+        if node.op_type == "ScatterND":
+            reduction = next((a.s.decode() for a in node.attribute if a.name == "reduction"), "none")
+            if reduction != "none":
+                problems.append(f"ScatterND {node.name!r} with reduction={reduction!r} (TensorRT has none)")
+    if spec is not None:
+        inputs = [i.name for i in proto.graph.input if i.name not in initializers]
+        outputs = [o.name for o in proto.graph.output]
+        if inputs != spec.input_names:
+            problems.append(f"inputs {inputs} differ from the spec's {spec.input_names}")
+        if outputs != spec.output_names:
+            problems.append(f"outputs {outputs} differ from the spec's {spec.output_names}")
+    return problems
+
+
+def topk_constants_as_initializers(proto: "onnx.ModelProto") -> int:
+    """Move Constant nodes feeding a TopK's k into initializers (TensorRT wants k as an initializer)."""
+    from onnx import numpy_helper
+
+    graph = proto.graph
+    topk_inputs = {node.input[1] for node in graph.node if node.op_type == "TopK"}
+    moved = 0
+    for node in list(graph.node):
+        if node.op_type == "Constant" and node.output[0] in topk_inputs:
+            value = next(a.t for a in node.attribute if a.name == "value")
+            graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(value), node.output[0]))
+            graph.node.remove(node)
+            moved += 1
+    return moved
+
+
+def stamp_metadata(proto: "onnx.ModelProto", spec: GraphSpec) -> None:
+    """Store the graph's contract (name, length range, dims, opset) in the file's metadata_props."""
+    import json
+    from dataclasses import asdict
+
+    from paee_export.runtimes import METADATA_KEY
+
+    info = {"graph": spec.name, "length_range": list(spec.length_range), "dims": asdict(spec.dims), "opset": spec.opset}
+    for prop in list(proto.metadata_props):
+        if prop.key == METADATA_KEY:
+            proto.metadata_props.remove(prop)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(info, sort_keys=True)
+
+
+# -- saving ---------------------------------------------------------------------------------------------
+
+
+def save_model(proto: "onnx.ModelProto", path: Path) -> bool:
+    """Write a graph; with external data (``<name>.data`` beside it) above the threshold. True if external."""
+    onnx = _require_onnx()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    external = proto.ByteSize() > EXTERNAL_DATA_THRESHOLD_BYTES
+    if external:
+        onnx.save_model(
+            proto, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+            location=path.name + ".data", size_threshold=1024,
+        )  # fmt: skip
+    else:
+        onnx.save_model(proto, str(path))
+    return external
+
+
+# -- validation against PyTorch --------------------------------------------------------------------------
+
+
+def torch_outputs(model: "PaeeModel", spec: GraphSpec, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """PyTorch outputs of one graph for numpy feeds (eval, no_grad, the model's own attention kernel)."""
+    import torch
+
+    module = wrap_graph(model, spec.name)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            outputs = module(*_torch_feeds(feeds, spec))
+    finally:
+        model.train(was_training)
+    return {name: out.float().numpy() for name, out in zip(spec.output_names, outputs)}
+
+
+def validation_feeds(spec: GraphSpec, vocab_size: int) -> dict[str, dict[str, np.ndarray]]:
+    """Cases at shapes different from the export example: another batch, another length, long documents."""
+    low, high = spec.length_range
+    if spec.name == ENCODER:
+        cases = {"batch3_length40": (3, 40), "batch1_length24": (1, 24)}
+    elif spec.name == ENCODER_LONG:
+        # batch 3 at 2W - 24: its third document (a quarter of L) is a short document inside a long batch
+        cases = {"batch3_long": (3, high - 24), "batch1_long": (1, low + 31)}
+    else:
+        cases = {"batch3_length40": (3, 40), "batch1_long": (1, min(high, 2 * 8 * 41))}
+    return {
+        name: example_inputs(spec, batch, length, vocab_size=vocab_size, seed=17 + i)
+        for i, (name, (batch, length)) in enumerate(cases.items())
+    }
+
+
+def compare_outputs(
+    spec: GraphSpec, case: str, expected: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray], atol: float
+) -> tuple[dict[str, float], list[OutputMismatch]]:
+    """Max abs diff of every output and the list of those outside ``atol`` (shape mismatches included)."""
+    diffs: dict[str, float] = {}
+    bad: list[OutputMismatch] = []
+    for name in spec.output_names:
+        want, have = expected[name], got[name]
+        if want.shape != have.shape:
+            bad.append(OutputMismatch(case, name, float("inf"), atol, f"shape {have.shape}, PyTorch {want.shape}"))
+            continue
+        diff = float(np.max(np.abs(want.astype(np.float64) - have.astype(np.float64)))) if want.size else 0.0
+        diffs[name] = diff
+        if not diff <= atol:  # also catches NaN
+            bad.append(OutputMismatch(case, name, diff, atol))
+    return diffs, bad
+
+
+def validate_graph(
+    model: "PaeeModel",
+    path: Path,
+    spec: GraphSpec,
+    cases: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+    atol: float | None = None,
+    vocab_size: int | None = None,
+) -> list[ValidationCase]:
+    """Run ONNX Runtime (fp32, CPU) and PyTorch on every case; raise `ExportValidationError` listing all
+    failing outputs, else return the measured differences."""
+    from paee_export.runtimes import create_session
+
+    atol = spec.atol if atol is None else atol
+    vocab = vocab_size or int(model.encoder.backbone.config.vocab_size)
+    cases = cases if cases is not None else validation_feeds(spec, vocab)
+    session = create_session(path, "fp32")
+    results: list[ValidationCase] = []
+    failures: list[OutputMismatch] = []
+    for name, feeds in cases.items():
+        expected = torch_outputs(model, spec, feeds)
+        got = session.run(feeds)
+        diffs, bad = compare_outputs(spec, name, expected, got, atol)
+        results.append(ValidationCase(name, {k: tuple(v.shape) for k, v in feeds.items()}, diffs))
+        failures += bad
+    if failures:
+        raise ExportValidationError(spec.name, failures)
+    return results
+
+
+# -- the whole export -------------------------------------------------------------------------------------
+
+
+def example_for(spec: GraphSpec, vocab_size: int) -> dict[str, np.ndarray]:
+    """The trace's example feeds: batch 2, length 64 (short graphs) or window + 96 (the long encoder)."""
+    if spec.name == ENCODER_LONG:
+        length = min(spec.dims.window + EXAMPLE_LONG_EXTRA, spec.dims.max_length)
+    else:
+        length = min(EXAMPLE_SHORT_LENGTH, spec.dims.window)
+    return example_inputs(spec, EXAMPLE_BATCH, length, vocab_size=vocab_size, seed=3)
+
+
+def export_graph(
+    model: "PaeeModel",
+    spec: GraphSpec,
+    path: str | Path,
+    validate: bool = True,
+    atol: float | None = None,
+) -> ExportedGraph:
+    """Export, check and (optionally) validate one graph; raises `GraphCheckError` / `ExportValidationError`."""
+    path = Path(path)
+    vocab = int(model.encoder.backbone.config.vocab_size)
+    proto = trace_to_onnx(model, spec, example_for(spec, vocab))
+    topk_constants_as_initializers(proto)
+    stamp_metadata(proto, spec)
+    problems = check_graph(proto, spec)
+    if problems:
+        raise GraphCheckError(spec.name, problems)
+    external = save_model(proto, path)
+    exported = ExportedGraph(spec=spec, path=path, external_data=external)
+    if validate:
+        exported.validation = validate_graph(model, path, spec, atol=atol)
+    logger.info("exported %s to %s%s", spec.name, path, " (external data)" if external else "")
+    return exported
+
+
+def export_graphs(
+    model: "PaeeModel",
+    out_dir: str | Path,
+    dims: ExportDims,
+    graphs: Sequence[str] = GRAPH_NAMES,
+    validate: bool = True,
+    atol: float | None = None,
+) -> dict[str, ExportedGraph]:
+    """Export ``encoder``, ``encoder_long`` and ``head`` (or the named subset) to ``out_dir/<graph>.onnx``.
+
+    Validation errors of all graphs are collected before raising, so one run shows every problem.
+    """
+    unknown = [g for g in graphs if g not in GRAPH_NAMES]
+    if unknown:
+        raise ValueError(f"unknown graphs {unknown}; graphs are {GRAPH_NAMES}")
+    specs = graph_specs(dims)
+    out = Path(out_dir)
+    exported: dict[str, ExportedGraph] = {}
+    failures: list[OutputMismatch] = []
+    for name in graphs:
+        try:
+            exported[name] = export_graph(model, specs[name], out / f"{name}.onnx", validate=validate, atol=atol)
+        except ExportValidationError as err:
+            failures += err.mismatches
+    if failures:
+        raise ExportValidationError(",".join(graphs), failures)
+    return exported
+
+
+__all__ = [
+    "ENCODER", "ENCODER_LONG", "HEAD", "EXTERNAL_DATA_THRESHOLD_BYTES", "ExportError", "GraphCheckError",
+    "ExportValidationError", "OutputMismatch", "ValidationCase", "ExportedGraph", "eager_attention",
+    "trace_to_onnx", "unshare_side_projections", "check_graph", "save_model", "torch_outputs",
+    "validation_feeds", "compare_outputs", "validate_graph", "export_graph", "export_graphs",
+]  # fmt: skip
