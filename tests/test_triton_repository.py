@@ -1,0 +1,259 @@
+"""The Triton model repository writer (no server): layout, every config parses with Triton's protobuf,
+assets travel inside the repository, atomic writes, --force and error cases, torch-free python models."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("tritonclient.grpc")
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from paee.data.featurizer import FeaturizerConfig  # noqa: E402
+from paee.data.relations import RelationVocab  # noqa: E402
+from paee_export import repository  # noqa: E402
+from paee_export.repository import RepositoryError, parse_config, write_repository  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+N, M, S, H, K = 5, 3, 4, 8, 2  # odd small sizes: a mixed-up dim shows in the configs
+RELATIONS = RelationVocab(("Na", "P1", "P2"), {"P1": "first", "P2": "second"})
+R = len(RELATIONS)
+FEATURIZER = FeaturizerConfig(max_entities=N, max_mentions=M, max_sentences=S, max_length=1024)
+
+
+def _fake_graph(path: Path, inputs: list[tuple[str, int, list]], outputs: list[tuple[str, int, list]],
+                meta: dict | None = None, external: bool = False) -> Path:
+    """A tiny ONNX file with the contract's names and shapes (outputs are constants; never run here)."""
+    nodes, inits = [], []
+    for name, dtype, dims in outputs:
+        value = np.zeros([d if isinstance(d, int) else 1 for d in dims], dtype=np.float32)
+        init = numpy_helper.from_array(value, f"{name}_const")
+        inits.append(init)
+        nodes.append(helper.make_node("Identity", [init.name], [name]))
+    graph = helper.make_graph(
+        nodes, path.stem,
+        [helper.make_tensor_value_info(n, t, d) for n, t, d in inputs],
+        [helper.make_tensor_value_info(n, t, d) for n, t, d in outputs],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    if meta is not None:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = "paee.graph", json.dumps(meta)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if external:
+        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=path.name + ".data", size_threshold=0)
+    else:
+        onnx.save_model(model, str(path))
+    return path
+
+
+def _dims_meta(graph: str, length_range: list[int]) -> dict:
+    return {"graph": graph, "length_range": length_range, "dims": {
+        "max_entities": N, "max_mentions": M, "max_sentences": S, "hidden_size": H, "num_heads": K,
+        "num_relations": R, "window": 512, "max_length": 1024}}
+
+
+ENC_IN = [("input_ids", TensorProto.INT64, ["batch", "length"]), ("attention_mask", TensorProto.INT64, ["batch", "length"]),
+          ("mention_pos", TensorProto.INT64, ["batch", N, M]), ("mention_mask", TensorProto.FLOAT, ["batch", N, M])]
+ENC_OUT = [("token_emb", TensorProto.FLOAT, ["batch", "length", H]), ("entity_emb", TensorProto.FLOAT, ["batch", N, H]),
+           ("entity_attn", TensorProto.FLOAT, ["batch", N, K, "length"])]
+HEAD_OUT = [("logits", TensorProto.FLOAT, ["batch", N, N, R]), ("pair_prob", TensorProto.FLOAT, ["batch", N, N])]
+
+
+@pytest.fixture(scope="module")
+def graphs(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("graphs")
+    return {
+        "encoder": _fake_graph(d / "encoder.onnx", ENC_IN, ENC_OUT, _dims_meta("encoder", [1, 512])),
+        "encoder_long": _fake_graph(d / "encoder_long.onnx", ENC_IN, ENC_OUT, _dims_meta("encoder_long", [513, 1024])),
+        "head": _fake_graph(d / "head.onnx", ENC_OUT, HEAD_OUT, _dims_meta("head", [1, 1024]), external=True),
+        "plain_encoder": _fake_graph(d / "plain.onnx", ENC_IN, ENC_OUT),  # no metadata: H, K from shapes
+    }
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_tokenizer):
+    return tiny_tokenizer
+
+
+def _write(out: Path, graphs: dict[str, Path], tokenizer, **kwargs) -> Path:
+    kwargs.setdefault("encoder_onnx", [graphs["encoder"], graphs["encoder_long"]])
+    return write_repository(out, head_onnx=graphs["head"], tokenizer_json=tokenizer, featurizer_config=FEATURIZER,
+                            relations=RELATIONS, **kwargs)
+
+
+def _configs(repo: Path) -> dict[str, object]:
+    return {p.parent.name: parse_config(p.read_text(), str(p)) for p in repo.glob("*/config.pbtxt")}
+
+
+def test_cpu_repository_layout_and_every_config_parses(tmp_path, graphs, tokenizer):
+    repo = _write(tmp_path / "repo", graphs, tokenizer, max_batch_size=4, instances={"paee_encoder": 2},
+                  report={"parity": "ok"})
+    configs = _configs(repo)
+    assert set(configs) == {"paee", "paee_preprocess", "paee_encoder", "paee_head", "paee_postprocess"}
+    ensemble = configs["paee"]
+    assert ensemble.platform == "ensemble" and not ensemble.instance_group
+    assert [s.model_name for s in ensemble.ensemble_scheduling.step] == [
+        "paee_preprocess", "paee_encoder", "paee_head", "paee_postprocess"]
+    assert ensemble.input[0].name == "DOCUMENT" and ensemble.input[0].data_type == 13  # TYPE_STRING
+    assert ensemble.output[0].name == "TRIPLES" and ensemble.output[0].data_type == 13
+    for name in ("paee_preprocess", "paee_encoder", "paee_head", "paee_postprocess"):
+        config = configs[name]
+        assert config.backend == "python" and config.max_batch_size == 4
+        assert config.instance_group[0].kind == 2  # KIND_CPU: no GPU needed
+        assert config.HasField("dynamic_batching")
+        assert (repo / name / "1" / "model.py").is_file()
+    assert configs["paee_encoder"].instance_group[0].count == 2
+    dims = {t.name: list(t.dims) for t in configs["paee_head"].output}
+    assert dims == {"logits": [N, N, R], "pair_prob": [N, N]}
+    enc = {t.name: list(t.dims) for t in configs["paee_encoder"].output}
+    assert enc == {"token_emb": [-1, H], "entity_emb": [N, H], "entity_attn": [N, K, -1]}
+    # every tensor an ensemble step maps exists in the model it maps to
+    for step in ensemble.ensemble_scheduling.step:
+        model = configs[step.model_name]
+        assert set(step.input_map) <= {t.name for t in model.input}
+        assert set(step.output_map) <= {t.name for t in model.output}
+    assert json.loads((repo / "export_report.json").read_text()) == {"parity": "ok"}
+    manifest = json.loads((repo / "paee_repository.json").read_text())
+    assert manifest["buckets"] == [128, 256, 512, 768, 1024] and manifest["target"] == "cpu"
+
+
+def test_assets_and_graphs_travel_inside_the_repository(tmp_path, graphs, tokenizer):
+    repo = _write(tmp_path / "repo", graphs, tokenizer, gate_threshold=0.3, top_k=2, precision="int8")
+    pre = repo / "paee_preprocess" / "1" / "assets"
+    assert json.loads((pre / "tokenizer.json").read_text()) == json.loads(tokenizer.to_str())
+    assert FeaturizerConfig.from_json((pre / "featurizer.json").read_text()) == FEATURIZER
+    post = repo / "paee_postprocess" / "1" / "assets"
+    assert RelationVocab.from_json(json.loads((post / "relations.json").read_text())) == RELATIONS
+    assert json.loads((post / "decode.json").read_text()) == {"gate_threshold": 0.3, "top_k": 2}
+    runtime = json.loads((repo / "paee_encoder" / "1" / "assets" / "runtime.json").read_text())
+    assert runtime["precision"] == "int8"
+    assert [(g["name"], g["length_range"]) for g in runtime["graphs"]] == [("encoder", [1, 512]), ("encoder_long", [513, 1024])]
+    for g in runtime["graphs"]:
+        assert (repo / "paee_encoder" / "1" / g["path"]).is_file()
+    head_dir = repo / "paee_head" / "1" / "graphs" / "head"
+    assert (head_dir / "model.onnx").is_file() and (head_dir / "head.onnx.data").is_file()  # external data follows
+
+
+def test_gpu_flavour_uses_native_models_and_the_directory_form_for_external_data(tmp_path, graphs, tokenizer):
+    repo = _write(tmp_path / "repo", graphs, tokenizer, target="gpu", precision="fp16")
+    configs = _configs(repo)
+    assert configs["paee_head"].platform == "onnxruntime_onnx"
+    accel = configs["paee_head"].optimization.execution_accelerators.gpu_execution_accelerator[0]
+    assert accel.name == "tensorrt" and accel.parameters["precision_mode"] == "FP16"
+    assert configs["paee_head"].instance_group[0].kind == 1  # KIND_GPU
+    # head has external data: directory form 1/model.onnx/model.onnx (DESIGN.md 8)
+    assert (repo / "paee_head" / "1" / "model.onnx" / "model.onnx").is_file()
+    # two encoder graphs: native short/long models behind the python router
+    assert configs["paee_encoder_short"].platform == configs["paee_encoder_long"].platform == "onnxruntime_onnx"
+    assert configs["paee_encoder"].backend == "python"
+    assert (repo / "paee_encoder_short" / "1" / "model.onnx").is_file()
+
+
+def test_gpu_flavour_with_tensorrt_plans(tmp_path, graphs, tokenizer):
+    plan = tmp_path / "head.plan"
+    plan.write_bytes(b"not a real engine")
+    repo = write_repository(tmp_path / "repo", encoder_onnx=graphs["encoder"], head_onnx=graphs["head"],
+                            tokenizer_json=tokenizer, relations=RELATIONS, target="gpu",
+                            featurizer_config=FeaturizerConfig(max_entities=N, max_mentions=M, max_sentences=S, max_length=512),
+                            tensorrt_plans={"head": plan})
+    configs = _configs(repo)
+    assert configs["paee_head"].platform == "tensorrt_plan" and (repo / "paee_head" / "1" / "model.plan").is_file()
+    assert configs["paee_encoder"].platform == "onnxruntime_onnx"  # one encoder graph: no router
+
+
+def test_dims_read_from_output_shapes_when_graphs_carry_no_metadata(tmp_path, graphs, tokenizer):
+    repo = write_repository(tmp_path / "repo", encoder_onnx=graphs["plain_encoder"], head_onnx=graphs["head"],
+                            tokenizer_json=tokenizer, relations=RELATIONS,
+                            featurizer_config=FeaturizerConfig(max_entities=N, max_mentions=M, max_sentences=S, max_length=300))
+    enc = {t.name: list(t.dims) for t in _configs(repo)["paee_encoder"].output}
+    assert enc["entity_attn"] == [N, K, -1]
+    assert json.loads((repo / "paee_repository.json").read_text())["buckets"] == [128, 256, 300]
+
+
+def test_existing_repository_needs_force(tmp_path, graphs, tokenizer):
+    out = _write(tmp_path / "repo", graphs, tokenizer)
+    marker = out / "paee" / "stale.txt"
+    marker.write_text("old")
+    with pytest.raises(RepositoryError, match="--force"):
+        _write(out, graphs, tokenizer)
+    assert marker.exists()  # untouched
+    _write(out, graphs, tokenizer, force=True)
+    assert not marker.exists() and (out / "paee" / "config.pbtxt").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["repo"]  # no temporary or old folders left
+
+
+def test_output_that_is_a_file_is_a_clear_error(tmp_path, graphs, tokenizer):
+    target = tmp_path / "repo"
+    target.write_text("I am a file")
+    with pytest.raises(RepositoryError, match="is a file"):
+        _write(target, graphs, tokenizer, force=True)
+
+
+def test_failure_leaves_nothing_behind_and_keeps_the_old_repository(tmp_path, graphs, tokenizer, monkeypatch):
+    out = _write(tmp_path / "repo", graphs, tokenizer)
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full (injected)")
+
+    monkeypatch.setattr(repository, "copy_onnx", broken)
+    with pytest.raises(OSError, match="injected"):
+        _write(out, graphs, tokenizer, force=True)
+    with pytest.raises(OSError, match="injected"):
+        _write(tmp_path / "fresh", graphs, tokenizer)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+
+
+def test_argument_errors_name_the_problem(tmp_path, graphs, tokenizer):
+    with pytest.raises(RepositoryError, match="served by no encoder graph"):
+        _write(tmp_path / "a", graphs, tokenizer, encoder_onnx=graphs["encoder"])  # max_length 1024, short graph only
+    with pytest.raises(RepositoryError, match="target"):
+        _write(tmp_path / "b", graphs, tokenizer, target="tpu")
+    with pytest.raises(RepositoryError, match="fp16 is a GPU precision"):
+        _write(tmp_path / "c", graphs, tokenizer, precision="fp16")
+    with pytest.raises(RepositoryError, match="does not exist"):
+        _write(tmp_path / "d", graphs, tokenizer, encoder_onnx=tmp_path / "missing.onnx")
+    with pytest.raises(RepositoryError, match="other shapes"):
+        write_repository(tmp_path / "e", encoder_onnx=[graphs["encoder"], graphs["encoder_long"]], head_onnx=graphs["head"],
+                         tokenizer_json=tokenizer, relations=RELATIONS, featurizer_config=FeaturizerConfig())  # N=42
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_broken_template_is_caught_by_the_protobuf_parser():
+    with pytest.raises(RepositoryError, match="does not parse"):
+        parse_config('name: "x"\nbackend: "python"\ninput [ { name: "a" data_type: TYPE_NOPE dims: [ 1 ] } ]')
+
+
+def test_python_models_import_no_torch(tmp_path):
+    """Import every triton_repo model.py with a stand-in for Triton's pb_utils; torch must stay unloaded."""
+    stub = tmp_path / "triton_python_backend_utils.py"
+    stub.write_text("def triton_string_to_numpy(s):\n    return object\n")
+    script = textwrap.dedent(f"""
+        import importlib.util, sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        for path in {[str(p) for p in sorted((ROOT / "triton_repo").glob("*/1/model.py"))]!r}:
+            spec = importlib.util.spec_from_file_location("m" + str(abs(hash(path))), path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            assert hasattr(module, "TritonPythonModel"), path
+        import paee_export.runtimes  # what the runners import at initialize
+        import paee.serving, paee.cli.serve, paee.cli.client
+        bad = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
+        print("TORCH" if bad else "CLEAN")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "CLEAN"
+    assert len(list((ROOT / "triton_repo").glob("*/1/model.py"))) == 4
