@@ -361,11 +361,10 @@ class TritonServer:
             self._log_file.close()
             self._log_file = None
         if self._workdir is not None:
-            # Keep the log when it lives in the work folder and someone may still want to read it.
-            if self.log_path is not None and self.log_path.parent == self._workdir and self.log_path.exists():
-                keep = Path(tempfile.gettempdir()) / f"paee-tritonserver-{os.getpid()}-{self.http_port}.log"
-                shutil.copy2(self.log_path, keep)
-                self.log_path = keep
+            # The default log lives in the work folder and goes with it (errors already quote its tail);
+            # pass log_path to keep it.
+            if self.log_path is not None and self.log_path.parent == self._workdir:
+                self.log_path = None
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
 
