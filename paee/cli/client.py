@@ -14,7 +14,9 @@ import sys
 from pathlib import Path
 
 from paee.cli.common import fail
-from paee.serving.client import DEFAULT_CONCURRENCY, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, PROTOCOLS, PaeeClient, PaeeServingError
+from paee.serving.client import (
+    DEFAULT_CONCURRENCY, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, PROTOCOLS, PaeeClient, PaeeServingError, result_records,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,13 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"paee-client: document {i}: {result}", file=sys.stderr)
             continue
         title = doc.get("title", "") if isinstance(doc, dict) else ""
-        for t in result:
-            record = {"title": title, "h_idx": t["h_idx"], "t_idx": t["t_idx"], "r": t["r"]}
-            if not args.no_names:
-                record["r_name"] = t["r_name"]
-            if not args.no_scores:
-                record["score"] = t["score"]
-            records.append(record)
+        records += result_records(title, result, with_names=not args.no_names, with_scores=not args.no_scores)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(records, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"paee-client: {len(raw) - failed}/{len(raw)} documents, {len(records)} records -> {args.out}")
