@@ -330,10 +330,12 @@ _WRAPPERS: tuple[type, type] | None = None
 def wrap_graph(model: "PaeeModel", graph: str) -> "torch.nn.Module":
     """The module exported as ``graph``: a thin wrapper around ``model.encoder`` or ``model.head``."""
     encoder_cls, head_cls = _wrappers()
+    # a fresh wrapper is in training mode: give it the wrapped module's mode (eval for export and
+    # validation; the dynamo exporter reads the top module's flag)
     if graph in ENCODER_GRAPHS:
-        return encoder_cls(model.encoder)
+        return encoder_cls(model.encoder).train(model.encoder.training)
     if graph == HEAD:
-        return head_cls(model.head)
+        return head_cls(model.head).train(model.head.training)
     raise GraphSpecError(f"unknown graph {graph!r}; graphs are {GRAPH_NAMES}")
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import io
 import logging
 from collections import defaultdict
@@ -38,6 +39,8 @@ from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 import numpy as np
 
 from paee_export.graphs import (
+    EXPORTERS,
+    HEAD_OPSET,
     BATCH,
     LENGTH,
     ENCODER,
@@ -176,9 +179,9 @@ def trace_to_onnx(model: "PaeeModel", spec: GraphSpec, example: Mapping[str, np.
     import torch
 
     onnx = _require_onnx()
-    module = wrap_graph(model, spec.name)
     was_training = model.training
     model.eval()
+    module = wrap_graph(model, spec.name)  # after eval(): the wrapper copies the module's mode
     inputs = _torch_feeds(example, spec)
     try:
         with torch.no_grad(), eager_attention(model), mha_fastpath_disabled(), warnings_suppressed():
@@ -444,9 +447,9 @@ def torch_outputs(model: "PaeeModel", spec: GraphSpec, feeds: Mapping[str, np.nd
     """PyTorch outputs of one graph for numpy feeds (eval, no_grad, the model's own attention kernel)."""
     import torch
 
-    module = wrap_graph(model, spec.name)
     was_training = model.training
     model.eval()
+    module = wrap_graph(model, spec.name)  # after eval(): the wrapper copies the module's mode
     try:
         with torch.no_grad():
             outputs = module(*_torch_feeds(feeds, spec))
@@ -536,9 +539,20 @@ def export_graph(
     path: str | Path,
     validate: bool = True,
     atol: float | None = None,
+    exporter: str | None = None,
 ) -> ExportedGraph:
-    """Export, check and (optionally) validate one graph; raises `GraphCheckError` / `ExportValidationError`."""
+    """Export, check and (optionally) validate one graph; raises `GraphCheckError` / `ExportValidationError`.
+
+    ``exporter="dynamo"`` overrides the spec's exporter (opset 18). Use it for the ``encoder`` that
+    OpenVINO reads: OpenVINO 2026.4 computes a wrong ``entity_emb`` shape ([B, N, 1]) from the
+    TorchScript trace's Expand/GatherElements pattern, and the dynamo export of the same module runs
+    correctly (the TorchScript one stays the ORT/TensorRT graph because only it gets fused attention).
+    """
     path = Path(path)
+    if exporter is not None and exporter != spec.exporter:
+        if exporter not in EXPORTERS:
+            raise ValueError(f"exporter {exporter!r} is not one of {EXPORTERS}")
+        spec = dataclasses.replace(spec, exporter=exporter, opset=max(spec.opset, HEAD_OPSET))
     vocab = int(model.encoder.backbone.config.vocab_size)
     proto = trace_to_onnx(model, spec, example_for(spec, vocab))
     topk_constants_as_initializers(proto)

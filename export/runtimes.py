@@ -185,13 +185,38 @@ class OpenVinoSession:
         self.path = Path(path)
         self.precision = precision
         self.effective_precision = effective
-        self.input_names = [port.get_any_name() for port in self._compiled.inputs]
-        self.output_names = [port.get_any_name() for port in self._compiled.outputs]
+        # A port may carry several tensor names (get_any_name() can return an internal one): take the
+        # ONNX graph's own input/output names, which OpenVINO keeps in the ports' name sets, by position.
+        self.input_names = _port_names(self._compiled.inputs, _onnx_io_names(path, "input"))
+        self.output_names = _port_names(self._compiled.outputs, _onnx_io_names(path, "output"))
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        result = self._request.infer({name: np.ascontiguousarray(feeds[name]) for name in self.input_names})
+        result = self._request.infer([np.ascontiguousarray(feeds[name]) for name in self.input_names])
         # copy: the arrays are views into the request's buffers, overwritten by the next call
-        return {port.get_any_name(): np.array(result[port]) for port in self._compiled.outputs}
+        return {name: np.array(result[port]) for name, port in zip(self.output_names, self._compiled.outputs)}
+
+
+def _onnx_io_names(path: str | Path, kind: str) -> list[str]:
+    """Names of an ONNX file's graph inputs (initializers excluded) or outputs, weights not loaded."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    if kind == "output":
+        return [value.name for value in graph.output]
+    initializers = {init.name for init in graph.initializer}
+    return [value.name for value in graph.input if value.name not in initializers]
+
+
+def _port_names(ports: Sequence[Any], onnx_names: Sequence[str]) -> list[str]:
+    """The ONNX name of each OpenVINO port (ports are in graph order; each holds its ONNX name)."""
+    if len(ports) != len(onnx_names):
+        raise SessionError(f"OpenVINO model has {len(ports)} ports, the ONNX graph {len(onnx_names)}: {onnx_names}")
+    names = []
+    for port, name in zip(ports, onnx_names):
+        if name not in port.get_names():
+            raise SessionError(f"OpenVINO port {port.get_names()} does not carry the ONNX name {name!r}")
+        names.append(name)
+    return names
 
 
 def create_session(
@@ -228,6 +253,10 @@ class PipelineOutput:
     pair_prob: np.ndarray  # [n, n]
 
 
+def _is_session(value: Any) -> bool:
+    return hasattr(value, "run") and hasattr(value, "output_names")
+
+
 def length_batches(features: Sequence[DocFeatures], batch_size: int) -> Iterator[list[int]]:
     """Indices in batches of similar length, longest first (the order of `paee.inference.run_model`)."""
     order = sorted(range(len(features)), key=lambda i: -len(features[i].input_ids))
@@ -240,7 +269,10 @@ class OnnxPipeline:
 
     Args:
         encoders: ``{"encoder": path, "encoder_long": path}`` (either may be missing: documents of its
-            length bucket then raise), or a single path used for the short bucket only.
+            length bucket then raise), or a single path used for the short bucket only. A value may
+            also be a ready `Session`, to mix runtimes: OpenVINO 2026.4 cannot run the long encoder
+            (its CPU plugin rejects the window merge's GatherElements), so a bf16 pipeline pairs an
+            OpenVINO ``encoder`` with an ONNX Runtime ``encoder_long``.
         head: path of the head graph (fixed N = the featurizer's max_entities).
         featurizer: the featurizer of the checkpoint (tokenizer, N, M, S, max_length).
         precision: precision of the encoder sessions (see `create_session`).
@@ -270,7 +302,10 @@ class OnnxPipeline:
         unknown = [name for name in paths if name not in ENCODER_GRAPHS]
         if unknown:
             raise ValueError(f"unknown encoder graphs {unknown}; expected keys {ENCODER_GRAPHS}")
-        self.encoders = {name: create_session(p, precision, device, threads, backend) for name, p in paths.items()}
+        self.encoders = {
+            name: p if _is_session(p) else create_session(p, precision, device, threads, backend)
+            for name, p in paths.items()
+        }
         self.head = create_session(head, head_precision or precision, device, threads, backend)
         self.featurizer = featurizer
         self.pad_id = TokenizerSpec.from_tokenizer(featurizer.tokenizer).pad_id

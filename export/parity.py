@@ -1,0 +1,275 @@
+"""Accuracy parity of the exported graphs with the PyTorch model, per graph and per precision.
+
+``parity_report(model, docs, featurizer, variants)`` runs the PyTorch model once and every variant
+(a set of ONNX files at a precision on a runtime) on the same batches, and reports for each variant:
+
+* ``encoder``: max / mean abs diff of token_emb, entity_emb, entity_attn (ONNX encoder vs PyTorch);
+* ``head``: max / mean abs diff of logits and pair_prob, the ONNX head fed PyTorch's encoder outputs
+  (isolates the head's own error);
+* ``end_to_end``: ONNX encoder -> ONNX head vs PyTorch: logit diffs over each document's real n x n
+  block, predicted-triple agreement (Jaccard of the (document, head, tail, relation) sets, and the
+  share of documents whose triples are identical), and with gold labels the F1 / Ign-less F1 change
+  (``paee.evaluation.metrics.evaluate``);
+* graph statistics of its files and the library versions.
+
+``format_parity_table(report)`` renders the report as a fixed-width text table.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+
+from paee_export.graphs import ENCODER_GRAPHS
+from paee_export.runtimes import OnnxPipeline, Session, create_session, length_batches
+
+if TYPE_CHECKING:
+    from paee.data.featurizer import Featurizer
+    from paee.data.schema import Document
+    from paee.model.paee import PaeeModel
+
+#: Packages whose versions the report records.
+VERSIONED_PACKAGES = ("torch", "onnx", "onnxruntime", "openvino", "transformers", "tokenizers", "numpy")
+ENCODER_OUTPUTS = ("token_emb", "entity_emb", "entity_attn")
+HEAD_OUTPUTS = ("logits", "pair_prob")
+
+
+@dataclass
+class Variant:
+    """One deployment to compare: encoder file(s) or sessions, head file or session, precision, runtime."""
+
+    encoders: Mapping[str, str | Path | Session]
+    head: str | Path | Session
+    precision: str = "fp32"
+    backend: str = "auto"
+    head_precision: str | None = None
+    threads: int | None = None
+    files: list[str] = field(default_factory=list)  # files whose statistics go into the report
+
+
+def versions() -> dict[str, str | None]:
+    """Installed versions of the packages that decide numerical results (None = not installed)."""
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+class _DiffAccumulator:
+    """Running max and mean of |a - b| per output name."""
+
+    def __init__(self) -> None:
+        self.max: dict[str, float] = {}
+        self.sum: dict[str, float] = {}
+        self.count: dict[str, int] = {}
+
+    def add(self, name: str, expected: np.ndarray, got: np.ndarray) -> None:
+        diff = np.abs(expected.astype(np.float64) - got.astype(np.float64))
+        if diff.size == 0:
+            return
+        self.max[name] = max(self.max.get(name, 0.0), float(diff.max()))
+        self.sum[name] = self.sum.get(name, 0.0) + float(diff.sum())
+        self.count[name] = self.count.get(name, 0) + int(diff.size)
+
+    def result(self) -> dict[str, dict[str, float]]:
+        return {n: {"max_abs": self.max[n], "mean_abs": self.sum[n] / self.count[n]} for n in self.max}
+
+
+def _triple_sets(triples_per_doc: Sequence[Sequence[Any]]) -> list[set[tuple[int, int, int]]]:
+    return [{(t.head, t.tail, t.relation) for t in triples} for triples in triples_per_doc]
+
+
+def triple_agreement(reference: Sequence[Sequence[Any]], other: Sequence[Sequence[Any]]) -> dict[str, float]:
+    """Jaccard of the (doc, head, tail, relation) sets and the share of documents with identical triples."""
+    ref_sets, other_sets = _triple_sets(reference), _triple_sets(other)
+    inter = sum(len(a & b) for a, b in zip(ref_sets, other_sets))
+    union = sum(len(a | b) for a, b in zip(ref_sets, other_sets))
+    same_docs = sum(a == b for a, b in zip(ref_sets, other_sets))
+    return {
+        "jaccard": inter / union if union else 1.0,
+        "identical_documents": same_docs / len(ref_sets) if ref_sets else 1.0,
+        "reference_triples": float(sum(len(a) for a in ref_sets)),
+        "variant_triples": float(sum(len(b) for b in other_sets)),
+    }
+
+
+def parity_report(
+    model: "PaeeModel",
+    docs: Sequence["Document"],
+    featurizer: "Featurizer",
+    variants: Mapping[str, Variant],
+    batch_size: int = 8,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Compare every variant with the PyTorch model on ``docs`` (see the module docstring)."""
+    import torch
+
+    from paee.data.decode import decode
+    from paee.data.featurizer import collate
+    from paee.data.tokenizer import TokenizerSpec
+    from paee.inference import MODEL_INPUT_KEYS, to_tensors
+    from paee_export.optimize import graph_stats
+
+    features = featurizer.featurize_many(docs)
+    pad_id = TokenizerSpec.from_tokenizer(featurizer.tokenizer).pad_id
+    max_length = featurizer.config.max_length
+    pipelines = {
+        name: OnnxPipeline(
+            v.encoders, v.head, featurizer, v.precision, head_precision=v.head_precision, backend=v.backend,
+            threads=v.threads, batch_size=batch_size, window=int(model.encoder.window),
+        )  # fmt: skip
+        for name, v in variants.items()
+    }
+    enc_diff = {name: _DiffAccumulator() for name in variants}
+    head_diff = {name: _DiffAccumulator() for name in variants}
+    e2e_diff = {name: _DiffAccumulator() for name in variants}
+    reference_logits: list[np.ndarray | None] = [None] * len(features)
+    variant_logits = {name: [None] * len(features) for name in variants}
+    variant_probs = {name: [None] * len(features) for name in variants}
+    reference_probs: list[np.ndarray | None] = [None] * len(features)
+    was_training = model.training
+    model.eval()
+    batches = list(length_batches(features, batch_size))
+    try:
+        for step, idx in enumerate(batches):
+            batch = collate([features[i] for i in idx], pad_id=pad_id, max_length=max_length)
+            with torch.no_grad():
+                tensors = to_tensors(batch, torch.device("cpu"), MODEL_INPUT_KEYS)
+                encoded = model.encoder(
+                    tensors["input_ids"], tensors["attention_mask"], tensors["mention_pos"], tensors["mention_mask"]
+                )
+                head_out = model.head(
+                    token_emb=encoded.token_emb, entity_emb=encoded.entity_emb, entity_attn=encoded.entity_attn,
+                    entity_type=tensors["entity_type"], entity_mask=tensors["entity_mask"],
+                    sent_span=tensors["sent_span"], sent_mask=tensors["sent_mask"], same_sent=tensors["same_sent"],
+                )  # fmt: skip
+            torch_enc = {k: getattr(encoded, k).float().numpy() for k in ENCODER_OUTPUTS}
+            torch_head = {k: getattr(head_out, k).float().numpy() for k in HEAD_OUTPUTS}
+            for name, pipeline in pipelines.items():
+                length = batch["input_ids"].shape[1]
+                onnx_enc = pipeline.encoder_for(length).run(batch)
+                for k in ENCODER_OUTPUTS:
+                    enc_diff[name].add(k, torch_enc[k], onnx_enc[k])
+                isolated = pipeline.head.run({**batch, **torch_enc})  # head on PyTorch's encoder outputs
+                for k in HEAD_OUTPUTS:
+                    head_diff[name].add(k, torch_head[k], isolated[k])
+                e2e = pipeline.head.run({**batch, **onnx_enc})
+                for row, i in enumerate(idx):
+                    n = features[i].num_entities
+                    ref_block = torch_head["logits"][row, :n, :n]
+                    got_block = np.asarray(e2e["logits"][row, :n, :n], dtype=np.float32)
+                    e2e_diff[name].add("logits", ref_block, got_block)
+                    e2e_diff[name].add("pair_prob", torch_head["pair_prob"][row, :n, :n], e2e["pair_prob"][row, :n, :n])
+                    variant_logits[name][i] = got_block
+                    variant_probs[name][i] = np.asarray(e2e["pair_prob"][row, :n, :n], dtype=np.float32)
+            for row, i in enumerate(idx):
+                n = features[i].num_entities
+                reference_logits[i] = torch_head["logits"][row, :n, :n]
+                reference_probs[i] = torch_head["pair_prob"][row, :n, :n]
+            if progress:
+                print(f"parity: batch {step + 1}/{len(batches)}", flush=True)
+    finally:
+        model.train(was_training)
+
+    reference_triples = [decode(l, l.shape[0]) for l in reference_logits]  # type: ignore[union-attr]
+    labelled = any(doc.facts for doc in docs)
+    reference_scores = _scores(docs, reference_triples, featurizer) if labelled else None
+    report: dict[str, Any] = {
+        "documents": len(docs),
+        "long_documents": sum(f.num_tokens > model.encoder.window for f in features),
+        "max_tokens": max((f.num_tokens for f in features), default=0),
+        "versions": versions(),
+        "pytorch": {"triples": sum(len(t) for t in reference_triples), "scores": reference_scores},
+        "variants": {},
+    }
+    for name, variant in variants.items():
+        triples = [decode(l, l.shape[0]) for l in variant_logits[name]]  # type: ignore[union-attr]
+        entry: dict[str, Any] = {
+            "precision": variant.precision,
+            "backends": {g: s.backend for g, s in pipelines[name].encoders.items()} | {"head": pipelines[name].head.backend},
+            "effective_precision": {g: s.effective_precision for g, s in pipelines[name].encoders.items()}
+            | {"head": pipelines[name].head.effective_precision},
+            "encoder": enc_diff[name].result(),
+            "head": head_diff[name].result(),
+            "end_to_end": {**e2e_diff[name].result(), "triples": triple_agreement(reference_triples, triples)},
+            "graph_stats": {Path(f).name: vars(graph_stats(f)) for f in variant.files},
+        }
+        if labelled:
+            scores = _scores(docs, triples, featurizer)
+            entry["end_to_end"]["scores"] = scores
+            entry["end_to_end"]["f1_change"] = scores["f1"] - reference_scores["f1"]  # type: ignore[index]
+        report["variants"][name] = entry
+    return report
+
+
+def _scores(docs: Sequence["Document"], triples: Sequence[Sequence[Any]], featurizer: "Featurizer") -> dict[str, float]:
+    from paee.data.decode import to_result_records
+    from paee.evaluation.metrics import evaluate
+
+    records: list[dict] = []
+    for doc, doc_triples in zip(docs, triples):
+        records += to_result_records(doc.title, doc_triples, featurizer.relations)
+    scores = evaluate(records, docs).to_json()
+    return {k: float(v) for k, v in scores.items() if isinstance(v, (int, float))}
+
+
+def format_parity_table(report: Mapping[str, Any]) -> str:
+    """Fixed-width table: one row per variant, logits diffs per graph, triple agreement, F1 change."""
+    header = (
+        f"{'variant':<22}{'precision':<10}{'enc max|d|':>12}{'head max|d|':>13}{'e2e max|d|':>12}"
+        f"{'e2e mean|d|':>13}{'jaccard':>9}{'same docs':>11}{'dF1':>9}"
+    )
+    lines = [
+        f"{report['documents']} documents ({report['long_documents']} longer than the window, "
+        f"max {report['max_tokens']} tokens); PyTorch predicts {report['pytorch']['triples']} triples",
+        header,
+        "-" * len(header),
+    ]
+    for name, v in report["variants"].items():
+        enc = max((d["max_abs"] for d in v["encoder"].values()), default=float("nan"))
+        head = v["head"].get("logits", {}).get("max_abs", float("nan"))
+        e2e = v["end_to_end"].get("logits", {})
+        tri = v["end_to_end"]["triples"]
+        df1 = v["end_to_end"].get("f1_change")
+        lines.append(
+            f"{name:<22}{v['precision']:<10}{enc:>12.3g}{head:>13.3g}{e2e.get('max_abs', float('nan')):>12.3g}"
+            f"{e2e.get('mean_abs', float('nan')):>13.3g}{tri['jaccard']:>9.4f}{tri['identical_documents']:>11.4f}"
+            f"{(f'{df1:+.4f}' if df1 is not None else 'n/a'):>9}"
+        )
+    lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()))
+    return "\n".join(lines)
+
+
+def default_variants(paths: Mapping[str, str | Path], window_graphs: Sequence[str] = ENCODER_GRAPHS) -> dict[str, Variant]:
+    """Variants from a directory layout: ``{"encoder": .., "encoder_long": .., "head": .., "encoder.int8": ..}``.
+
+    fp32 (plain export), fp32 optimised, int8 (quantised optimised encoders, fp32 head); bf16 when
+    ``encoder.ov`` (the dynamo export of the short encoder) is given: OpenVINO for the short encoder
+    and the head, ORT fp32 for the long encoder (OpenVINO cannot run it, see `OnnxPipeline`).
+    """
+    variants: dict[str, Variant] = {}
+    plain = {g: paths[g] for g in window_graphs if g in paths}
+    variants["ort_fp32"] = Variant(plain, paths["head"], "fp32", files=[str(p) for p in plain.values()])
+    optimized = {g: paths[f"{g}.opt"] for g in window_graphs if f"{g}.opt" in paths}
+    if optimized:
+        variants["ort_fp32_fused"] = Variant(optimized, paths["head"], "fp32", files=[str(p) for p in optimized.values()])
+    int8 = {g: paths[f"{g}.int8"] for g in window_graphs if f"{g}.int8" in paths}
+    if int8:
+        variants["ort_int8"] = Variant(int8, paths["head"], "int8", head_precision="fp32", files=[str(p) for p in int8.values()])
+    if "encoder.ov" in paths:
+        encoders: dict[str, Any] = {"encoder": paths["encoder.ov"]}
+        if "encoder_long" in paths:
+            encoders["encoder_long"] = create_session(paths["encoder_long"], "fp32")
+        variants["openvino_bf16"] = Variant(encoders, paths["head"], "bf16", files=[str(paths["encoder.ov"])])
+    return variants
+
+
+__all__ = ["Variant", "parity_report", "format_parity_table", "triple_agreement", "versions", "default_variants"]

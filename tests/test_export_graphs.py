@@ -1,0 +1,235 @@
+"""Export of the encoder / encoder_long / head graphs of a tiny PaeeModel: contract, structural checks,
+ORT-vs-PyTorch parity at shapes other than the export example, fused attention, lower precisions."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from paee.data.featurizer import FeaturizerConfig  # noqa: E402
+from paee.data.relations import RelationVocab  # noqa: E402
+from paee.data.synthetic import generate_corpus, rel2id  # noqa: E402
+from paee.model.paee import build_model  # noqa: E402
+from paee.training.setup import prepare_encoder, make_model_config  # noqa: E402
+from paee_export import graphs  # noqa: E402
+from paee_export.graphs import ENCODER, ENCODER_LONG, HEAD, ExportDims, GraphSpecError, example_inputs  # noqa: E402
+from paee_export.onnx_export import (  # noqa: E402
+    ExportValidationError,
+    check_graph,
+    compare_outputs,
+    export_graphs,
+    torch_outputs,
+    validate_graph,
+)
+from paee_export.optimize import convert_fp16, fp32_islands, graph_stats, optimize_encoder, quantize_int8  # noqa: E402
+from paee_export.runtimes import create_session, read_graph_metadata  # noqa: E402
+from paee_export.tensorrt_build import bucket_profile, build_engine, tensorrt_available  # noqa: E402
+
+NUM_LAYERS = 2  # the tiny encoder's depth (TinyEncoderSize default)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny random PaeeModel, its dims, and all three graphs exported (and validated) once."""
+    docs = generate_corpus(n_docs=8, seed=1)
+    source = prepare_encoder("tiny", docs)
+    relations = RelationVocab.from_rel2id(rel2id())
+    featurizer_config = FeaturizerConfig()
+    torch.manual_seed(0)
+    model = build_model(make_model_config(source, relations, featurizer_config)).eval()
+    dims = ExportDims.from_model(model, featurizer_config.max_mentions, featurizer_config.max_sentences)
+    out = tmp_path_factory.mktemp("graphs")
+    exported = export_graphs(model, out, dims)
+    return model, dims, exported, out
+
+
+def test_specs_name_the_contract(tiny):
+    _, dims, exported, _ = tiny
+    assert exported[ENCODER].spec.input_names == ["input_ids", "attention_mask", "mention_pos", "mention_mask"]
+    assert exported[ENCODER].spec.output_names == ["token_emb", "entity_emb", "entity_attn"]
+    assert exported[HEAD].spec.output_names == ["logits", "pair_prob"]
+    assert exported[ENCODER].spec.length_range == (1, 512)
+    assert exported[ENCODER_LONG].spec.length_range == (513, 1024)
+    entity_attn = exported[ENCODER].spec.outputs[2]
+    assert entity_attn.dims == ("batch", dims.max_entities, dims.num_heads, "length")
+    assert graphs.encoder_for_length(512, 512, 1024) == ENCODER
+    assert graphs.encoder_for_length(520, 512, 1024) == ENCODER_LONG
+    with pytest.raises(GraphSpecError, match="outside"):
+        graphs.encoder_for_length(1025, 512, 1024)
+
+
+def test_check_feeds_lists_every_problem(tiny):
+    _, _, exported, _ = tiny
+    spec = exported[HEAD].spec
+    feeds = example_inputs(spec, 2, 16)
+    feeds["entity_mask"] = feeds["entity_mask"][:, :5]  # wrong fixed N
+    feeds["same_sent"] = feeds["same_sent"].astype(np.int32)  # wrong dtype
+    del feeds["sent_mask"]
+    with pytest.raises(GraphSpecError) as err:
+        spec.check_feeds(feeds)
+    message = str(err.value)
+    assert "sent_mask" in message and "int32" in message and "fixes it at 42" in message
+
+
+def test_graphs_pass_structural_checks(tiny):
+    """checker, complete shape inference, no NonZero, constant TopK k, no ScatterND reduction."""
+    import onnx
+
+    _, _, exported, _ = tiny
+    for name, graph in exported.items():
+        proto = onnx.load(str(graph.path))
+        assert check_graph(proto, graph.spec) == [], name
+        assert read_graph_metadata(graph.path)["graph"] == name
+    head = onnx.load(str(exported[HEAD].path))
+    assert any(node.op_type == "TopK" for node in head.graph.node)  # TNet's cell selection is there
+
+
+def test_validation_ran_at_other_shapes_and_is_within_1e4(tiny):
+    """export_graphs validated every graph at batch 1 and 3 and lengths unlike the example's."""
+    _, _, exported, _ = tiny
+    for name, graph in exported.items():
+        assert len(graph.validation) >= 2, name
+        for case in graph.validation:
+            assert case.shapes[graph.spec.input_names[0]][0] in (1, 3)
+            assert max(case.max_abs_diff.values()) <= 1e-4, (name, case)
+    long_case = exported[ENCODER_LONG].validation[0]
+    assert long_case.shapes["input_ids"][1] > 512
+
+
+def test_long_graph_matches_pytorch_on_a_mixed_batch(tiny):
+    """A long batch holding a short document (its window 2 ignored) and a 1000-token one."""
+    model, _, exported, _ = tiny
+    spec = exported[ENCODER_LONG].spec
+    feeds = example_inputs(spec, 2, 1000, seed=11, real_entities=[42, 3])
+    feeds["attention_mask"][1, 300:] = 0  # document 1: 300 real tokens inside a 1000-token batch
+    feeds["input_ids"][1, 300:] = 0
+    feeds["mention_pos"][1] = np.minimum(feeds["mention_pos"][1], 298)
+    expected = torch_outputs(model, spec, feeds)
+    got = create_session(exported[ENCODER_LONG].path, "fp32").run(feeds)
+    diffs, bad = compare_outputs(spec, "mixed", expected, got, 1e-4)
+    assert not bad, diffs
+
+
+def test_validation_collects_every_failing_output(tiny):
+    """A perturbed model fails validation; the error lists every output of every case."""
+    model, _, exported, _ = tiny
+    spec = exported[ENCODER].spec
+    weight = model.encoder.backbone.embeddings.word_embeddings.weight
+    saved = weight.detach().clone()
+    with torch.no_grad():
+        # random, not constant: LayerNorm would cancel a constant shift
+        weight.add_(torch.randn(weight.shape, generator=torch.Generator().manual_seed(0)))
+    try:
+        with pytest.raises(ExportValidationError) as err:
+            validate_graph(model, exported[ENCODER].path, spec)
+    finally:
+        with torch.no_grad():
+            weight.copy_(saved)
+    failing = {(m.case, m.output) for m in err.value.mismatches}
+    assert {o for _, o in failing} >= {"token_emb", "entity_emb"}
+    assert len({c for c, _ in failing}) == 2  # both cases reported, not just the first
+
+
+def test_optimised_encoders_fuse_attention_in_every_layer(tiny, tmp_path):
+    model, dims, exported, _ = tiny
+    for name in (ENCODER, ENCODER_LONG):
+        stats = optimize_encoder(
+            exported[name].path, tmp_path / f"{name}.opt.onnx", dims.num_heads, dims.hidden_size,
+            expected_attention=NUM_LAYERS,
+        )  # fmt: skip
+        assert stats.fused_attention == NUM_LAYERS
+        assert stats.op_histogram.get("SkipLayerNormalization", 0) >= NUM_LAYERS
+        # the entity-attention side path keeps its own (unfused) normalisation next to the fused layers
+        assert {"Softmax", "ReduceLogSumExp"} & set(stats.op_histogram)
+        # the fused file still serves other batch sizes and lengths of its bucket
+        validate_graph(model, tmp_path / f"{name}.opt.onnx", exported[name].spec)
+
+
+def test_int8_encoder_runs_and_agrees_roughly(tiny, tmp_path):
+    model, dims, exported, _ = tiny
+    optimize_encoder(exported[ENCODER].path, tmp_path / "e.opt.onnx", dims.num_heads, dims.hidden_size)
+    stats = quantize_int8(tmp_path / "e.opt.onnx", tmp_path / "e.int8.onnx")
+    assert stats.op_histogram.get("DynamicQuantizeLinear", 0) > 0
+    spec = exported[ENCODER].spec
+    feeds = example_inputs(spec, 3, 40, seed=5)
+    expected = torch_outputs(model, spec, feeds)
+    got = create_session(tmp_path / "e.int8.onnx", "int8").run(feeds)
+    diffs, _ = compare_outputs(spec, "int8", expected, got, atol=float("inf"))
+    scale = float(np.abs(expected["token_emb"]).max())
+    assert diffs["token_emb"] < 0.05 * scale, diffs  # int8 weights: percent-level, not garbage
+
+
+def test_fp16_file_keeps_layernorm_and_softmax_fp32(tiny, tmp_path):
+    _, _, exported, _ = tiny
+    stats = convert_fp16(exported[ENCODER].path, tmp_path / "encoder.fp16.onnx")  # also checks it loads in ORT
+    islands = fp32_islands(tmp_path / "encoder.fp16.onnx")
+    for op in ("LayerNormalization", "Softmax"):
+        assert islands[op] == islands[op + "_total"] > 0, islands
+    assert stats.initializer_dtypes.get("FLOAT16", 0) > 0
+
+
+def test_openvino_bf16_runs_the_short_encoder_and_head(tiny, tmp_path):
+    pytest.importorskip("openvino", reason="OpenVINO not installed: pip install openvino")
+    from paee_export.onnx_export import export_graph
+    from paee_export.runtimes import bf16_cpu_support
+
+    model, _, exported, _ = tiny
+    ov_encoder = export_graph(model, exported[ENCODER].spec, tmp_path / "encoder.ov.onnx", exporter="dynamo")
+    supported, _ = bf16_cpu_support()
+    for name, path, atol in ((ENCODER, ov_encoder.path, 0.05), (HEAD, exported[HEAD].path, 0.05)):
+        spec = exported[name].spec
+        feeds = example_inputs(spec, 3, 40, seed=5)
+        session = create_session(path, "bf16")
+        assert session.backend == "openvino"
+        assert session.effective_precision == ("bf16" if supported else "fp32")
+        diffs, bad = compare_outputs(spec, "bf16", torch_outputs(model, spec, feeds), session.run(feeds), atol)
+        assert not bad, (name, diffs)
+
+
+def test_tensorrt_skips_with_a_reason_here(tiny, tmp_path):
+    _, _, exported, _ = tiny
+    available, reason = tensorrt_available()
+    if available:
+        pytest.skip(f"TensorRT present ({reason}): the build is exercised by benchmarks, not unit tests")
+    assert reason
+    spec = exported[ENCODER].spec
+    profile = bucket_profile(spec, max_batch=4)
+    shapes = profile.input_shapes(spec)
+    assert shapes["input_ids"] == ((1, 1), (4, 256), (4, 512))
+    assert shapes["mention_pos"][2] == (4, spec.dims.max_entities, spec.dims.max_mentions)
+    result = build_engine(exported[ENCODER].path, tmp_path / "encoder.plan", spec)
+    assert not result.built and result.skipped == reason
+    assert not (tmp_path / "encoder.plan").exists()
+
+
+def test_graph_stats_reports_size_and_ops(tiny):
+    _, _, exported, _ = tiny
+    stats = graph_stats(exported[HEAD].path)
+    assert stats.nodes == sum(stats.op_histogram.values())
+    assert stats.file_bytes == exported[HEAD].path.stat().st_size
+    assert stats.fused_attention == 0
+
+
+def test_runtimes_module_imports_no_torch():
+    """runtimes.py runs inside Triton's python backend: importing it must not pull in torch."""
+    import subprocess
+    import sys
+
+    code = "import sys, paee_export.runtimes; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_exporter_override_is_validated(tiny, tmp_path):
+    from paee_export.onnx_export import export_graph
+
+    model, _, exported, _ = tiny
+    with pytest.raises(ValueError, match="exporter"):
+        export_graph(model, exported[HEAD].spec, tmp_path / "x.onnx", exporter="tflite")
+    assert dataclasses.replace(exported[HEAD].spec, exporter="dynamo").exporter == "dynamo"
