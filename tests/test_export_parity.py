@@ -1,0 +1,89 @@
+"""End to end without torch: OnnxPipeline (featurize -> collate -> encoder/encoder_long -> head -> decode)
+against paee.inference.Predictor, and the parity report, on synthetic documents with long ones."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from paee.data.featurizer import Featurizer, FeaturizerConfig  # noqa: E402
+from paee.data.relations import RelationVocab  # noqa: E402
+from paee.data.synthetic import generate_corpus, rel2id  # noqa: E402
+from paee.inference import Predictor  # noqa: E402
+from paee.model.paee import build_model  # noqa: E402
+from paee.training.setup import make_model_config, prepare_encoder  # noqa: E402
+from paee_export.graphs import ENCODER, ENCODER_LONG, HEAD, ExportDims  # noqa: E402
+from paee_export.onnx_export import export_graphs  # noqa: E402
+from paee_export.parity import Variant, format_parity_table, parity_report, triple_agreement  # noqa: E402
+from paee_export.runtimes import OnnxPipeline  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    docs = generate_corpus(n_docs=8, seed=1)  # 2 of the 8 exceed 512 wordpieces with this vocabulary
+    source = prepare_encoder("tiny", docs)
+    relations = RelationVocab.from_rel2id(rel2id())
+    config = FeaturizerConfig()
+    torch.manual_seed(1)
+    model = build_model(make_model_config(source, relations, config)).eval()
+    featurizer = Featurizer(source.tokenizer, config, relations)
+    dims = ExportDims.from_model(model, config.max_mentions, config.max_sentences)
+    exported = export_graphs(model, tmp_path_factory.mktemp("graphs"), dims, validate=False)
+    return model, featurizer, relations, docs, {name: e.path for name, e in exported.items()}
+
+
+def test_documents_cover_both_length_buckets(setup):
+    _, featurizer, _, docs, _ = setup
+    lengths = [f.num_tokens for f in featurizer.featurize_many(docs)]
+    assert min(lengths) <= 512 < max(lengths)
+
+
+def test_onnx_pipeline_gives_the_predictors_triples(setup):
+    model, featurizer, relations, docs, paths = setup
+    expected = Predictor(model, featurizer, relations, device="cpu", batch_size=3).predict(docs)
+    pipeline = OnnxPipeline(
+        {ENCODER: paths[ENCODER], ENCODER_LONG: paths[ENCODER_LONG]}, paths[HEAD], featurizer, "fp32", batch_size=3
+    )
+    got = pipeline.predict(docs)
+    assert sum(len(t) for t in expected) > 0  # random weights still predict triples: a real comparison
+    assert [[(t.head, t.tail, t.relation) for t in doc] for doc in got] == [
+        [(t.head, t.tail, t.relation) for t in doc] for doc in expected
+    ]
+    for doc_got, doc_expected in zip(got, expected):
+        for a, b in zip(doc_got, doc_expected):
+            assert abs(a.score - b.score) <= 1e-4
+
+
+def test_pipeline_without_the_long_graph_says_which_graph_is_missing(setup):
+    _, featurizer, _, docs, paths = setup
+    pipeline = OnnxPipeline(paths[ENCODER], paths[HEAD], featurizer, "fp32")
+    with pytest.raises(RuntimeError, match="encoder_long"):
+        pipeline.predict(docs)
+
+
+def test_parity_report_covers_graphs_and_end_to_end(setup):
+    model, featurizer, _, docs, paths = setup
+    variants = {"ort_fp32": Variant({ENCODER: paths[ENCODER], ENCODER_LONG: paths[ENCODER_LONG]}, paths[HEAD], files=[str(paths[HEAD])])}
+    report = parity_report(model, docs[:6], featurizer, variants, batch_size=3)
+    entry = report["variants"]["ort_fp32"]
+    assert entry["encoder"]["token_emb"]["max_abs"] <= 1e-4
+    assert entry["head"]["logits"]["max_abs"] <= 1e-4
+    assert entry["end_to_end"]["logits"]["max_abs"] <= 1e-4
+    assert entry["end_to_end"]["triples"]["jaccard"] == 1.0
+    assert entry["end_to_end"]["f1_change"] == 0.0  # synthetic documents are labelled
+    assert report["long_documents"] >= 1
+    assert report["versions"]["onnxruntime"]
+    table = format_parity_table(report)
+    assert "ort_fp32" in table and "jaccard" in table
+
+
+def test_triple_agreement_counts():
+    from paee.data.decode import Triple
+
+    ref = [[Triple(0, 1, 2, 1.0), Triple(1, 0, 3, 1.0)], []]
+    other = [[Triple(0, 1, 2, 0.5)], []]
+    agreement = triple_agreement(ref, other)
+    assert agreement["jaccard"] == 0.5 and agreement["identical_documents"] == 0.5
