@@ -41,6 +41,7 @@ def _events(run_dir):
 
 def test_run_directory_holds_checkpoints_and_metrics_log(run_dir):
     assert (run_dir / "best.pt").is_file() and (run_dir / "last.pt").is_file()
+    assert (run_dir / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     events = _events(run_dir)
     kinds = [e["event"] for e in events]
     assert kinds[0] == "start" and kinds[-1] == "end"

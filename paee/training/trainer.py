@@ -34,10 +34,12 @@ from paee.inference import run_model, to_tensors
 from paee.model.config import PaeeConfig
 from paee.model.paee import PaeeModel
 from paee.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from paee.training.plots import plot_training_curves
 
 BEST_CHECKPOINT = "best.pt"
 LAST_CHECKPOINT = "last.pt"
 METRICS_LOG = "metrics.jsonl"
+CURVES_PLOT = "training_curves.png"
 
 
 @dataclass
@@ -186,10 +188,12 @@ class Trainer:
                 self._save(self.out_dir / LAST_CHECKPOINT, self._training_state(optimizer, scheduler, state), dict(state))
             summary = {"event": "end", **state, "seconds": round(time.perf_counter() - started, 1)}
             self._log(log, summary)
-            return summary
         finally:
             if log:
                 log.close()
+        if self.dist.is_main:
+            plot_training_curves(self.out_dir / METRICS_LOG, self.out_dir / CURVES_PLOT, title=str(self.out_dir))
+        return summary
 
     def evaluate(self, docs: Sequence[Document], features: Sequence[DocFeatures], ign_facts: frozenset) -> Scores:
         outputs = run_model(self.model, features, self.pad_id, self.config.eval_batch_size, self.device)
