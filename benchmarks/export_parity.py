@@ -63,6 +63,10 @@ def export_variants(model, dims: ExportDims, out: Path, num_layers: int, int8: b
             q = out / f"{name}.int8.onnx"
             print(f"int8 {quantize_int8(opt, q).summary()}", flush=True)
             paths[f"{name}.int8"] = q
+    if int8:
+        q = out / "head.int8.onnx"
+        print(f"int8 {quantize_int8(paths[HEAD], q).summary()}", flush=True)
+        paths["head.int8"] = q
     if openvino:
         try:
             import openvino  # noqa: F401

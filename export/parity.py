@@ -251,7 +251,8 @@ def format_parity_table(report: Mapping[str, Any]) -> str:
 def default_variants(paths: Mapping[str, str | Path], window_graphs: Sequence[str] = ENCODER_GRAPHS) -> dict[str, Variant]:
     """Variants from a directory layout: ``{"encoder": .., "encoder_long": .., "head": .., "encoder.int8": ..}``.
 
-    fp32 (plain export), fp32 optimised, int8 (quantised optimised encoders, fp32 head); bf16 when
+    fp32 (plain export), fp32 optimised, int8 (quantised optimised encoders, fp32 head; and with the
+    quantised head when ``head.int8`` is given); bf16 when
     ``encoder.ov`` (the dynamo export of the short encoder) is given: OpenVINO for the short encoder
     and the head, ORT fp32 for the long encoder (OpenVINO cannot run it, see `OnnxPipeline`).
     """
@@ -264,6 +265,10 @@ def default_variants(paths: Mapping[str, str | Path], window_graphs: Sequence[st
     int8 = {g: paths[f"{g}.int8"] for g in window_graphs if f"{g}.int8" in paths}
     if int8:
         variants["ort_int8"] = Variant(int8, paths["head"], "int8", head_precision="fp32", files=[str(p) for p in int8.values()])
+        if "head.int8" in paths:
+            variants["ort_int8_head_int8"] = Variant(
+                int8, paths["head.int8"], "int8", files=[str(p) for p in int8.values()] + [str(paths["head.int8"])]
+            )
     if "encoder.ov" in paths:
         encoders: dict[str, Any] = {"encoder": paths["encoder.ov"]}
         if "encoder_long" in paths:

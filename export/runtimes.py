@@ -253,6 +253,15 @@ class PipelineOutput:
     pair_prob: np.ndarray  # [n, n]
 
 
+def _window_of(encoder: Any) -> int:
+    """The short encoder's largest length, from its exporter metadata (else the BERT window, 512)."""
+    if isinstance(encoder, (str, Path, os.PathLike)):
+        info = read_graph_metadata(encoder)
+        if "length_range" in info:
+            return int(info["length_range"][1])
+    return DEFAULT_WINDOW
+
+
 def _is_session(value: Any) -> bool:
     return hasattr(value, "run") and hasattr(value, "output_names")
 
@@ -278,7 +287,8 @@ class OnnxPipeline:
         precision: precision of the encoder sessions (see `create_session`).
         head_precision: precision of the head session (default: ``precision``).
         backend: "auto", "onnxruntime" or "openvino" (encoder and head).
-        window: padded lengths up to this go to ``encoder``, longer ones to ``encoder_long``.
+        window: padded lengths up to this go to ``encoder``, longer ones to ``encoder_long``; default:
+            the upper end of the ``encoder`` file's length range (exporter metadata), else 512.
         gate_threshold, top_k: decoding options of `paee.data.decode.decode`.
     """
 
@@ -294,7 +304,7 @@ class OnnxPipeline:
         device: str = "cpu",
         threads: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
-        window: int = DEFAULT_WINDOW,
+        window: int | None = None,
         gate_threshold: float | None = None,
         top_k: int | None = None,
     ) -> None:
@@ -312,7 +322,7 @@ class OnnxPipeline:
         self.max_length = featurizer.config.max_length
         self.max_entities = featurizer.config.max_entities
         self.batch_size = batch_size
-        self.window = window
+        self.window = window if window is not None else _window_of(paths.get(ENCODER))
         self.gate_threshold = gate_threshold
         self.top_k = top_k
 
