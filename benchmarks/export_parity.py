@@ -9,7 +9,7 @@
              quantisation of the fused encoders) and bf16 (OpenVINO) with ORT fp32 and with PyTorch on a
              synthetic dev set (goal: >= 97%).
 
-  python benchmarks/export_parity.py redocred --out /tmp/paee_parity_redocred [--limit 50]
+  python benchmarks/export_parity.py redocred --out /tmp/paee_parity_redocred [--limit 50] [--variants ort_fp32_fused]
   python benchmarks/export_parity.py synthetic --out /tmp/paee_parity_synthetic
 
 Writes OUT/parity.json and prints the table (format_parity_table).
@@ -96,7 +96,7 @@ def run_redocred(args: argparse.Namespace) -> dict:
     featurizer = Featurizer(tokenizer, config, relations)
     dims = ExportDims.from_model(model, config.max_mentions, config.max_sentences)
     paths = export_variants(model, dims, args.out, BERT_BASE["num_hidden_layers"], int8=False, openvino=False)
-    variants = default_variants(paths)
+    variants = _select(default_variants(paths), args.variants)
     t0 = time.perf_counter()
     report = parity_report(model, docs, featurizer, variants, batch_size=args.batch_size, progress=True)
     report["seconds"] = time.perf_counter() - t0
@@ -123,7 +123,7 @@ def run_synthetic(args: argparse.Namespace) -> dict:
     dims = ExportDims.from_model(model, config.max_mentions, config.max_sentences)
     num_layers = int(model.encoder.backbone.config.num_hidden_layers)
     paths = export_variants(model, dims, args.out / "graphs", num_layers, int8=True, openvino=True)
-    variants = default_variants(paths)
+    variants = _select(default_variants(paths), args.variants)
     report = parity_report(model, docs, featurizer, variants, batch_size=args.batch_size)
     # agreement with ORT fp32 (not only with PyTorch): the quantisation's own effect
     from paee_export.parity import triple_agreement
@@ -134,6 +134,16 @@ def run_synthetic(args: argparse.Namespace) -> dict:
         pipe = OnnxPipeline(v.encoders, v.head, featurizer, v.precision, head_precision=v.head_precision)
         report["variants"][name]["end_to_end"]["triples_vs_ort_fp32"] = triple_agreement(fp32, pipe.predict(docs))
     return report
+
+
+def _select(variants: dict, names: list[str] | None) -> dict:
+    """The variants named on the command line (all when none are named)."""
+    if not names:
+        return variants
+    unknown = [n for n in names if n not in variants]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; available: {sorted(variants)}")
+    return {n: variants[n] for n in names}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--out", type=Path, required=True)
         p.add_argument("--batch-size", type=int, default=4)
         p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--variants", nargs="*", help="variants to compare (default: all), e.g. ort_fp32_fused")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     report = run_redocred(args) if args.mode == "redocred" else run_synthetic(args)
