@@ -110,14 +110,26 @@ def run_synthetic(args: argparse.Namespace) -> dict:
     data = args.out / "data"
     write_synthetic_splits(data, SyntheticConfig(), sizes={"train": args.train_docs, "dev": args.dev_docs}, seed=args.seed)
     run = args.out / "run"
-    rc = train_main([
-        "--train", str(data / "train.json"), "--dev", str(data / "dev.json"), "--encoder", "tiny", "--out", str(run),
-        "--epochs", str(args.epochs), "--batch-size", "4", "--seed", str(args.seed), "--no-resume",
-    ])  # fmt: skip
-    if rc != 0:
-        raise SystemExit(f"training failed with exit code {rc}")
-    predictor = Predictor.from_checkpoint(run / "best.pt", device="cpu")
-    model, featurizer = predictor.model.eval(), predictor.featurizer
+    if args.epochs > 0:
+        rc = train_main([
+            "--train", str(data / "train.json"), "--dev", str(data / "dev.json"), "--encoder", "tiny", "--out", str(run),
+            "--epochs", str(args.epochs), "--batch-size", "4", "--seed", str(args.seed), "--no-resume",
+        ])  # fmt: skip
+        if rc != 0:
+            raise SystemExit(f"training failed with exit code {rc}")
+        predictor = Predictor.from_checkpoint(run / "best.pt", device="cpu")
+        model, featurizer = predictor.model.eval(), predictor.featurizer
+    else:  # --epochs 0: random weights, which predict many triples (a harder agreement test)
+        from paee.data.relations import RelationVocab
+        from paee.training.setup import prepare_encoder
+
+        train = read_documents(data / "train.json")
+        source = prepare_encoder("tiny", train)
+        relations = RelationVocab.from_files(data / "rel2id.json")
+        config = FeaturizerConfig()
+        torch.manual_seed(args.seed)
+        model = build_model(make_model_config(source, relations, config)).eval()
+        featurizer = Featurizer(source.tokenizer, config, relations)
     docs = read_documents(data / "dev.json")
     config = featurizer.config
     dims = ExportDims.from_model(model, config.max_mentions, config.max_sentences)
@@ -156,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     syn = sub.add_parser("synthetic", help="int8 / bf16 triple agreement, tiny model trained briefly")
     syn.add_argument("--train-docs", type=int, default=200)
     syn.add_argument("--dev-docs", type=int, default=100)
-    syn.add_argument("--epochs", type=int, default=3)
+    syn.add_argument("--epochs", type=int, default=3, help="0: random weights, no training")
     for p in (red, syn):
         p.add_argument("--out", type=Path, required=True)
         p.add_argument("--batch-size", type=int, default=4)

@@ -101,6 +101,21 @@ def triple_agreement(reference: Sequence[Sequence[Any]], other: Sequence[Sequenc
     }
 
 
+def pair_argmax_agreement(reference: Sequence[np.ndarray], other: Sequence[np.ndarray]) -> float:
+    """Share of ordered pairs (s != o, both real) whose best class (NA included) is the same.
+
+    Meaningful even when a briefly trained model predicts no triple at all (every pair NA), where the
+    triple Jaccard is trivially 1.
+    """
+    same = total = 0
+    for ref, got in zip(reference, other):
+        n = ref.shape[0]
+        off_diagonal = ~np.eye(n, dtype=bool)
+        same += int((ref.argmax(-1) == got.argmax(-1))[off_diagonal].sum())
+        total += int(off_diagonal.sum())
+    return same / total if total else 1.0
+
+
 def parity_report(
     model: "PaeeModel",
     docs: Sequence["Document"],
@@ -199,7 +214,11 @@ def parity_report(
             | {"head": pipelines[name].head.effective_precision},
             "encoder": enc_diff[name].result(),
             "head": head_diff[name].result(),
-            "end_to_end": {**e2e_diff[name].result(), "triples": triple_agreement(reference_triples, triples)},
+            "end_to_end": {
+                **e2e_diff[name].result(),
+                "triples": triple_agreement(reference_triples, triples),
+                "pair_argmax_agreement": pair_argmax_agreement(reference_logits, variant_logits[name]),  # type: ignore[arg-type]
+            },
             "graph_stats": {Path(f).name: vars(graph_stats(f)) for f in variant.files},
         }
         if labelled:
@@ -225,7 +244,7 @@ def format_parity_table(report: Mapping[str, Any]) -> str:
     """Fixed-width table: one row per variant, logits diffs per graph, triple agreement, F1 change."""
     header = (
         f"{'variant':<22}{'precision':<10}{'enc max|d|':>12}{'head max|d|':>13}{'e2e max|d|':>12}"
-        f"{'e2e mean|d|':>13}{'jaccard':>9}{'same docs':>11}{'dF1':>9}"
+        f"{'e2e mean|d|':>13}{'jaccard':>9}{'same docs':>11}{'argmax':>9}{'dF1':>9}"
     )
     lines = [
         f"{report['documents']} documents ({report['long_documents']} longer than the window, "
@@ -242,6 +261,7 @@ def format_parity_table(report: Mapping[str, Any]) -> str:
         lines.append(
             f"{name:<22}{v['precision']:<10}{enc:>12.3g}{head:>13.3g}{e2e.get('max_abs', float('nan')):>12.3g}"
             f"{e2e.get('mean_abs', float('nan')):>13.3g}{tri['jaccard']:>9.4f}{tri['identical_documents']:>11.4f}"
+            f"{v['end_to_end'].get('pair_argmax_agreement', float('nan')):>9.4f}"
             f"{(f'{df1:+.4f}' if df1 is not None else 'n/a'):>9}"
         )
     lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()))
@@ -277,4 +297,4 @@ def default_variants(paths: Mapping[str, str | Path], window_graphs: Sequence[st
     return variants
 
 
-__all__ = ["Variant", "parity_report", "format_parity_table", "triple_agreement", "versions", "default_variants"]
+__all__ = ["Variant", "parity_report", "pair_argmax_agreement", "format_parity_table", "triple_agreement", "versions", "default_variants"]
