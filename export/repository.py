@@ -27,6 +27,8 @@ import json
 import os
 import shutil
 import string
+import sys
+import sysconfig
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -71,6 +73,8 @@ TRT_WORKSPACE_BYTES = 4 << 30
 TRT_CACHE_DIR = "/tmp/paee_trt_cache"
 #: Environment variable that points the writer at a triton_repo/ folder outside the source tree.
 TEMPLATES_ENV = "PAEE_TRITON_REPO"
+#: Where a non-editable install puts triton_repo/ (pyproject ``[tool.setuptools.data-files]``), under the prefix.
+INSTALLED_TEMPLATES = Path("share") / "paee" / "triton_repo"
 
 # numpy-style dtype names of the graph contract -> Triton data types.
 _TRITON_TYPES = {"int64": "TYPE_INT64", "float32": "TYPE_FP32", "float16": "TYPE_FP16", "bytes": "TYPE_STRING"}
@@ -88,6 +92,8 @@ def templates_dir() -> Path:
     override = os.environ.get(TEMPLATES_ENV)
     candidates = [Path(override)] if override else []
     candidates.append(Path(__file__).resolve().parent.parent / "triton_repo")
+    # a wheel install: pyproject's data-files put the templates under <prefix>/share/paee/triton_repo
+    candidates += [Path(sysconfig.get_path("data")) / INSTALLED_TEMPLATES, Path(sys.prefix) / INSTALLED_TEMPLATES]
     for path in candidates:
         if (path / ENSEMBLE / "config.pbtxt.in").is_file():
             return path
@@ -355,6 +361,7 @@ def write_repository(
     max_queue_delay_us: int = DEFAULT_MAX_QUEUE_DELAY_US,
     threads: int | None = None,
     runtime_backend: str = "auto",
+    graph_runtime: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Path:
     """Write the complete Triton model repository of one model to ``out_dir`` (atomically).
 
@@ -384,6 +391,9 @@ def write_repository(
         max_queue_delay_us: the dynamic batcher's wait to fill a batch.
         threads: intra-op threads per runtime session (None: the runtime's default).
         runtime_backend: `paee_export.runtimes.create_session` backend (``auto`` picks by precision).
+        graph_runtime: CPU only, ``{encoder graph name: {"precision": .., "backend": ..}}`` overriding
+            ``precision`` / ``runtime_backend`` for that graph (bf16: OpenVINO cannot compile
+            ``encoder_long``, which then runs ONNX Runtime fp32).
 
     Returns:
         ``out_dir`` as a Path.
@@ -433,6 +443,7 @@ def write_repository(
             featurizer=featurizer, relations=vocab, precision=precision, target=target, instances=instances,
             buckets=chosen_buckets, tensorrt_plans=tensorrt_plans, gate_threshold=gate_threshold, top_k=top_k,
             max_document_bytes=max_document_bytes, threads=threads, runtime_backend=runtime_backend,
+            graph_runtime=graph_runtime or {},
         )
         manifest.update({"dims": asdict(dims), "max_batch_size": max_batch_size})
         _write_json(tmp / MANIFEST, manifest)
@@ -468,7 +479,7 @@ def _build(root: Path, templates: Path, common: dict[str, Any], io: dict[str, li
            head: Path, tokenizer_text: str, featurizer: FeaturizerConfig, relations: RelationVocab, precision: str,
            target: str, instances: Any, buckets: list[int], tensorrt_plans: Mapping[str, Any] | None,
            gate_threshold: float | None, top_k: int | None, max_document_bytes: int, threads: int | None,
-           runtime_backend: str) -> dict[str, Any]:
+           runtime_backend: str, graph_runtime: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
     """Every model folder under ``root``; returns the manifest."""
     cpu_group = lambda model: _instance_group(_instances(instances, model), "KIND_CPU")  # noqa: E731
     gpu_group = lambda model: _instance_group(_instances(instances, model), "KIND_GPU")  # noqa: E731
@@ -512,7 +523,7 @@ def _build(root: Path, templates: Path, common: dict[str, Any], io: dict[str, li
         for graph in encoders:
             copy_onnx(graph.path, version / GRAPHS / graph.name)
             entries.append({"name": graph.name, "path": f"{GRAPHS}/{graph.name}/{ONNX_FILE}",
-                            "length_range": list(graph.length_range)})
+                            "length_range": list(graph.length_range), **dict(graph_runtime.get(graph.name, {}))})
         _write_json(version / ASSETS / "runtime.json", {**runtime, "mode": "local", "graphs": entries})
         _render(templates / ENCODER / "config.pbtxt.in", root / ENCODER / "config.pbtxt", {
             **common, "name": ENCODER, "inputs": _block(io["encoder_in"]), "outputs": _block(io["encoder_out"]),

@@ -53,9 +53,10 @@ class TritonPythonModel:
             from paee_export.runtimes import create_session  # numpy-only module (no torch)
 
             for graph in runtime["graphs"]:
+                # a graph may override the precision / backend (bf16: encoder_long runs ORT fp32)
                 session = create_session(
-                    version_dir / graph["path"], runtime["precision"], device="cpu",
-                    threads=runtime.get("threads"), backend=runtime.get("backend", "auto"),
+                    version_dir / graph["path"], graph.get("precision", runtime["precision"]), device="cpu",
+                    threads=runtime.get("threads"), backend=graph.get("backend", runtime.get("backend", "auto")),
                 )
                 low, high = graph["length_range"]
                 self.routes.append((int(low), int(high), session))

@@ -1,0 +1,109 @@
+"""`paee-export --checkpoint best.pt [--out DIR]`: a Triton model repository with its export report.
+
+Prints numbered progress lines (stderr), the parity table and the repository path (stdout). A user
+error (bad or truncated checkpoint, a file that is not a PAEE checkpoint, --out that is a file, an
+existing repository without --force, a precision the target cannot do, unreadable parity documents)
+is one line on stderr and exit status 2; a failed export (the graphs disagree with PyTorch, attention
+left unfused) is one line and exit status 1. Either way nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from paee_export.pipeline import PRECISIONS, TARGETS
+
+#: Re-DocRED dev in the shared data folder of a source checkout (the default parity documents).
+DEFAULT_PARITY_DOCS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "redocred" / "dev_revised.json"
+#: Real documents taken from the parity file by default: enough to see a difference, minutes at most
+#: for BERT-base on a 2-core CPU.
+DEFAULT_PARITY_LIMIT = 20
+#: Default repository folder name, beside the checkpoint.
+DEFAULT_REPOSITORY_NAME = "triton_repo"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="paee-export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, type=Path, help="a PAEE checkpoint (best.pt)")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"repository folder (default: {DEFAULT_REPOSITORY_NAME}/ beside the checkpoint)")
+    p.add_argument("--target", choices=TARGETS, default="cpu",
+                   help="cpu: python models running ONNX Runtime / OpenVINO; gpu: native ONNX Runtime / TensorRT models")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="cpu: fp32, int8, bf16 (OpenVINO; needs AMX / AVX512-BF16, else fp32); gpu: fp32, fp16")
+    p.add_argument("--max-batch-size", type=int, default=8, help="max_batch_size of every Triton model")
+    p.add_argument("--instances", type=int, default=1, help="instances of every Triton model")
+    p.add_argument("--tensorrt", action="store_true",
+                   help="build TensorRT engines (gpu target; skipped, with the reason in the report, without TensorRT or a GPU)")
+    p.add_argument("--force", action="store_true", help="replace an existing repository")
+    p.add_argument("--parity-docs", type=Path, default=None,
+                   help=f"documents (DocRED JSON or text form) added to the parity check (default: {DEFAULT_PARITY_DOCS} when present)")
+    p.add_argument("--parity-limit", type=int, default=DEFAULT_PARITY_LIMIT,
+                   help="use the first K parity documents (0: synthetic documents only)")
+    p.add_argument("--no-parity", action="store_true", help="skip the parity measurement")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    return p
+
+
+def _parity_documents(args: argparse.Namespace, entity_types):
+    """The real documents of the parity check (None when there are none to read)."""
+    from paee.cli.common import read_input_documents
+
+    if args.no_parity or args.parity_limit == 0:
+        return None
+    path = args.parity_docs
+    if path is None:
+        if not DEFAULT_PARITY_DOCS.is_file():
+            return None
+        path = DEFAULT_PARITY_DOCS
+    docs = read_input_documents(path, entity_types)
+    return docs[: args.parity_limit]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from paee.cli.common import fail
+    from paee.data.errors import PaeeDataError
+    from paee.training.checkpoint import CheckpointError
+    from paee_export.onnx_export import ExportError
+    from paee_export.optimize import OptimizationError
+    from paee_export.parity import format_parity_table
+    from paee_export.pipeline import ExportRequestError, check_request, export_checkpoint
+    from paee_export.repository import RepositoryError
+    from paee_export.runtimes import RuntimeUnavailableError, SessionError
+
+    if args.parity_limit < 0:
+        return fail(f"--parity-limit must be >= 0, got {args.parity_limit}")
+    out = args.out if args.out is not None else args.checkpoint.parent / DEFAULT_REPOSITORY_NAME
+    try:
+        # the cheap checks first, so that a bad option fails before documents or the checkpoint are read
+        check_request(args.target, args.precision, out, force=args.force, max_batch_size=args.max_batch_size,
+                      instances=args.instances)
+        from paee.data.schema import DOCRED_ENTITY_TYPES
+
+        docs = _parity_documents(args, DOCRED_ENTITY_TYPES)
+        result = export_checkpoint(
+            args.checkpoint, out, target=args.target, precision=args.precision, max_batch_size=args.max_batch_size,
+            instances=args.instances, tensorrt=args.tensorrt, force=args.force, parity=not args.no_parity,
+            parity_docs=docs, progress=not args.quiet,
+        )  # fmt: skip
+    except (ExportRequestError, CheckpointError, RepositoryError, PaeeDataError, RuntimeUnavailableError) as err:
+        return fail(err)  # the user's input or environment: one line, exit 2
+    except (ExportError, OptimizationError, SessionError) as err:
+        return fail(f"export failed: {err}", code=1)
+    report = result.report
+    if result.parity is not None:
+        print(format_parity_table(result.parity))
+    fused = ", ".join(f"{g} {v['fused_attention']}/{v['layers']}" for g, v in report["fused_attention"].items())
+    print(f"fused attention: {fused}")
+    trt = report["tensorrt"]
+    if trt.get("requested"):
+        print("tensorrt: " + (f"built {', '.join(trt['built'])}" if "built" in trt else f"skipped: {trt.get('skipped') or trt.get('failed')}"))
+    print(f"repository ({result.target}, {result.precision}): {result.repository}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

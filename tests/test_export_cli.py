@@ -1,0 +1,189 @@
+"""`paee-export` end to end on a tiny random-weight checkpoint: a complete CPU repository with its export
+report (parity <= 1e-4, one fused Attention per layer), int8 with triple agreement, --force replacement,
+--tensorrt without TensorRT, and every user error as one line + exit 2 with nothing left behind.
+
+Three full exports (fp32 once per module, int8, gpu + --tensorrt); the error cases fail before any work.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("tritonclient.grpc")
+
+from paee_export.cli import main  # noqa: E402
+from paee_export.repository import parse_config  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+MODELS = {"paee", "paee_preprocess", "paee_encoder", "paee_head", "paee_postprocess"}
+#: Logits of the exported fp32 graphs vs PyTorch (brief: max abs diff <= 1e-4).
+FP32_ATOL = 1e-4
+#: The encoder window of the tiny BERT: longer documents go to encoder_long.
+WINDOW = 512
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    """A tiny random checkpoint (saved, not trained: the export does not care) and 2 parity documents."""
+    from paee.data.docred import write_documents
+    from paee.data.featurizer import Featurizer, FeaturizerConfig
+    from paee.data.relations import RelationVocab
+    from paee.data.synthetic import generate_corpus, rel2id, rel_info
+    from paee.model.paee import build_model
+    from paee.training.checkpoint import Checkpoint, save_checkpoint
+    from paee.training.setup import make_model_config, prepare_encoder
+
+    out = tmp_path_factory.mktemp("export_cli")
+    torch.manual_seed(0)
+    docs = generate_corpus(n_docs=8, seed=1)
+    source = prepare_encoder("tiny", docs)
+    relations = RelationVocab.from_rel2id(rel2id(), rel_info())
+    config = make_model_config(source, relations, FeaturizerConfig())
+    model = build_model(config).eval()
+    checkpoint = out / "run" / "best.pt"
+    save_checkpoint(checkpoint, Checkpoint(config, FeaturizerConfig(), source.tokenizer, relations, model.state_dict()))
+    # one document longer than a window (so encoder_long is compared too) and one short one
+    featurizer = Featurizer(source.tokenizer, FeaturizerConfig(), relations)
+    lengths = [f.num_tokens for f in featurizer.featurize_many(docs)]
+    long = next(d for d, n in zip(docs, lengths) if n > WINDOW)
+    short = next(d for d, n in zip(docs, lengths) if n <= WINDOW)
+    parity_docs = out / "parity.json"
+    write_documents(parity_docs, [short, long])
+    layers = int(model.encoder.backbone.config.num_hidden_layers)
+    return {"checkpoint": checkpoint, "parity_docs": parity_docs, "root": out, "layers": layers}
+
+
+def _export(files: dict[str, Path], out: Path, *extra: str) -> int:
+    return main(["--checkpoint", str(files["checkpoint"]), "--out", str(out), "--parity-docs",
+                 str(files["parity_docs"]), "--quiet", *extra])
+
+
+@pytest.fixture(scope="module")
+def fp32_repo(files) -> Path:
+    out = files["root"] / "repo_fp32"
+    assert _export(files, out) == 0
+    return out
+
+
+def _report(repo: Path) -> dict:
+    return json.loads((repo / "export_report.json").read_text())
+
+
+def _leftovers(folder: Path, name: str) -> list[str]:
+    """Anything named like the repository (its temporary/old siblings included) in ``folder``."""
+    return sorted(p.name for p in folder.iterdir() if name in p.name)
+
+
+def test_fp32_cpu_export_writes_a_complete_repository(fp32_repo, files):
+    configs = {p.parent.name: parse_config(p.read_text(), str(p)) for p in fp32_repo.glob("*/config.pbtxt")}
+    assert set(configs) == MODELS
+    version = fp32_repo / "paee_encoder" / "1"
+    assert (version / "graphs" / "encoder" / "model.onnx").is_file()
+    assert (version / "graphs" / "encoder_long" / "model.onnx").is_file()
+    assert (fp32_repo / "paee_head" / "1" / "graphs" / "head" / "model.onnx").is_file()
+    assert (fp32_repo / "paee_preprocess" / "1" / "assets" / "tokenizer.json").is_file()
+    relations = json.loads((fp32_repo / "paee_postprocess" / "1" / "assets" / "relations.json").read_text())
+    assert len(relations["ids"]) > 1
+
+    report = _report(fp32_repo)
+    assert report["target"] == "cpu" and report["precision"] == "fp32"
+    for graph in ("encoder", "encoder_long"):  # the shipped encoders are the fused ones
+        assert report["fused_attention"][graph] == {"fused_attention": files["layers"], "layers": files["layers"]}
+        assert report["graphs"][graph]["fused_attention"] == files["layers"]
+    fp32 = report["parity"]["variants"]["ort_fp32"]
+    assert fp32["end_to_end"]["logits"]["max_abs"] <= FP32_ATOL
+    assert fp32["head"]["logits"]["max_abs"] <= FP32_ATOL
+    assert fp32["end_to_end"]["triples"]["jaccard"] == 1.0
+    assert report["parity"]["documents"] >= 2 + 1  # the given documents plus synthetic ones
+    assert report["parity"]["long_documents"] >= 1  # encoder_long was compared too
+    assert report["versions"]["onnxruntime"] and report["tensorrt"] == {"requested": False}
+    assert _leftovers(fp32_repo.parent, "repo_fp32") == ["repo_fp32"]
+
+
+def test_existing_repository_needs_force(fp32_repo, files, capsys):
+    before = (fp32_repo / "export_report.json").read_text()
+    assert _export(files, fp32_repo) == 2
+    err = capsys.readouterr().err
+    assert "--force" in err and "already exists" in err and "Traceback" not in err
+    assert (fp32_repo / "export_report.json").read_text() == before  # untouched
+
+
+def test_int8_export_with_force_replaces_the_repository(fp32_repo, files):
+    repo = files["root"] / "repo_replaced"
+    shutil.copytree(fp32_repo, repo)
+    assert _export(files, repo, "--precision", "int8", "--force") == 0
+    report = _report(repo)
+    assert report["precision"] == "int8"  # replaced, not merged
+    assert json.loads((repo / "paee_encoder" / "1" / "assets" / "runtime.json").read_text())["precision"] == "int8"
+    int8 = report["parity"]["variants"]["ort_int8"]["end_to_end"]
+    assert 0.0 <= int8["triples"]["jaccard"] <= 1.0 and "identical_documents" in int8["triples"]
+    assert 0.9 <= int8["pair_argmax_agreement"] <= 1.0
+    assert report["graphs"]["encoder"]["initializer_dtypes"].get("INT8", 0) > 0
+    assert _leftovers(repo.parent, "repo_replaced") == ["repo_replaced"]
+
+
+def test_tensorrt_without_tensorrt_exports_and_says_why(files, capsys):
+    from paee_export.tensorrt_build import tensorrt_available
+
+    available, _ = tensorrt_available()
+    if available:
+        pytest.skip("TensorRT and a GPU are present here: the engines would be built")
+    repo = files["root"] / "repo_gpu"
+    assert _export(files, repo, "--target", "gpu", "--tensorrt") == 0
+    report = _report(repo)
+    assert report["tensorrt"]["requested"] and report["tensorrt"]["skipped"]
+    assert "tensorrt: skipped" in capsys.readouterr().out
+    configs = {p.parent.name: parse_config(p.read_text(), str(p)) for p in repo.glob("*/config.pbtxt")}
+    assert configs["paee_head"].platform == "onnxruntime_onnx"  # ONNX with the TensorRT accelerator instead
+    assert report["parity"]["variants"]["ort_fp32"]["end_to_end"]["logits"]["max_abs"] <= FP32_ATOL
+
+
+def _assert_user_error(capsys, rc: int, *words: str) -> None:
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    for word in words:
+        assert word in err, err
+
+
+def test_truncated_checkpoint(files, tmp_path, capsys):
+    broken = tmp_path / "broken.pt"
+    data = files["checkpoint"].read_bytes()
+    broken.write_bytes(data[: len(data) // 2])
+    rc = main(["--checkpoint", str(broken), "--no-parity", "--quiet"])  # default --out: beside the checkpoint
+    _assert_user_error(capsys, rc, "broken.pt", "truncated")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.pt"]
+
+
+def test_file_that_is_not_a_paee_checkpoint(tmp_path, capsys):
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, other)
+    rc = main(["--checkpoint", str(other), "--out", str(tmp_path / "repo"), "--no-parity", "--quiet"])
+    _assert_user_error(capsys, rc, "other.pt", "not a PAEE checkpoint")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.pt"]
+
+
+def test_out_that_is_a_file(files, tmp_path, capsys):
+    target = tmp_path / "repo"
+    target.write_text("not a folder")
+    rc = main(["--checkpoint", str(files["checkpoint"]), "--out", str(target), "--quiet"])
+    _assert_user_error(capsys, rc, str(target), "is a file")
+    assert target.read_text() == "not a folder" and sorted(p.name for p in tmp_path.iterdir()) == ["repo"]
+
+
+def test_precision_the_target_cannot_do(files, tmp_path, capsys):
+    rc = main(["--checkpoint", str(files["checkpoint"]), "--out", str(tmp_path / "repo"), "--target", "cpu",
+               "--precision", "fp16", "--quiet"])
+    _assert_user_error(capsys, rc, "fp16", "--target cpu", "--target gpu")
+    rc = main(["--checkpoint", str(files["checkpoint"]), "--out", str(tmp_path / "repo"), "--target", "gpu",
+               "--precision", "int8", "--quiet"])
+    _assert_user_error(capsys, rc, "int8", "--target gpu")
+    assert list(tmp_path.iterdir()) == []
