@@ -19,6 +19,11 @@ $(VENV)/.installed: pyproject.toml Makefile
 test: install
 	$(BIN)/python -m pytest
 
+# The main job end to end: synthetic corpus -> train tiny model -> export -> serve on the bundled
+# tritonserver -> query over HTTP and gRPC; prints triples, parity and latency (runs/demo/).
+demo: install
+	$(BIN)/paee-demo
+
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 

@@ -40,6 +40,8 @@ BEST_CHECKPOINT = "best.pt"
 LAST_CHECKPOINT = "last.pt"
 METRICS_LOG = "metrics.jsonl"
 CURVES_PLOT = "training_curves.png"
+#: Batches per length-sorting pool in training (see `Trainer._batches`).
+BUCKET_POOL_BATCHES = 16
 
 
 @dataclass
@@ -216,12 +218,22 @@ class Trainer:
         )
 
     def _batches(self, features: Sequence[DocFeatures], epoch: int) -> list[list[int]]:
-        """Shuffled batches for this epoch and rank (deterministic in seed and epoch)."""
+        """Shuffled, length-bucketed batches for this epoch and rank (deterministic in seed and epoch).
+
+        Documents are shuffled, cut into pools of BUCKET_POOL_BATCHES batches, sorted by length inside
+        each pool, batched, and the batches shuffled again: batches stay random but a short document
+        rarely gets padded to 1024 tokens (which also switches the encoder to its two-window path).
+        """
         rng = np.random.default_rng(self.config.seed + epoch)
         order = rng.permutation(len(features)).tolist()
         order = order[self.dist.rank::self.dist.world_size]
         bs = self.config.batch_size
-        return [order[i:i + bs] for i in range(0, len(order), bs)]
+        pool = bs * BUCKET_POOL_BATCHES
+        batches: list[list[int]] = []
+        for start in range(0, len(order), pool):
+            chunk = sorted(order[start:start + pool], key=lambda i: len(features[i].input_ids))
+            batches += [chunk[i:i + bs] for i in range(0, len(chunk), bs)]
+        return [batches[i] for i in rng.permutation(len(batches))]
 
     def _train_epoch(self, features, optimizer, scheduler, state, total_steps, log) -> None:
         cfg = self.config

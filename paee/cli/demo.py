@@ -1,0 +1,139 @@
+"""`paee-demo`: the main job end to end on the embedded default, in one command.
+
+1. writes the bundled synthetic corpus (seeded generator, no download),
+2. trains a tiny PAEE model on it (`paee-train --encoder tiny`),
+3. exports it (`paee-export`: ONNX graphs, parity report, Triton repository),
+4. serves the repository with the bundled tritonserver (the `nvidia-pytriton` wheel) on loopback,
+5. queries it over HTTP and gRPC, and prints triples, parity with PyTorch and latency.
+
+Everything lands in ``--out`` (default ``runs/demo``); running again reuses the trained model unless
+``--retrain``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+DEFAULT_OUT = Path("runs/demo")
+#: Sized so that the whole demo (train, export, serve, query) stays within about 5 minutes on 2 CPU cores.
+DEFAULT_SIZES = {"train": 160, "dev": 30, "test": 30}
+DEFAULT_EPOCHS = 6
+
+
+def _latencies_ms(fn: Callable[[object], object], items: Sequence[object], warmup: int = 2) -> dict[str, float]:
+    """Per-item wall time of `fn` run sequentially (concurrency 1), after `warmup` items."""
+    for item in items[:warmup]:
+        fn(item)
+    times = []
+    for item in items:
+        t0 = time.perf_counter()
+        fn(item)
+        times.append(1000 * (time.perf_counter() - t0))
+    times.sort()
+    return {
+        "p50": round(statistics.median(times), 1),
+        "p90": round(times[min(len(times) - 1, int(0.9 * len(times)))], 1),
+        "mean": round(statistics.fmean(times), 1),
+        "docs_per_s": round(1000 * len(times) / sum(times), 1),
+    }
+
+
+def _triple_set(triples, relations=None) -> set[tuple[int, int, str]]:
+    """(head, tail, relation id) of served triples (dicts) or PyTorch triples (Triple tuples)."""
+    if relations is None:
+        return {(t["h_idx"], t["t_idx"], t["r"]) for t in triples}
+    return {(t.head, t.tail, relations.ids[t.relation]) for t in triples}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="paee-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", default="fp32", choices=["fp32", "int8", "bf16"], help="CPU precision of the served graphs")
+    p.add_argument("--retrain", action="store_true", help="train again even if OUT/run/best.pt exists")
+    p.add_argument("--show", type=int, default=3, help="documents whose triples are printed")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from paee.cli.train import main as train_main
+    from paee.data.docred import read_documents
+    from paee.data.synthetic import write_synthetic_splits
+    from paee.inference import Predictor
+    from paee.serving.client import PaeeClient
+    from paee.serving.server import TritonServer
+    from paee_export.parity import format_parity_table
+    from paee_export.pipeline import export_checkpoint
+
+    started = time.perf_counter()
+    out: Path = args.out
+    data, run, repo = out / "data", out / "run", out / "triton_repo"
+
+    def step(message: str) -> None:
+        print(f"[{time.perf_counter() - started:6.1f} s] {message}", flush=True)
+
+    step(f"1/5 synthetic corpus -> {data}")
+    write_synthetic_splits(data, sizes=DEFAULT_SIZES, seed=args.seed)
+
+    checkpoint = run / "best.pt"
+    if args.retrain or not checkpoint.is_file():
+        step(f"2/5 training a tiny PAEE model ({args.epochs} epochs) -> {run}")
+        rc = train_main([
+            "--train", str(data / "train.json"), "--dev", str(data / "dev.json"), "--encoder", "tiny",
+            "--out", str(run), "--epochs", str(args.epochs), "--lr-encoder", "1e-3", "--lr-head", "2e-3",
+            "--seed", str(args.seed), "--no-resume", "--truncate",
+        ])
+        if rc:
+            return rc
+    else:
+        step(f"2/5 reusing {checkpoint} (--retrain to train again)")
+
+    step(f"3/5 exporting ({args.precision}) -> {repo}")
+    exported = export_checkpoint(checkpoint, repo, target="cpu", precision=args.precision, force=True, progress=False)
+
+    test_docs = read_documents(data / "test.json")
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu", featurizer_overrides={"truncate": True})
+    reference = predictor.predict(test_docs)
+    relations = predictor.relations
+
+    step("4/5 starting tritonserver (bundled nvidia-pytriton wheel) on 127.0.0.1")
+    with TritonServer(repo) as server:
+        step(f"    HTTP {server.http_url}  gRPC {server.grpc_url}  metrics {server.metrics_url}")
+        step("5/5 querying the ensemble over HTTP and gRPC")
+        results, latency = {}, {}
+        payloads = [doc.to_json() for doc in test_docs]
+        for protocol, url in (("http", server.http_url), ("grpc", server.grpc_url)):
+            with PaeeClient(url, protocol=protocol) as client:
+                results[protocol] = [client.predict(p) for p in payloads]
+                latency[f"triton-{protocol}"] = _latencies_ms(client.predict, payloads)
+    latency["pytorch in-process"] = _latencies_ms(lambda d: predictor.predict([d]), test_docs)
+
+    print()
+    for doc, triples in list(zip(test_docs, results["http"]))[: args.show]:
+        print(f"{doc.title}: {len(triples)} triples")
+        for t in triples[:6]:
+            head, tail = doc.entities[t["h_idx"]][0].name, doc.entities[t["t_idx"]][0].name
+            print(f"    {head!r} --{t['r_name']}--> {tail!r}   (score {t['score']:.2f})")
+    print()
+    reference_sets = [_triple_set(r, relations) for r in reference]
+    for protocol, served in results.items():
+        same = sum(_triple_set(s) == r for s, r in zip(served, reference_sets))
+        print(f"parity {protocol:4s}: {same}/{len(test_docs)} documents with exactly PyTorch's triples")
+    if exported.parity:
+        print(format_parity_table(exported.parity))
+    print(f"{'latency per document (ms)':<28}{'p50':>8}{'p90':>8}{'docs/s':>9}")
+    for name, lat in latency.items():
+        print(f"{name:<28}{lat['p50']:>8}{lat['p90']:>8}{lat['docs_per_s']:>9}")
+    step(f"done; repository {repo}, checkpoint {checkpoint}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
