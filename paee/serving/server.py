@@ -64,8 +64,6 @@ PYTRITON_DIST = "tritonserver"
 PYTRITON_LIBS = "nvidia_pytriton.libs"
 #: Written into the private PYTHONPATH folder; Python's ``site`` imports it at interpreter start.
 SITECUSTOMIZE = "sitecustomize.py"
-#: Environment variable through which the python models find the launching environment's site-packages.
-SITE_DIRS_ENV = "PAEE_SITE_DIRS"
 
 
 class TritonServerError(RuntimeError):
@@ -248,9 +246,6 @@ class TritonServer:
             lib_dirs.append(env["LD_LIBRARY_PATH"])
         env["LD_LIBRARY_PATH"] = os.pathsep.join(lib_dirs)
         env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), *filter(None, [env.get("PYTHONPATH")])])
-        # The stub's embedded interpreter ignores PYTHONPATH (seen with the pytriton 0.7 stub); the
-        # python models of triton_repo/ read this variable instead.
-        env[SITE_DIRS_ENV] = os.pathsep.join(_site_dirs())
         # The stub's own interpreter must not pick up a foreign PYTHONHOME.
         env.pop("PYTHONHOME", None)
         # Two cores shared with others: keep each runtime from spawning a thread per core per instance.

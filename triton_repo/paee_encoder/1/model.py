@@ -18,14 +18,6 @@ failure fails only the requests of its group. Imports: numpy and the runtime onl
 
 from __future__ import annotations
 
-import os
-import site
-
-# The pytriton wheel's python stub ignores PYTHONPATH; `paee-serve` names the launching environment's
-# site-packages here so that this model imports the same `paee` (editable installs included).
-for _site_dir in filter(None, os.environ.get("PAEE_SITE_DIRS", "").split(os.pathsep)):
-    site.addsitedir(_site_dir)
-
 import json
 from collections import defaultdict
 from pathlib import Path
