@@ -11,10 +11,12 @@ python backend and the ensemble scheduler (DESIGN.md 7). Using it outside pytrit
    ``libtriton_python.so``). Copies, not edits: the installed wheel is never modified;
 3. environment: ``LD_LIBRARY_PATH`` gets the wheel's ``nvidia_pytriton.libs`` (the copied stub loses its
    relative RPATH) and the running interpreter's ``libpython`` directory (so the stub embeds the same
-   Python build as this virtualenv, not whatever ``libpython3.x`` the system has); a generated
-   ``sitecustomize.py`` on ``PYTHONPATH`` calls ``site.addsitedir`` on this environment's site-packages,
-   so the stub sees the virtualenv's packages *including* ``.pth`` files (editable installs of ``paee``
-   and ``paee_export`` work through such a file; plain ``PYTHONPATH`` entries skip ``.pth`` processing);
+   Python build as this environment). The stub initialises Python in *isolated* mode (``sys.flags.isolated``:
+   ``PYTHONPATH`` and ``sitecustomize`` on it are ignored) and with the program name ``python3``, which
+   the embedded interpreter looks up on ``PATH`` to compute ``sys.prefix``. So ``PATH`` starts with the
+   folder of the running interpreter: from a virtualenv, the stub then finds ``pyvenv.cfg``, gets the
+   virtualenv's ``sys.prefix`` and its site-packages with their ``.pth`` files (editable installs of
+   ``paee`` and ``paee_export``) -- whether or not the virtualenv was activated;
 4. start it on 127.0.0.1 with explicit ports, poll readiness (server and every model) with a timeout,
    and stop it with SIGTERM, then SIGKILL after a grace period.
 
@@ -62,8 +64,8 @@ PYTHON_STUB = "triton_python_backend_stub"
 PYTRITON_DIST = "tritonserver"
 #: Folder beside the ``pytriton`` package with the wheel's bundled shared libraries (auditwheel layout).
 PYTRITON_LIBS = "nvidia_pytriton.libs"
-#: Written into the private PYTHONPATH folder; Python's ``site`` imports it at interpreter start.
-SITECUSTOMIZE = "sitecustomize.py"
+#: The program name the stub's embedded Python searches on PATH to find its prefix.
+STUB_PROGRAM_NAME = "python3"
 
 
 class TritonServerError(RuntimeError):
@@ -135,15 +137,20 @@ def free_port(host: str = DEFAULT_HOST) -> int:
         return int(s.getsockname()[1])
 
 
-def _site_dirs() -> list[str]:
-    """This environment's site-packages folders (venv first), whose .pth files the stub must process."""
-    import site
+def _interpreter_bin_dir(workdir: Path) -> str:
+    """A folder whose ``python3`` is the running interpreter, to put first on the stub's ``PATH``.
 
-    dirs = list(site.getsitepackages())
-    user = site.getusersitepackages() if site.ENABLE_USER_SITE else None
-    if user and os.path.isdir(user):
-        dirs.append(user)
-    return [d for d in dirs if os.path.isdir(d)]
+    The interpreter's own folder when it has a ``python3`` (every virtualenv does; its ``pyvenv.cfg`` must
+    be found beside the unresolved path, so no symlink elsewhere would do); otherwise a private folder
+    with a ``python3`` symlink to ``sys.executable``.
+    """
+    own = Path(sys.executable).parent
+    if (own / STUB_PROGRAM_NAME).exists() and (own / STUB_PROGRAM_NAME).resolve() == Path(sys.executable).resolve():
+        return str(own)
+    private = workdir / "bin"
+    private.mkdir(exist_ok=True)
+    (private / STUB_PROGRAM_NAME).symlink_to(Path(sys.executable).resolve())
+    return str(private)
 
 
 def _libpython_dir() -> str | None:
@@ -228,15 +235,6 @@ class TritonServer:
         shutil.copytree(install.python_backend, python_backend, ignore=shutil.ignore_patterns("__pycache__"))
         if install.stub is not None:
             shutil.copy2(install.stub, python_backend / PYTHON_STUB)
-        pythonpath = self._workdir / "pythonpath"
-        pythonpath.mkdir()
-        (pythonpath / SITECUSTOMIZE).write_text(
-            '"""Written by paee.serving.server: the stub sees the launching environment\'s packages."""\n'
-            "import site\n"
-            f"for _d in {_site_dirs()!r}:\n"
-            "    site.addsitedir(_d)\n",
-            encoding="utf-8",
-        )
         env = dict(os.environ)
         lib_dirs = [str(p) for p in install.libs]
         libpython = _libpython_dir()
@@ -245,7 +243,7 @@ class TritonServer:
         if env.get("LD_LIBRARY_PATH"):
             lib_dirs.append(env["LD_LIBRARY_PATH"])
         env["LD_LIBRARY_PATH"] = os.pathsep.join(lib_dirs)
-        env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), *filter(None, [env.get("PYTHONPATH")])])
+        env["PATH"] = os.pathsep.join([_interpreter_bin_dir(self._workdir), *filter(None, [env.get("PATH")])])
         # The stub's own interpreter must not pick up a foreign PYTHONHOME.
         env.pop("PYTHONHOME", None)
         # Two cores shared with others: keep each runtime from spawning a thread per core per instance.
