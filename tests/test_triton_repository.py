@@ -257,3 +257,83 @@ def test_python_models_import_no_torch(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "CLEAN"
     assert len(list((ROOT / "triton_repo").glob("*/1/model.py"))) == 4
+
+
+def test_dynamic_batching_can_be_switched_off_and_instances_set_per_model(tmp_path, graphs, tokenizer):
+    """Same model, two repositories: the batcher block and the instance counts are the only differences."""
+    on = _write(tmp_path / "on", graphs, tokenizer, max_queue_delay_us=500, instances={"paee_encoder": 3, "paee_head": 2})
+    off = _write(tmp_path / "off", graphs, tokenizer, dynamic_batching=False, instances=2)
+    with_batcher, without = _configs(on), _configs(off)
+    assert set(with_batcher) == set(without)
+    for name in ("paee_preprocess", "paee_encoder", "paee_head", "paee_postprocess"):
+        assert with_batcher[name].dynamic_batching.max_queue_delay_microseconds == 500
+        assert not without[name].HasField("dynamic_batching"), name
+        assert "dynamic_batching" not in (off / name / "config.pbtxt").read_text()
+        assert without[name].instance_group[0].count == 2
+        # everything else is equal
+        a, b = type(with_batcher[name])(), type(without[name])()
+        a.CopyFrom(with_batcher[name])
+        b.CopyFrom(without[name])
+        for config in (a, b):
+            config.ClearField("dynamic_batching")
+            config.ClearField("instance_group")
+        assert a == b, name
+    assert [with_batcher[m].instance_group[0].count for m in ("paee_preprocess", "paee_encoder", "paee_head")] == [1, 3, 2]
+    assert with_batcher["paee"] == without["paee"]  # the ensemble has neither
+    manifest_on = json.loads((on / "paee_repository.json").read_text())
+    manifest_off = json.loads((off / "paee_repository.json").read_text())
+    assert (manifest_on["dynamic_batching"], manifest_on["max_queue_delay_us"]) == (True, 500)
+    assert (manifest_off["dynamic_batching"], manifest_off["max_queue_delay_us"]) == (False, None)
+    assert manifest_on["instances"]["paee_encoder"] == 3 and set(manifest_off["instances"].values()) == {2}
+
+
+def test_gpu_flavour_without_dynamic_batching(tmp_path, graphs, tokenizer):
+    configs = _configs(_write(tmp_path / "repo", graphs, tokenizer, target="gpu", dynamic_batching=False))
+    assert configs["paee_head"].platform == "onnxruntime_onnx"
+    assert not any(c.HasField("dynamic_batching") for c in configs.values())
+
+
+def test_serving_settings_errors_name_the_setting(tmp_path, graphs, tokenizer):
+    with pytest.raises(RepositoryError, match="max_queue_delay_us"):
+        _write(tmp_path / "a", graphs, tokenizer, max_queue_delay_us=-1)
+    with pytest.raises(RepositoryError, match="instances for paee_head"):
+        _write(tmp_path / "b", graphs, tokenizer, instances={"paee_head": 0})
+    assert not any(tmp_path.iterdir())
+
+
+def test_export_cli_flags_reach_the_pipeline():
+    from paee_export.cli import build_parser
+
+    args = build_parser().parse_args(["--checkpoint", "best.pt", "--no-dynamic-batching", "--instances", "2"])
+    assert args.no_dynamic_batching and args.instances == 2
+    assert not build_parser().parse_args(["--checkpoint", "best.pt"]).no_dynamic_batching
+
+
+def test_run_by_length_groups_runs_once_per_length_and_splits_back():
+    """The python models' group-run-split (numpy only): requests of equal L run together, in order."""
+    from paee.serving.batching import GroupFailure, run_by_length
+
+    def request(length: int, batch: int, tag: float) -> dict:
+        return {"input_ids": np.full((batch, length), tag), "extra": np.full((batch, 2), tag)}
+
+    feeds = [request(128, 1, 1.0), request(512, 2, 2.0), request(128, 3, 3.0), request(1024, 1, 4.0)]
+    calls = []
+
+    def run(length: int, batch: dict) -> dict:
+        calls.append((length, batch["input_ids"].shape[0]))
+        if length == 1024:
+            raise RuntimeError("graph missing (injected)")
+        return {"out": batch["input_ids"][:, :1] * 10, "extra": batch["extra"] + 1}
+
+    results = run_by_length(feeds, "input_ids", run, ["out", "extra"])
+    assert sorted(calls) == [(128, 4), (512, 2), (1024, 1)]  # one run per padded length
+    for feed, result in zip(feeds[:3], results[:3]):
+        assert result["out"].shape == (feed["input_ids"].shape[0], 1)
+        assert (result["out"] == feed["input_ids"][:, :1] * 10).all()  # each request gets its own rows back
+        assert (result["extra"] == feed["extra"] + 1).all() and result["extra"].flags.c_contiguous
+    assert isinstance(results[3], GroupFailure) and results[3].length == 1024
+    assert results[3].message("paee_encoder") == "paee_encoder: batch of padded length 1024 failed: graph missing (injected)"
+
+    # outputs that lost rows fail their group instead of handing one request another's rows
+    bad = run_by_length(feeds[:1], "input_ids", lambda length, batch: {"out": np.zeros((0, 1))}, ["out"])
+    assert isinstance(bad[0], GroupFailure) and "batch size 1" in str(bad[0].error)

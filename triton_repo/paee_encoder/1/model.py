@@ -12,19 +12,21 @@ the one serving its length, by a BLS request.
 
 Triton hands `execute` a list of requests, each with its own batch of documents. Requests are
 grouped by padded length L (the preprocess model pads to length buckets, so a bucket is one group),
-concatenated along the batch axis, run once, and split back: exactly one response per request, and a
-failure fails only the requests of its group. Imports: numpy and the runtime only (never torch).
+concatenated along the batch axis, run once, and split back (`paee.serving.batching`, shared with
+``paee_head``): exactly one response per request, and a failure fails only the requests of its group.
+Imports: numpy, the torch-free `paee.serving.batching` and the runtime only (never torch).
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
+
+from paee.serving.batching import execute_by_length
 
 ASSETS = "assets"
 RUNTIME_FILE = "runtime.json"
@@ -87,31 +89,11 @@ class TritonPythonModel:
         return {name: pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in self.output_names}
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        """Group requests by padded length, run each group once, split the outputs back per request."""
-        responses: list[Any] = [None] * len(requests)
-        groups: dict[int, list[tuple[int, dict[str, np.ndarray]]]] = defaultdict(list)
-        for r, request in enumerate(requests):
-            feeds = {n: pb_utils.get_input_tensor_by_name(request, n).as_numpy() for n in self.input_names}
-            groups[int(feeds[LENGTH_INPUT].shape[1])].append((r, feeds))
-        for length, members in groups.items():
-            try:
-                feeds = {n: np.concatenate([m[1][n] for m in members]) for n in self.input_names}
-                outputs = self._run(self._route(length), feeds)
-                start = 0
-                for r, member in members:
-                    stop = start + member[LENGTH_INPUT].shape[0]
-                    tensors = [
-                        pb_utils.Tensor(n, np.ascontiguousarray(outputs[n][start:stop]).astype(self.dtypes[n], copy=False))
-                        for n in self.output_names
-                    ]
-                    responses[r] = pb_utils.InferenceResponse(output_tensors=tensors)
-                    start = stop
-            except Exception as e:  # a runtime failure fails this group's requests, never the server
-                message = f"paee_encoder: batch of padded length {length} failed: {e}"
-                pb_utils.Logger.log_error(message)
-                for r, _ in members:
-                    responses[r] = pb_utils.InferenceResponse(error=pb_utils.TritonError(message))
-        return responses
+        """Group requests by padded length, run each group on its graph, split the outputs back per request."""
+        return execute_by_length(
+            pb_utils, requests, model="paee_encoder", input_names=self.input_names, output_dtypes=self.dtypes,
+            length_input=LENGTH_INPUT, run=lambda length, feeds: self._run(self._route(length), feeds),
+        )
 
     def finalize(self) -> None:
         """Drop the sessions (their memory is released with them)."""

@@ -6,19 +6,20 @@ OpenVINO bf16), as Triton's native onnxruntime backend ships only in NVIDIA's co
 and the precision are named in ``1/assets/runtime.json``.
 
 Requests are grouped by padded length L (``token_emb`` [B, L, H]; the preprocess model pads to length
-buckets), concatenated along the batch axis, run once and split back: one response per request, and a
-failure fails only its group. Imports: numpy and the runtime only (never torch).
+buckets), concatenated along the batch axis, run once and split back (`paee.serving.batching`, shared
+with ``paee_encoder``): one response per request, and a failure fails only its group. Imports: numpy,
+the torch-free `paee.serving.batching` and the runtime only (never torch).
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import triton_python_backend_utils as pb_utils
+
+from paee.serving.batching import execute_by_length
 
 ASSETS = "assets"
 RUNTIME_FILE = "runtime.json"
@@ -49,30 +50,10 @@ class TritonPythonModel:
 
     def execute(self, requests: list[Any]) -> list[Any]:
         """Group requests by padded length, run each group once, split the outputs back per request."""
-        responses: list[Any] = [None] * len(requests)
-        groups: dict[int, list[tuple[int, dict[str, np.ndarray]]]] = defaultdict(list)
-        for r, request in enumerate(requests):
-            feeds = {n: pb_utils.get_input_tensor_by_name(request, n).as_numpy() for n in self.input_names}
-            groups[int(feeds[LENGTH_INPUT].shape[1])].append((r, feeds))
-        for length, members in groups.items():
-            try:
-                feeds = {n: np.concatenate([m[1][n] for m in members]) for n in self.input_names}
-                outputs = self.session.run(feeds)
-                start = 0
-                for r, member in members:
-                    stop = start + member[LENGTH_INPUT].shape[0]
-                    tensors = [
-                        pb_utils.Tensor(n, np.ascontiguousarray(outputs[n][start:stop]).astype(self.dtypes[n], copy=False))
-                        for n in self.output_names
-                    ]
-                    responses[r] = pb_utils.InferenceResponse(output_tensors=tensors)
-                    start = stop
-            except Exception as e:  # a runtime failure fails this group's requests, never the server
-                message = f"paee_head: batch of padded length {length} failed: {e}"
-                pb_utils.Logger.log_error(message)
-                for r, _ in members:
-                    responses[r] = pb_utils.InferenceResponse(error=pb_utils.TritonError(message))
-        return responses
+        return execute_by_length(
+            pb_utils, requests, model="paee_head", input_names=self.input_names, output_dtypes=self.dtypes,
+            length_input=LENGTH_INPUT, run=lambda _length, feeds: self.session.run(feeds),
+        )
 
     def finalize(self) -> None:
         """Drop the session (its memory is released with it)."""

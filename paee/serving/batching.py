@@ -1,0 +1,108 @@
+"""Group-run-split for the Triton python models that run graphs (``paee_encoder``, ``paee_head``).
+
+Triton hands a python model's ``execute`` a list of requests, each carrying its own batch of documents.
+Requests batch together only when their tensors have equal shapes, i.e. equal padded length L (the
+preprocess model pads to length buckets). `run_by_length` groups the requests' inputs by L, concatenates
+each group along the batch axis, runs it once and splits the outputs back per request; a failure fails
+only the requests of its group. `execute_by_length` wraps it in Triton's request/response objects.
+
+Numpy only (no Triton import, never torch): the Triton module ``triton_python_backend_utils`` is passed
+in by the model, so that `run_by_length` can be tested without a server.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: Runs one group: (padded length L, inputs concatenated along the batch axis) -> outputs by name.
+GroupRunner = Callable[[int, dict[str, np.ndarray]], Mapping[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class GroupFailure:
+    """The group of padded length ``length`` failed with ``error`` (every request of the group gets it)."""
+
+    length: int
+    error: BaseException
+
+    def message(self, model: str) -> str:
+        return f"{model}: batch of padded length {self.length} failed: {self.error}"
+
+
+def run_by_length(
+    feeds: Sequence[Mapping[str, np.ndarray]],
+    length_input: str,
+    run: GroupRunner,
+    output_names: Sequence[str],
+) -> list[dict[str, np.ndarray] | GroupFailure]:
+    """Run requests grouped by padded length; per request its outputs, or the `GroupFailure` of its group.
+
+    Args:
+        feeds: per request, its inputs by name (each [B_i, ...]); all requests have the same names.
+        length_input: the input whose axis 1 is the padded length L (e.g. ``input_ids`` [B_i, L]).
+        run: runs one group (see `GroupRunner`); its outputs have the group's total batch on axis 0.
+        output_names: the outputs to split back (every one must be in ``run``'s result).
+
+    Returns:
+        One entry per request, in request order: ``{name: [B_i, ...]}`` (contiguous) or a `GroupFailure`.
+    """
+    results: list[dict[str, np.ndarray] | GroupFailure | None] = [None] * len(feeds)
+    groups: dict[int, list[int]] = defaultdict(list)  # L -> request indices
+    for r, inputs in enumerate(feeds):
+        groups[int(inputs[length_input].shape[1])].append(r)
+    for length, members in groups.items():
+        try:
+            names = feeds[members[0]].keys()
+            batch = {n: np.concatenate([feeds[r][n] for r in members]) for n in names}  # [sum B_i, ...]
+            outputs = run(length, batch)
+            size = batch[length_input].shape[0]
+            wrong = {n: outputs[n].shape[0] for n in output_names if outputs[n].shape[0] != size}
+            if wrong:
+                raise ValueError(f"outputs {wrong} do not have the batch size {size} of the inputs")
+            start = 0
+            for r in members:
+                stop = start + feeds[r][length_input].shape[0]
+                results[r] = {n: np.ascontiguousarray(outputs[n][start:stop]) for n in output_names}
+                start = stop
+        except Exception as e:  # a runtime failure fails this group's requests, never the server
+            for r in members:
+                results[r] = GroupFailure(length, e)
+    return results  # type: ignore[return-value]
+
+
+def execute_by_length(
+    pb_utils: Any,
+    requests: Sequence[Any],
+    *,
+    model: str,
+    input_names: Sequence[str],
+    output_dtypes: Mapping[str, np.dtype],
+    length_input: str,
+    run: GroupRunner,
+) -> list[Any]:
+    """A python model's ``execute``: exactly one `InferenceResponse` per request, errors per group.
+
+    Args:
+        pb_utils: the ``triton_python_backend_utils`` module of the running model.
+        requests: Triton's requests.
+        model: the model's name, for error messages and the server log.
+        input_names: inputs read from each request.
+        output_dtypes: outputs (in config order) and their dtypes from the model config.
+        length_input, run: see `run_by_length`.
+    """
+    feeds = [{n: pb_utils.get_input_tensor_by_name(request, n).as_numpy() for n in input_names} for request in requests]
+    responses = []
+    for result in run_by_length(feeds, length_input, run, list(output_dtypes)):
+        if isinstance(result, GroupFailure):
+            message = result.message(model)
+            pb_utils.Logger.log_error(message)
+            responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(message)))
+            continue
+        tensors = [pb_utils.Tensor(n, result[n].astype(dtype, copy=False)) for n, dtype in output_dtypes.items()]
+        responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+    return responses
