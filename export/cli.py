@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cpu: fp32, int8, bf16 (OpenVINO; needs AMX / AVX512-BF16, else fp32); gpu: fp32, fp16")
     p.add_argument("--max-batch-size", type=int, default=8, help="max_batch_size of every Triton model")
     p.add_argument("--instances", type=int, default=1, help="instances of every Triton model")
+    p.add_argument("--no-dynamic-batching", action="store_true",
+                   help="write the models without Triton's dynamic batcher (each request runs alone; for comparison)")
     p.add_argument("--tensorrt", action="store_true",
                    help="build TensorRT engines (gpu target; skipped, with the reason in the report, without TensorRT or a GPU)")
     p.add_argument("--force", action="store_true", help="replace an existing repository")
@@ -86,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         docs = _parity_documents(args, DOCRED_ENTITY_TYPES)
         result = export_checkpoint(
             args.checkpoint, out, target=args.target, precision=args.precision, max_batch_size=args.max_batch_size,
-            instances=args.instances, tensorrt=args.tensorrt, force=args.force, parity=not args.no_parity,
-            parity_docs=docs, progress=not args.quiet,
+            instances=args.instances, dynamic_batching=not args.no_dynamic_batching, tensorrt=args.tensorrt,
+            force=args.force, parity=not args.no_parity, parity_docs=docs, progress=not args.quiet,
         )  # fmt: skip
     except (ExportRequestError, CheckpointError, RepositoryError, PaeeDataError, RuntimeUnavailableError) as err:
         return fail(err)  # the user's input or environment: one line, exit 2

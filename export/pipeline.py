@@ -200,6 +200,7 @@ def export_checkpoint(
     precision: str = "fp32",
     max_batch_size: int = 8,
     instances: int = 1,
+    dynamic_batching: bool = True,
     tensorrt: bool = False,
     force: bool = False,
     parity: bool = True,
@@ -215,6 +216,7 @@ def export_checkpoint(
         target: ``cpu`` (python models running ONNX Runtime / OpenVINO) or ``gpu`` (native Triton models).
         precision: one of `TARGET_PRECISIONS` [target].
         max_batch_size, instances: Triton settings of every model.
+        dynamic_batching: False writes the models without Triton's dynamic batcher (one request per run).
         tensorrt: build TensorRT engines (GPU flavour); a missing TensorRT / GPU is recorded and skipped.
         force: replace an existing repository.
         parity: measure parity with PyTorch (False: skip, the report says so).
@@ -325,6 +327,7 @@ def export_checkpoint(
             target=target,
             max_batch_size=max_batch_size,
             instances=instances,
+            dynamic_batching=dynamic_batching,
             force=force,
             report=report,
             window=dims.window,

@@ -359,6 +359,7 @@ def write_repository(
     top_k: int | None = None,
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
     max_queue_delay_us: int = DEFAULT_MAX_QUEUE_DELAY_US,
+    dynamic_batching: bool = True,
     threads: int | None = None,
     runtime_backend: str = "auto",
     graph_runtime: Mapping[str, Mapping[str, str]] | None = None,
@@ -389,6 +390,8 @@ def write_repository(
         gate_threshold, top_k: decoding settings (`paee.data.decode.decode`).
         max_document_bytes: larger DOCUMENT payloads get an error response.
         max_queue_delay_us: the dynamic batcher's wait to fill a batch.
+        dynamic_batching: False writes no ``dynamic_batching`` block: every model then runs each request
+            as it comes (batch of one document), to measure what the batcher buys (benchmarks/serving_load.py).
         threads: intra-op threads per runtime session (None: the runtime's default).
         runtime_backend: `paee_export.runtimes.create_session` backend (``auto`` picks by precision).
         graph_runtime: CPU only, ``{encoder graph name: {"precision": .., "backend": ..}}`` overriding
@@ -415,6 +418,8 @@ def write_repository(
         raise RepositoryError("tensorrt_plans need target='gpu'")
     if not isinstance(max_batch_size, int) or max_batch_size < 1:
         raise RepositoryError(f"max_batch_size must be a positive integer, got {max_batch_size!r}")
+    if not isinstance(max_queue_delay_us, int) or isinstance(max_queue_delay_us, bool) or max_queue_delay_us < 0:
+        raise RepositoryError(f"max_queue_delay_us must be an integer >= 0, got {max_queue_delay_us!r}")
     if out.exists() and not out.is_dir():
         raise RepositoryError(f"output {out} exists and is a file, not a repository folder")
     if out.is_dir() and any(out.iterdir()) and not force:
@@ -436,7 +441,8 @@ def write_repository(
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        common = {"max_batch_size": max_batch_size, "dynamic_batching": _dynamic_batching(max_queue_delay_us)}
+        batching = _dynamic_batching(max_queue_delay_us) if dynamic_batching else ""
+        common = {"max_batch_size": max_batch_size, "dynamic_batching": batching}
         io = _io(dims)
         manifest = _build(
             tmp, templates, common, io, encoders=encoders, head=head_path, tokenizer_text=tokenizer_text,
@@ -445,7 +451,11 @@ def write_repository(
             max_document_bytes=max_document_bytes, threads=threads, runtime_backend=runtime_backend,
             graph_runtime=graph_runtime or {},
         )
-        manifest.update({"dims": asdict(dims), "max_batch_size": max_batch_size})
+        manifest.update({
+            "dims": asdict(dims), "max_batch_size": max_batch_size, "dynamic_batching": bool(dynamic_batching),
+            "max_queue_delay_us": max_queue_delay_us if dynamic_batching else None,
+            "instances": {m: _instances(instances, m) for m in MODEL_NAMES[1:]},
+        })
         _write_json(tmp / MANIFEST, manifest)
         if report is not None:
             if isinstance(report, (str, Path)):
