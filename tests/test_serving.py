@@ -1,10 +1,12 @@
 """A real tritonserver (from the nvidia-pytriton wheel) on loopback, serving the repository of a tiny model.
 
-Started once per module; queried over HTTP and gRPC. The ensemble's triples must equal those of the
-in-process PyTorch `Predictor` on the same checkpoint (one document longer than 512 wordpieces, so the
-long encoder graph serves it). Bad inputs over the wire each get an error response naming the problem,
-the server stays ready and the next good request succeeds. Skips only where no tritonserver is
-installed; one that is installed and does not start fails the tests with the server's log tail.
+Started once per session (tests/serving_support.py); queried over HTTP and gRPC. The ensemble's triples
+must equal those of the in-process PyTorch `Predictor` on the same checkpoint, for synthetic documents
+and for real Re-DocRED dev documents (marked ``realdata``), each set with documents longer than 512
+wordpieces, so the long encoder graph serves them. Bad inputs over the wire each get an error response
+naming the problem, the server stays ready and the next good request succeeds. Skips only where no
+tritonserver is installed; one that is installed and does not start fails the tests with the server's
+log tail.
 """
 
 from __future__ import annotations
@@ -19,92 +21,33 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 from paee.serving.client import PaeeClient, PaeeServingError  # noqa: E402
-from paee.serving.server import TritonServer, TritonServerError, find_triton  # noqa: E402
 
+# model_files / server (synthetic tiny model) and real_model_files / real_server (Re-DocRED): one
+# tritonserver per model for the session, shared with test_loadtest.py.
+pytest_plugins = ["serving_support"]
 pytestmark = pytest.mark.slow
 
-#: Documents compared with the in-process model: a few short ones and one longer than a window.
-NUM_SHORT_DOCS = 3
-WINDOW = 512
 #: Scores (logit margins) agree to this; ORT and PyTorch differ by float rounding only.
 SCORE_ATOL = 1e-3
 MIB = 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def model_files(tmp_path_factory):
-    """A tiny random model: checkpoint, exported graphs, and the documents to compare on."""
-    import torch
-
-    from paee.data.featurizer import Featurizer, FeaturizerConfig
-    from paee.data.relations import RelationVocab
-    from paee.data.synthetic import generate_corpus, rel2id, rel_info
-    from paee.model.paee import build_model
-    from paee.training.checkpoint import Checkpoint, save_checkpoint
-    from paee.training.setup import make_model_config, prepare_encoder
-    from paee_export.graphs import ExportDims
-    from paee_export.onnx_export import export_graphs
-
-    out = tmp_path_factory.mktemp("serving")
-    torch.manual_seed(0)
-    docs = generate_corpus(n_docs=16, seed=11)
-    source = prepare_encoder("tiny", docs)
-    relations = RelationVocab.from_rel2id(rel2id(), rel_info())
-    featurizer_config = FeaturizerConfig()
-    config = make_model_config(source, relations, featurizer_config)
-    model = build_model(config).eval()
-    checkpoint = out / "best.pt"
-    save_checkpoint(checkpoint, Checkpoint(config, featurizer_config, source.tokenizer, relations, model.state_dict()))
-    dims = ExportDims.from_model(model, featurizer_config.max_mentions, featurizer_config.max_sentences)
-    graphs = export_graphs(model, out / "onnx", dims, validate=False)
-
-    featurizer = Featurizer(source.tokenizer, featurizer_config)
-    lengths = [featurizer.featurize(d).num_tokens for d in docs]
-    short = [d for d, n in zip(docs, lengths) if n <= WINDOW][:NUM_SHORT_DOCS]
-    long = [d for d, n in zip(docs, lengths) if n > WINDOW][:1]
-    assert len(short) == NUM_SHORT_DOCS and long, f"need short and long documents, lengths {lengths}"
-    head = config.head
-    return {
-        "checkpoint": checkpoint, "graphs": graphs, "tokenizer": source.tokenizer, "featurizer": featurizer_config,
-        "relations": relations, "docs": short + long, "gate": head.ppp_threshold if head.gate_pairs else None,
-    }
-
-
-@pytest.fixture(scope="module")
-def server(model_files, tmp_path_factory):
-    from paee_export.repository import write_repository
-
-    files = model_files
-    repo = write_repository(
-        tmp_path_factory.mktemp("repo") / "paee_repo",
-        encoder_onnx=[files["graphs"]["encoder"].path, files["graphs"]["encoder_long"].path],
-        head_onnx=files["graphs"]["head"].path, tokenizer_json=files["tokenizer"],
-        featurizer_config=files["featurizer"], relations=files["relations"], precision="fp32",
-        max_batch_size=4, instances=1, gate_threshold=files["gate"], threads=1,
-    )
-    try:
-        find_triton()
-    except TritonServerError as e:
-        pytest.skip(f"no tritonserver: {e}")
-    triton = TritonServer(repo, http_port=0, grpc_port=0, metrics_port=0, stop_timeout_s=20)
-    # Installed but not starting is a failure, not a skip: it is exactly what users would hit.
-    triton.start()
-    yield triton
-    triton.stop()
-
-
-@pytest.fixture(scope="module")
-def expected(model_files):
-    """Triples of the in-process PyTorch model, keyed by title."""
+def _pytorch_triples(files: dict) -> dict[str, dict[tuple[int, int, str], float]]:
+    """Triples of the in-process PyTorch model on ``files["docs"]``: title -> {(h, t, relation id): score}."""
     from paee.inference import Predictor
 
-    predictor = Predictor.from_checkpoint(model_files["checkpoint"], device="cpu")
-    relations = model_files["relations"]
-    docs = model_files["docs"]
+    predictor = Predictor.from_checkpoint(files["checkpoint"], device="cpu")
+    relations = files["relations"]
+    docs = files["docs"]
     return {
         doc.title: {(t.head, t.tail, relations.ids[t.relation]): t.score for t in triples}
         for doc, triples in zip(docs, predictor.predict(docs))
     }
+
+
+@pytest.fixture(scope="module")
+def expected(model_files):
+    return _pytorch_triples(model_files)
 
 
 @pytest.fixture(scope="module", params=["http", "grpc"])
@@ -114,11 +57,14 @@ def client(request, server):
         yield c
 
 
+def _decisive(triples: dict) -> set:
+    """Triples whose margin is not within rounding of zero (those may fall on either side in ORT vs PyTorch)."""
+    return {k for k, score in triples.items() if abs(score) > SCORE_ATOL}
+
+
 def _assert_same(got: list[dict], want: dict, title: str) -> None:
     triples = {(t["h_idx"], t["t_idx"], t["r"]): t["score"] for t in got}
-    # A margin within rounding of zero may fall on either side of the threshold in ORT vs PyTorch.
-    decisive = lambda d: {k for k, s in d.items() if abs(s) > SCORE_ATOL}  # noqa: E731
-    assert decisive(triples) <= set(want) and decisive(want) <= set(triples), title
+    assert _decisive(triples) <= set(want) and _decisive(want) <= set(triples), title
     for key in set(triples) & set(want):
         assert triples[key] == pytest.approx(want[key], abs=SCORE_ATOL), (title, key)
 
@@ -132,6 +78,26 @@ def test_ensemble_matches_the_in_process_model(client, model_files, expected):
             assert t["r_name"] == model_files["relations"].names.get(t["r"], t["r"])
     raw = client.predict_raw(docs[0])
     assert raw["title"] == docs[0].title
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_real_redocred_documents_match_the_in_process_model(protocol, real_server, real_model_files):
+    """Re-DocRED dev documents (some over 512 wordpieces) through the ensemble: PyTorch's exact triples."""
+    from serving_support import WINDOW
+
+    docs, lengths, relations = real_model_files["docs"], real_model_files["lengths"], real_model_files["relations"]
+    assert sum(lengths[d.title] > WINDOW for d in docs) >= 2, lengths  # encoder_long serves these
+    want = _pytorch_triples(real_model_files)
+    url = real_server.http_url if protocol == "http" else real_server.grpc_url
+    with PaeeClient(url, protocol=protocol, timeout_s=120, retries=2) as c:
+        results = c.predict_many([d.to_json() for d in docs], concurrency=len(docs))
+    for doc, got in zip(docs, results):
+        _assert_same(got, want[doc.title], doc.title)
+        # the model decides per pair: some triples, most (pair, relation) slots empty
+        slots = doc.num_entities * (doc.num_entities - 1) * (relations.num_classes - 1)
+        assert 10 <= len(_decisive(want[doc.title])) <= 0.1 * slots, (doc.title, len(want[doc.title]), slots)
+        assert {t["r_name"] for t in got} <= set(relations.names.values())
 
 
 def _docred(title: str, words: list[str], entities: list[list[dict]]) -> dict:

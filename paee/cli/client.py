@@ -4,6 +4,14 @@ Reads a JSON list of documents (DocRED form or text form), sends each to the ``p
 (concurrently), and writes the official DocRED ``result.json`` records ``{title, h_idx, t_idx, r}``
 plus ``r_name`` and ``score``. Documents the server rejects are reported on stderr with the server's
 message; the exit code is 1 if any failed.
+
+With ``--load`` it is a bounded load test instead (`paee.serving.loadtest`): ``--concurrency`` clients
+send the documents round-robin until ``--requests`` have been sent or ``--max-seconds`` have passed,
+then it prints requests, failures (with the first error messages), throughput and p50/p90/p99 latency
+and writes the report as JSON to ``--out``; the exit code is 1 if any request failed:
+
+    paee-client --url 127.0.0.1:8001 --protocol grpc docs.json --load --concurrency 32 \\
+                --requests 2000 --max-seconds 60 --out load.json
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from paee.cli.common import fail
 from paee.serving.client import (
     DEFAULT_CONCURRENCY, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, PROTOCOLS, PaeeClient, PaeeServingError, result_records,
 )
+from paee.serving import loadtest
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,26 +33,71 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("documents", type=Path, help="JSON list of documents")
     p.add_argument("--url", required=True, help="HOST:PORT of the server's HTTP or gRPC endpoint")
     p.add_argument("--protocol", choices=PROTOCOLS, default="http")
-    p.add_argument("--out", required=True, type=Path, help="where to write result.json")
-    p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="requests in flight")
+    p.add_argument("--out", required=True, type=Path, help="where to write result.json (with --load: the load report)")
+    p.add_argument("--concurrency", type=int, default=None,
+                   help=f"requests in flight (default {DEFAULT_CONCURRENCY}; with --load: clients, default {loadtest.DEFAULT_CONCURRENCY})")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per request")
-    p.add_argument("--retries", type=int, default=DEFAULT_RETRIES, help="retries on connection errors")
+    p.add_argument("--retries", type=int, default=None,
+                   help=f"retries on connection errors (default {DEFAULT_RETRIES}; with --load 0, so that every failure counts)")
     p.add_argument("--no-names", action="store_true", help="leave out r_name")
     p.add_argument("--no-scores", action="store_true", help="leave out score")
+    load = p.add_argument_group("bounded load test (--load)")
+    load.add_argument("--load", action="store_true", help="run a bounded load test instead of writing results")
+    load.add_argument("--requests", type=int, default=loadtest.DEFAULT_MAX_REQUESTS, help="stop after this many requests")
+    load.add_argument("--max-seconds", type=float, default=loadtest.DEFAULT_MAX_SECONDS, help="stop starting requests after this many seconds")
+    load.add_argument("--warmup", type=int, default=None,
+                      help="requests before the clock starts, not counted (default: one per client)")
     return p
+
+
+def _read_documents(path: Path) -> list:
+    """The JSON list of documents; ValueError naming the file otherwise."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"cannot read {path}: {e}") from e
+    if not isinstance(raw, list):
+        raise ValueError(f"{path}: expected a JSON list of documents, got {type(raw).__name__}")
+    return raw
+
+
+def _load(args: argparse.Namespace, raw: list) -> int:
+    if not raw:
+        return fail(f"{args.documents}: no documents to send")
+    concurrency = loadtest.DEFAULT_CONCURRENCY if args.concurrency is None else args.concurrency
+    try:
+        config = loadtest.LoadConfig(
+            args.url.removeprefix("http://"), args.protocol, concurrency=concurrency, max_requests=args.requests,
+            max_seconds=args.max_seconds, timeout_s=args.timeout, retries=args.retries or 0,
+            warmup=concurrency if args.warmup is None else args.warmup,
+        )
+    except ValueError as e:
+        return fail(e)
+    try:
+        report = loadtest.run_load([json.dumps(d, ensure_ascii=False) for d in raw], config)
+    except PaeeServingError as e:
+        return fail(e, code=1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    print(report.summary())
+    for message in report.errors:
+        print(f"paee-client: {message}", file=sys.stderr)
+    print(f"paee-client: load report -> {args.out}")
+    return 1 if report.failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        raw = json.loads(args.documents.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        return fail(f"cannot read {args.documents}: {e}")
-    if not isinstance(raw, list):
-        return fail(f"{args.documents}: expected a JSON list of documents, got {type(raw).__name__}")
+        raw = _read_documents(args.documents)
+    except ValueError as e:
+        return fail(e)
+    if args.load:
+        return _load(args, raw)
+    retries = DEFAULT_RETRIES if args.retries is None else args.retries
     try:
-        with PaeeClient(args.url, args.protocol, timeout_s=args.timeout, retries=args.retries,
-                        concurrency=args.concurrency) as client:
+        with PaeeClient(args.url, args.protocol, timeout_s=args.timeout, retries=retries,
+                        concurrency=args.concurrency or DEFAULT_CONCURRENCY) as client:
             results = client.predict_many([json.dumps(d, ensure_ascii=False) for d in raw], return_exceptions=True)
     except ValueError as e:
         return fail(e)

@@ -1,0 +1,157 @@
+"""Session fixtures for the tests that need a running tritonserver (test_serving.py, test_loadtest.py).
+
+Loaded with ``pytest_plugins = ["serving_support"]`` by those modules, so that one server per model
+serves every test of the session (starting one costs ~10 s on 2 cores):
+
+* ``model_files`` / ``server``: a tiny random model on the synthetic corpus, its repository on a real
+  tritonserver (from the nvidia-pytriton wheel) on loopback.
+* ``real_model_files`` / ``real_server``: a tiny random model whose tokenizer and relation vocabulary
+  are Re-DocRED's (../shared/data; skipped when absent), serving a handful of real dev documents.
+
+Skips only where no tritonserver is installed; one that is installed and does not start fails the tests
+with the server's log tail (exactly what users would hit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+#: BERT's window: documents longer than this (in wordpieces with markers) run on the long encoder graph.
+WINDOW = 512
+#: Synthetic documents compared with the in-process model: a few short ones and one longer than a window.
+NUM_SHORT_DOCS = 3
+#: Real documents served: short ones and ones longer than a window, picked among the first dev documents.
+NUM_REAL_SHORT, NUM_REAL_LONG, REAL_POOL = 3, 2, 80
+#: The real-data tokenizer is trained on this many dev documents (vocabulary like a real checkpoint's:
+#: words stay mostly whole, so lengths in wordpieces are realistic).
+REAL_TOKENIZER_DOCS = 40
+#: A random model puts about half of all (pair, relation) margins above the threshold class; raising the
+#: threshold logit leaves this fraction above it, like a trained model's few triples per pair.
+REAL_POSITIVE_FRACTION = 0.02
+
+
+def _export_tiny(out: Path, model: Any, config: Any, featurizer_config: Any, source: Any, relations: Any) -> dict[str, Any]:
+    """Checkpoint and ONNX graphs (encoder, encoder_long, head) of a tiny model."""
+    from paee.training.checkpoint import Checkpoint, save_checkpoint
+    from paee_export.graphs import ExportDims
+    from paee_export.onnx_export import export_graphs
+
+    checkpoint = out / "best.pt"
+    save_checkpoint(checkpoint, Checkpoint(config, featurizer_config, source.tokenizer, relations, model.state_dict()))
+    dims = ExportDims.from_model(model, featurizer_config.max_mentions, featurizer_config.max_sentences)
+    graphs = export_graphs(model, out / "onnx", dims, validate=False)
+    head = config.head
+    return {
+        "checkpoint": checkpoint, "graphs": graphs, "tokenizer": source.tokenizer, "featurizer": featurizer_config,
+        "relations": relations, "gate": head.ppp_threshold if head.gate_pairs else None,
+    }
+
+
+def start_server(files: dict[str, Any], out: Path, **repository_options: Any):
+    """Write the repository of ``files`` (the tiny model) and start a tritonserver on free loopback ports."""
+    from paee.serving.server import TritonServer, TritonServerError, find_triton
+    from paee_export.repository import write_repository
+
+    options = {"max_batch_size": 4, "instances": 1, "threads": 1, **repository_options}
+    repo = write_repository(
+        out / "paee_repo", encoder_onnx=[files["graphs"]["encoder"].path, files["graphs"]["encoder_long"].path],
+        head_onnx=files["graphs"]["head"].path, tokenizer_json=files["tokenizer"], featurizer_config=files["featurizer"],
+        relations=files["relations"], precision="fp32", gate_threshold=files["gate"], **options,
+    )
+    try:
+        find_triton()
+    except TritonServerError as e:
+        pytest.skip(f"no tritonserver: {e}")
+    return TritonServer(repo, http_port=0, grpc_port=0, metrics_port=0, stop_timeout_s=20).start()
+
+
+def _split_by_length(docs: Sequence[Any], lengths: Sequence[int], short: int, long: int) -> tuple[list, list]:
+    shorts = [d for d, n in zip(docs, lengths) if n <= WINDOW][:short]
+    longs = [d for d, n in zip(docs, lengths) if n > WINDOW][:long]
+    assert len(shorts) == short and len(longs) == long, f"need {short} short and {long} long documents, lengths {lengths}"
+    return shorts, longs
+
+
+@pytest.fixture(scope="session")
+def model_files(tmp_path_factory) -> dict[str, Any]:
+    """The synthetic tiny model: checkpoint, exported graphs, and the documents to compare on."""
+    import torch
+
+    from paee.data.featurizer import Featurizer, FeaturizerConfig
+    from paee.data.relations import RelationVocab
+    from paee.data.synthetic import generate_corpus, rel2id, rel_info
+    from paee.model.paee import build_model
+    from paee.training.setup import make_model_config, prepare_encoder
+
+    out = tmp_path_factory.mktemp("serving")
+    torch.manual_seed(0)
+    docs = generate_corpus(n_docs=16, seed=11)
+    source = prepare_encoder("tiny", docs)
+    relations = RelationVocab.from_rel2id(rel2id(), rel_info())
+    featurizer_config = FeaturizerConfig()
+    config = make_model_config(source, relations, featurizer_config)
+    model = build_model(config).eval()
+    files = _export_tiny(out, model, config, featurizer_config, source, relations)
+    featurizer = Featurizer(source.tokenizer, featurizer_config)
+    short, long = _split_by_length(docs, [featurizer.featurize(d).num_tokens for d in docs], NUM_SHORT_DOCS, 1)
+    return {**files, "docs": short + long}
+
+
+@pytest.fixture(scope="session")
+def server(model_files, tmp_path_factory):
+    triton = start_server(model_files, tmp_path_factory.mktemp("repo"))
+    yield triton
+    triton.stop()
+
+
+@pytest.fixture(scope="session")
+def real_model_files(tmp_path_factory, redocred_dev_path, rel2id_path, rel_info_path) -> dict[str, Any]:
+    """A tiny random model for Re-DocRED: its tokenizer, 97 relation classes, and real dev documents.
+
+    The threshold class's bias is raised so that `REAL_POSITIVE_FRACTION` of the (pair, relation)
+    margins of the served documents lie above it: the model predicts some triples per document and
+    leaves most pairs empty, so agreement of the triple sets tests the decision, not just "all" or "none".
+    """
+    import numpy as np
+    import torch
+
+    from paee.data.docred import read_documents
+    from paee.data.featurizer import Featurizer, FeaturizerConfig
+    from paee.data.relations import RelationVocab
+    from paee.data.tokenizer import TokenizerSpec
+    from paee.inference import run_model
+    from paee.model.paee import build_model
+    from paee.training.setup import make_model_config, prepare_encoder
+
+    out = tmp_path_factory.mktemp("serving_real")
+    torch.manual_seed(0)
+    relations = RelationVocab.from_files(rel2id_path, rel_info_path)
+    pool = read_documents(redocred_dev_path, relations=relations)[:REAL_POOL]
+    source = prepare_encoder("tiny", pool[:REAL_TOKENIZER_DOCS])
+    featurizer_config = FeaturizerConfig()
+    featurizer = Featurizer(source.tokenizer, featurizer_config, relations)
+    lengths = [f.num_tokens for f in featurizer.featurize_many(pool)]
+    short, long = _split_by_length(pool, lengths, NUM_REAL_SHORT, NUM_REAL_LONG)
+    docs = short + long
+    config = make_model_config(source, relations, featurizer_config)
+    model = build_model(config).eval()
+
+    outputs = run_model(model, featurizer.featurize_many(docs), TokenizerSpec.from_tokenizer(source.tokenizer).pad_id)
+    margins = np.concatenate([  # [pairs, R-1]: logit_r - logit_TH of every ordered pair s != o
+        (o.logits[..., 1:] - o.logits[..., :1])[~np.eye(o.logits.shape[0], dtype=bool)] for o in outputs
+    ])
+    with torch.no_grad():
+        model.head.classifier.bilinear.bias[0] += float(np.quantile(margins, 1 - REAL_POSITIVE_FRACTION))
+    files = _export_tiny(out, model, config, featurizer_config, source, relations)
+    return {**files, "docs": docs, "lengths": {d.title: n for d, n in zip(pool, lengths)}}
+
+
+@pytest.fixture(scope="session")
+def real_server(real_model_files, tmp_path_factory):
+    triton = start_server(real_model_files, tmp_path_factory.mktemp("repo_real"))
+    yield triton
+    triton.stop()
