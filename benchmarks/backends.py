@@ -1,0 +1,434 @@
+"""The ways to run a PAEE model that `paee-bench` compares, one table row each (`BACKENDS`).
+
+A backend is either *in-process* (the benchmark calls the encoder and the head itself, so their times are
+measured separately) or a *server* (the Triton ensemble: one request per document, featurize, encoder,
+head and decode inside the server). Every backend runs the same featurizer and decoder in the same way;
+only the model runtime differs.
+
+A backend that cannot run here raises `BackendSkipped` with the reason (no GPU, runtime not installed,
+CPU without bf16 units); the report lists it as skipped. Nothing is emulated or estimated in its place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from paee_export.graphs import ENCODER, ENCODER_GRAPHS, ENCODER_LONG
+
+if TYPE_CHECKING:
+    from paee.data.featurizer import Featurizer
+    from paee.model.paee import PaeeModel
+    from paee_bench.artifacts import Artifacts
+
+
+class BackendSkipped(RuntimeError):
+    """This backend cannot run on this machine; the message is the reason the report shows."""
+
+
+class InProcessRunner(Protocol):
+    """Encoder and head called separately, on one collated batch (numpy, tensor contract)."""
+
+    runtime: dict[str, Any]
+
+    def encode(self, batch: Mapping[str, np.ndarray]) -> Any: ...
+
+    def head(self, batch: Mapping[str, np.ndarray], encoded: Any) -> tuple[np.ndarray, np.ndarray]:
+        """-> (logits [B, N, N, R] float32, pair_prob [B, N, N] float32), computation finished."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ServerRunner(Protocol):
+    """A served ensemble: documents in, triples ``{h_idx, t_idx, r, score}`` out."""
+
+    runtime: dict[str, Any]
+
+    def predict(self, doc: Any) -> list[dict[str, Any]]: ...
+
+    def predict_many(self, docs: Sequence[Any], concurrency: int) -> list[list[dict[str, Any]]]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class BenchContext:
+    """What backends are built from: the fp32 reference model, its featurizer, exported files, settings."""
+
+    model: "PaeeModel"
+    featurizer: "Featurizer"
+    artifacts: "Artifacts"
+    threads: int
+    max_batch_size: int
+    triton_precision: str = "fp32"
+    repository: Any = None  # a repository folder to serve instead of exporting one
+    urls: dict[str, str] = field(default_factory=dict)  # protocol -> running server's host:port
+    _server: Any = None
+    _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def triton_urls(self) -> dict[str, str]:
+        """host:port per protocol of a Triton server: the given one, else one started here (once)."""
+        if self.urls:
+            return self.urls
+        if self._server is None:
+            from paee.serving.server import TritonServer, TritonServerError, find_triton
+
+            try:
+                find_triton()
+            except TritonServerError as err:
+                raise BackendSkipped(str(err)) from err
+            repo = self.repository or self.artifacts.repository(self.triton_precision, self.threads, self.max_batch_size)
+            self._server = self._stack.enter_context(TritonServer(repo, http_port=0, grpc_port=0, metrics_port=0))
+        return {"http": self._server.http_url, "grpc": self._server.grpc_url}
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+# --- PyTorch ------------------------------------------------------------------------------------------------
+
+
+class TorchRunner:
+    """The PyTorch model on a device at a dtype (bf16 / fp16: a copy of the model with weights in that dtype)."""
+
+    def __init__(self, model: "PaeeModel", device: str, dtype_name: str) -> None:
+        import copy
+
+        import torch
+
+        from paee.inference import MODEL_INPUT_KEYS
+
+        self.torch = torch
+        self.keys = MODEL_INPUT_KEYS
+        self.device = torch.device(device)
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype_name]
+        self.model = model if dtype == torch.float32 and device == "cpu" else copy.deepcopy(model).to(self.device, dtype)
+        self.model.eval()
+        self.runtime = {"runtime": f"torch {torch.__version__} eager", "device": device, "weights": dtype_name,
+                        "threads": torch.get_num_threads()}
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize(self.device)
+
+    def encode(self, batch: Mapping[str, np.ndarray]) -> Any:
+        from paee.inference import to_tensors
+
+        with self.torch.no_grad():
+            tensors = to_tensors(batch, self.device, self.keys)
+            encoded = self.model.encoder(
+                tensors["input_ids"], tensors["attention_mask"], tensors["mention_pos"], tensors["mention_mask"]
+            )
+        self._sync()
+        return tensors, encoded
+
+    def head(self, batch: Mapping[str, np.ndarray], encoded: Any) -> tuple[np.ndarray, np.ndarray]:
+        tensors, enc = encoded
+        with self.torch.no_grad():
+            out = self.model.head(
+                token_emb=enc.token_emb, entity_emb=enc.entity_emb, entity_attn=enc.entity_attn,
+                entity_type=tensors["entity_type"], entity_mask=tensors["entity_mask"], sent_span=tensors["sent_span"],
+                sent_mask=tensors["sent_mask"], same_sent=tensors["same_sent"],
+            )  # fmt: skip
+        return out.logits.float().cpu().numpy(), out.pair_prob.float().cpu().numpy()  # .cpu() waits for the GPU
+
+    def close(self) -> None:
+        pass
+
+
+class CudaGraphRunner(TorchRunner):
+    """PyTorch on CUDA with the encoder and the head each captured as a CUDA graph per (batch, length bucket).
+
+    Inputs are padded to the next bucket of `paee_export.repository.DEFAULT_BUCKETS` (as the Triton
+    preprocess does), so a handful of graphs serve every length; padded tokens are masked. A graph is
+    captured on the first batch of its shape (the warm-up documents cover one per bucket).
+    """
+
+    def __init__(self, model: "PaeeModel", dtype_name: str = "fp32") -> None:
+        super().__init__(model, "cuda", dtype_name)
+        from paee_export.repository import DEFAULT_BUCKETS
+
+        self.buckets = DEFAULT_BUCKETS
+        self.graphs: dict[tuple[int, int], Any] = {}
+        self.runtime["runtime"] = f"torch {self.torch.__version__} CUDA graphs (encoder, head)"
+
+    def _padded(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        length = batch["input_ids"].shape[1]
+        bucket = next((b for b in self.buckets if b >= length), length)
+        out = dict(batch)
+        for key in ("input_ids", "attention_mask"):  # pad id 0 under a zero mask: never attended to
+            out[key] = np.pad(batch[key], ((0, 0), (0, bucket - length)))
+        return out
+
+    def _capture(self, batch: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        from paee.inference import to_tensors
+
+        torch = self.torch
+        static = to_tensors(batch, self.device, self.keys)
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.no_grad(), torch.cuda.stream(stream):
+            for _ in range(3):  # warm-up on a side stream, as torch.cuda.graphs requires
+                TorchRunner.head(self, batch, TorchRunner.encode(self, batch))
+        torch.cuda.current_stream().wait_stream(stream)
+        enc_graph, head_graph = torch.cuda.CUDAGraph(), torch.cuda.CUDAGraph()
+        with torch.no_grad():
+            with torch.cuda.graph(enc_graph):
+                enc = self.model.encoder(static["input_ids"], static["attention_mask"], static["mention_pos"],
+                                         static["mention_mask"])
+            with torch.cuda.graph(head_graph):
+                out = self.model.head(
+                    token_emb=enc.token_emb, entity_emb=enc.entity_emb, entity_attn=enc.entity_attn,
+                    entity_type=static["entity_type"], entity_mask=static["entity_mask"], sent_span=static["sent_span"],
+                    sent_mask=static["sent_mask"], same_sent=static["same_sent"],
+                )  # fmt: skip
+        return {"static": static, "encoder": enc_graph, "head": head_graph, "out": out}
+
+    def encode(self, batch: Mapping[str, np.ndarray]) -> Any:
+        padded = self._padded(batch)
+        key = padded["input_ids"].shape
+        if key not in self.graphs:
+            self.graphs[key] = self._capture(padded)
+        graph = self.graphs[key]
+        for name, tensor in graph["static"].items():
+            tensor.copy_(self.torch.from_numpy(padded[name]))
+        graph["encoder"].replay()
+        self._sync()
+        return graph
+
+    def head(self, batch: Mapping[str, np.ndarray], encoded: Any) -> tuple[np.ndarray, np.ndarray]:
+        encoded["head"].replay()
+        out = encoded["out"]
+        return out.logits.float().cpu().numpy(), out.pair_prob.float().cpu().numpy()
+
+
+def _torch(device: str, dtype_name: str, graphs: bool = False) -> Callable[[BenchContext], InProcessRunner]:
+    def make(ctx: BenchContext) -> InProcessRunner:
+        import torch
+
+        if device == "cuda" and not torch.cuda.is_available():
+            raise BackendSkipped(f"no CUDA device visible to torch {torch.__version__}")
+        if device == "cpu" and dtype_name == "bf16":
+            from paee_export.runtimes import bf16_cpu_support
+
+            supported, reason = bf16_cpu_support()
+            if not supported:
+                raise BackendSkipped(reason)
+        if graphs:
+            return CudaGraphRunner(ctx.model, dtype_name)
+        return TorchRunner(ctx.model, device, dtype_name)
+
+    return make
+
+
+# --- ONNX Runtime / OpenVINO --------------------------------------------------------------------------------
+
+
+class OnnxRunner:
+    """An `OnnxPipeline`'s sessions (ONNX Runtime / OpenVINO), the encoder and the head called separately."""
+
+    def __init__(self, pipeline: Any, runtime: dict[str, Any]) -> None:
+        self.pipeline = pipeline
+        self.runtime = {
+            **runtime,
+            "sessions": {name: f"{s.backend} {s.effective_precision}" for name, s in pipeline.encoders.items()}
+            | {"head": f"{pipeline.head.backend} {pipeline.head.effective_precision}"},
+        }
+
+    def encode(self, batch: Mapping[str, np.ndarray]) -> Any:
+        return self.pipeline.encoder_for(batch["input_ids"].shape[1]).run(batch)
+
+    def head(self, batch: Mapping[str, np.ndarray], encoded: Any) -> tuple[np.ndarray, np.ndarray]:
+        out = self.pipeline.head.run({**batch, **encoded})
+        return np.asarray(out["logits"], dtype=np.float32), np.asarray(out["pair_prob"], dtype=np.float32)
+
+    def close(self) -> None:
+        pass
+
+
+def _require(module: str, hint: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise BackendSkipped(hint)
+
+
+def _pipeline(ctx: BenchContext, encoders: Mapping[str, Any], precision: str, **kwargs: Any) -> Any:
+    from paee_export.runtimes import OnnxPipeline
+
+    return OnnxPipeline(encoders, ctx.artifacts.head(), ctx.featurizer, precision, threads=ctx.threads,
+                        window=ctx.artifacts.dims.window, **kwargs)
+
+
+def _ort(precision: str) -> Callable[[BenchContext], InProcessRunner]:
+    def make(ctx: BenchContext) -> InProcessRunner:
+        from paee_export.runtimes import ORT_HINT
+
+        _require("onnxruntime", ORT_HINT)
+        files = ctx.artifacts.fused() if precision == "fp32" else ctx.artifacts.int8()
+        pipeline = _pipeline(ctx, files, precision, head_precision="fp32")
+        return OnnxRunner(pipeline, {"files": {k: v.name for k, v in files.items()}, "threads": ctx.threads})
+
+    return make
+
+
+def _openvino(precision: str) -> Callable[[BenchContext], InProcessRunner]:
+    """OpenVINO for the short encoder and the head; the long encoder on ONNX Runtime (OpenVINO 2026.4
+    cannot compile its window merge), as `paee-export --precision bf16` ships it."""
+
+    def make(ctx: BenchContext) -> InProcessRunner:
+        from paee_export.runtimes import OPENVINO_HINT, bf16_cpu_support, create_session
+
+        _require("openvino", OPENVINO_HINT)
+        art = ctx.artifacts
+        if precision == "bf16":
+            supported, reason = bf16_cpu_support()
+            if not supported:
+                raise BackendSkipped(reason)
+            short = art.openvino_encoder()
+            long = create_session(art.fused()[ENCODER_LONG], "fp32", threads=ctx.threads)
+            pipeline = _pipeline(ctx, {ENCODER: short, ENCODER_LONG: long}, "bf16")
+            files = {ENCODER: short.name, ENCODER_LONG: art.fused()[ENCODER_LONG].name}
+        else:  # int8: the quantised OpenVINO export on OpenVINO, its head at f32; the long encoder ORT int8
+            short = create_session(art.int8_openvino(), "int8", threads=ctx.threads, backend="openvino")
+            long = create_session(art.int8()[ENCODER_LONG], "int8", threads=ctx.threads)
+            pipeline = _pipeline(ctx, {ENCODER: short, ENCODER_LONG: long}, "int8", head_precision="fp32",
+                                 backend="openvino")
+            files = {ENCODER: art.int8_openvino().name, ENCODER_LONG: art.int8()[ENCODER_LONG].name}
+        return OnnxRunner(pipeline, {"files": files, "threads": ctx.threads})
+
+    return make
+
+
+def _ort_gpu(provider: str) -> Callable[[BenchContext], InProcessRunner]:
+    """ONNX Runtime on the GPU: the plain exports (the GPU flavour's files) with the CUDA / TensorRT provider."""
+
+    def make(ctx: BenchContext) -> InProcessRunner:
+        try:
+            import onnxruntime as ort
+        except ImportError as err:
+            raise BackendSkipped("ONNX Runtime is not installed (pip install onnxruntime-gpu)") from err
+        available = ort.get_available_providers()
+        if provider not in available:
+            raise BackendSkipped(f"ONNX Runtime {ort.__version__} has no {provider} (available: {', '.join(available)}); "
+                                 "install onnxruntime-gpu on a CUDA host")
+        if provider == "TensorrtExecutionProvider":
+            from paee_export.tensorrt_build import tensorrt_available
+
+            ok, reason = tensorrt_available()
+            if not ok:
+                raise BackendSkipped(reason)
+        plain = ctx.artifacts.plain()
+        sessions = {name: _GpuSession(plain[name], provider, ort) for name in ENCODER_GRAPHS}
+        pipeline = _pipeline(ctx, sessions, "fp32")
+        pipeline.head = _GpuSession(ctx.artifacts.head(), provider, ort)
+        return OnnxRunner(pipeline, {"files": {k: v.name for k, v in plain.items()}, "provider": provider})
+
+    return make
+
+
+class _GpuSession:
+    """An ONNX Runtime session on a GPU provider (CUDA falls in behind TensorRT for unsupported nodes)."""
+
+    backend = "onnxruntime"
+    precision = effective_precision = "fp32"
+
+    def __init__(self, path: Any, provider: str, ort: Any) -> None:
+        providers = [provider, "CUDAExecutionProvider", "CPUExecutionProvider"] if provider != "CUDAExecutionProvider" \
+            else [provider, "CPUExecutionProvider"]
+        self._session = ort.InferenceSession(str(path), providers=providers)
+        self.input_names = [i.name for i in self._session.get_inputs()]
+        self.output_names = [o.name for o in self._session.get_outputs()]
+        self.backend = f"onnxruntime {provider}"
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = self._session.run(self.output_names, {name: feeds[name] for name in self.input_names})
+        return dict(zip(self.output_names, outputs))
+
+
+# --- Triton -------------------------------------------------------------------------------------------------
+
+
+class TritonRunner:
+    """The ``paee`` ensemble over HTTP or gRPC (`paee.serving.client.PaeeClient`)."""
+
+    def __init__(self, url: str, protocol: str, max_concurrency: int, precision: str) -> None:
+        from paee.serving.client import PaeeClient
+
+        self.client = PaeeClient(url, protocol=protocol, timeout_s=600, retries=2, concurrency=max_concurrency)
+        self.runtime = {"runtime": f"Triton ensemble over {protocol}", "url": url, "precision": precision}
+
+    def predict(self, doc: Any) -> list[dict[str, Any]]:
+        return self.client.predict(doc)
+
+    def predict_many(self, docs: Sequence[Any], concurrency: int) -> list[list[dict[str, Any]]]:
+        return self.client.predict_many(docs, concurrency=concurrency)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _triton(protocol: str) -> Callable[[BenchContext], ServerRunner]:
+    def make(ctx: BenchContext) -> ServerRunner:
+        _require(f"tritonclient.{protocol}", f"tritonclient[{protocol}] is not installed (pip install 'paee[serve]')")
+        urls = ctx.triton_urls()
+        if protocol not in urls:
+            raise BackendSkipped(f"no {protocol} URL given for the running server (--url / --grpc-url)")
+        precision = "as served" if ctx.urls or ctx.repository else ctx.triton_precision
+        return TritonRunner(urls[protocol], protocol, ctx.max_batch_size, precision)
+
+    return make
+
+
+# --- the table ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One row of `BACKENDS`: how to build the runner and which peak its encoder is read against."""
+
+    kind: str  # "in-process" | "server"
+    device: str  # "cpu" | "cuda"
+    precision: str  # matrix precision of the encoder: fp32 | bf16 | int8 | fp16
+    description: str
+    make: Callable[[BenchContext], Any]
+
+
+BACKENDS: dict[str, BackendSpec] = {
+    "torch": BackendSpec("in-process", "cpu", "fp32", "PyTorch eager, fp32 (the reference)", _torch("cpu", "fp32")),
+    "torch-bf16": BackendSpec("in-process", "cpu", "bf16", "PyTorch eager, bf16 weights", _torch("cpu", "bf16")),
+    "ort": BackendSpec("in-process", "cpu", "fp32", "ONNX Runtime fp32, fused attention", _ort("fp32")),
+    "ort-int8": BackendSpec("in-process", "cpu", "int8", "ONNX Runtime int8 dynamic quantisation (fp32 head)", _ort("int8")),
+    "openvino-bf16": BackendSpec("in-process", "cpu", "bf16", "OpenVINO bf16 (long encoder ORT fp32)", _openvino("bf16")),
+    "openvino-int8": BackendSpec("in-process", "cpu", "int8", "OpenVINO on the int8 ONNX (long encoder ORT int8)",
+                                 _openvino("int8")),
+    "ort-cuda": BackendSpec("in-process", "cuda", "fp32", "ONNX Runtime CUDA provider, fp32", _ort_gpu("CUDAExecutionProvider")),
+    "trt": BackendSpec("in-process", "cuda", "fp32", "ONNX Runtime TensorRT provider", _ort_gpu("TensorrtExecutionProvider")),
+    "torch-cuda": BackendSpec("in-process", "cuda", "fp32", "PyTorch eager on CUDA, fp32", _torch("cuda", "fp32")),
+    "torch-cuda-fp16": BackendSpec("in-process", "cuda", "fp16", "PyTorch eager on CUDA, fp16 weights", _torch("cuda", "fp16")),
+    "torch-cuda-bf16": BackendSpec("in-process", "cuda", "bf16", "PyTorch eager on CUDA, bf16 weights", _torch("cuda", "bf16")),
+    "torch-cuda-graphs": BackendSpec("in-process", "cuda", "fp32", "PyTorch on CUDA, CUDA graphs per length bucket",
+                                     _torch("cuda", "fp32", graphs=True)),
+    "triton-http": BackendSpec("server", "cpu", "fp32", "Triton ensemble over HTTP", _triton("http")),
+    "triton-grpc": BackendSpec("server", "cpu", "fp32", "Triton ensemble over gRPC", _triton("grpc")),
+}
+#: The backends of the issue's command line, in report order (the CUDA ones extend it on GPU hosts).
+DEFAULT_BACKENDS = tuple(BACKENDS)
+
+
+def parse_backends(text: str) -> list[str]:
+    """``"torch,ort"`` -> names, checked against `BACKENDS` (the error lists the valid names)."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown or not names:
+        raise ValueError(f"unknown backend(s) {unknown or text!r}; choose from {', '.join(BACKENDS)}")
+    return list(dict.fromkeys(names))
+
+
+__all__ = ["BACKENDS", "DEFAULT_BACKENDS", "BackendSpec", "BackendSkipped", "BenchContext", "parse_backends",
+           "InProcessRunner", "ServerRunner"]

@@ -1,0 +1,69 @@
+"""Random-weight checkpoints built in code, for benchmarking without a trained model (nothing is downloaded).
+
+``tiny``              the ``--encoder tiny`` model of `paee.training.setup` (hidden 64, 2 layers): tests, quick runs.
+``bert-base-random``  a BERT-base-sized encoder (hidden 768, 12 layers, 12 heads, intermediate 3072) with
+                      the default (full-size) head and a WordPiece tokenizer of `TOKENIZER_VOCAB` words
+                      trained on the benchmark documents. Speed depends on sizes, not on weights, so this
+                      is what a trained BERT-base PAEE costs; its predictions are meaningless.
+
+Both are saved as ordinary self-contained checkpoints (`paee.training.checkpoint`), so every backend
+loads them exactly as it would load ``best.pt``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from paee.data.featurizer import FeaturizerConfig
+from paee.data.relations import RelationVocab
+from paee.data.schema import Document
+
+KINDS = ("tiny", "bert-base-random")
+#: BERT-base sizes (Devlin et al. 2019).
+BERT_BASE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072}
+#: WordPiece vocabulary of the BERT-base-sized tokenizer (smaller than BERT's 28996: the corpus is small;
+#: the embedding table's size does not change the encoder's cost).
+TOKENIZER_VOCAB = 8000
+
+
+def random_model(kind: str, docs: Sequence[Document], relations: RelationVocab, featurizer_config: FeaturizerConfig,
+                 seed: int = 0):
+    """(model in eval mode, `EncoderSource`) of a random-weight model of ``kind``; the tokenizer learns ``docs``."""
+    import torch
+
+    from paee.data.tokenizer import build_wordpiece_tokenizer
+    from paee.model.config import tiny_bert_config
+    from paee.model.paee import build_model
+    from paee.training.setup import EncoderSource, make_model_config, prepare_encoder
+
+    if kind not in KINDS:
+        raise ValueError(f"checkpoint kind {kind!r} is not one of {KINDS}")
+    if not docs:
+        raise ValueError("a random model needs documents to train its tokenizer on")
+    if kind == "tiny":
+        source = prepare_encoder("tiny", docs)
+    else:
+        texts = [" ".join(" ".join(s) for s in d.sents) for d in docs]
+        tokenizer = build_wordpiece_tokenizer(texts, vocab_size=TOKENIZER_VOCAB)
+        source = EncoderSource(tiny_bert_config(vocab_size=tokenizer.get_vocab_size(), **BERT_BASE), tokenizer, None, {})
+    torch.manual_seed(seed)
+    model = build_model(make_model_config(source, relations, featurizer_config)).eval()
+    return model, source
+
+
+def make_checkpoint(kind: str, docs: Sequence[Document], relations: RelationVocab, path: str | Path,
+                    featurizer_config: FeaturizerConfig | None = None, seed: int = 0) -> Path:
+    """Write a random-weight checkpoint of ``kind`` to ``path`` (see the module docstring)."""
+    from paee.training.checkpoint import Checkpoint, save_checkpoint
+
+    featurizer_config = featurizer_config or FeaturizerConfig()
+    model, source = random_model(kind, docs, relations, featurizer_config, seed)
+    path = Path(path)
+    metadata = {"made_by": "paee_bench.checkpoints", "kind": kind, "seed": seed, "weights": "random"}
+    save_checkpoint(path, Checkpoint(model.config, featurizer_config, source.tokenizer, relations, model.state_dict(),
+                                     metadata=metadata))
+    return path
+
+
+__all__ = ["KINDS", "BERT_BASE", "TOKENIZER_VOCAB", "random_model", "make_checkpoint"]

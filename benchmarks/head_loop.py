@@ -1,0 +1,170 @@
+"""Our batched pair-representation stage against the peers' Python loops, same inputs, same outputs.
+
+The stage is the head's pair features (paper eq. 3): localized context pooling
+``a(s,o) = normalise(mean_k(A_s[k] * A_o[k]))``, ``c(s,o) = a(s,o) @ token_emb`` (ATLOP), then
+``V(s,o) = W1 c(s,o) + E_pos[same_sent] + E_subj[type_s] + E_obj[type_o]`` (for the ``atlop`` variant
+the stage ends at c(s,o)). Three implementations on the same encoder outputs, in PyTorch fp32:
+
+* ``batched`` (ours, `paee.model.pair_map`): one batched product for all B x N x N pair slots of the
+  padded batch (N = 42 fixed, padding pairs included), no Python loop, exportable;
+* ``per_document`` (ATLOP's ``get_hrt`` / DocuNet's ``get_channel_map`` granularity): a Python loop over
+  the documents of the batch; per document the n(n-1) real pairs are gathered with ``index_select`` and
+  pooled in one product;
+* ``per_pair`` (the loop over pairs of the issue): a Python loop over documents and over every ordered
+  pair (s, o), s != o, computing that pair's context and features alone.
+
+The outputs must agree on every real pair (``torch.allclose``, rtol 1e-4, atol 1e-5) before any time is
+reported; the times are medians of ``repeats`` runs of the whole batch, divided by the documents.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from paee.model.paee import PaeeModel
+
+RTOL, ATOL = 1e-4, 1e-5
+
+
+class HeadLoopMismatch(AssertionError):
+    """A loop implementation disagrees with the batched one (a bug in one of them: no time is reported)."""
+
+
+def batched(model: "PaeeModel", enc: Any, t: dict[str, "torch.Tensor"]) -> "torch.Tensor":
+    from paee.model.pair_map import localized_context
+
+    context = localized_context(enc.token_emb, enc.entity_attn)  # [B, N, N, H]
+    features = model.head.pair_features
+    return context if features is None else features(context, t["entity_type"], t["same_sent"])  # [B, N, N, D]
+
+
+def _features(model: "PaeeModel", context: "torch.Tensor", entity_type: "torch.Tensor", same_sent: "torch.Tensor",
+              subj: "torch.Tensor", obj: "torch.Tensor") -> "torch.Tensor":
+    """W1 c + embeddings for pairs listed by subject / object index (context [P, H] -> [P, D])."""
+    pf = model.head.pair_features
+    if pf is None:
+        return context
+    return (pf.project(context) + pf.same_sent_emb(same_sent) + pf.subj_type_emb(entity_type[subj])
+            + pf.obj_type_emb(entity_type[obj]))  # fmt: skip
+
+
+def per_document(model: "PaeeModel", enc: Any, t: dict[str, "torch.Tensor"]) -> "torch.Tensor":
+    import torch
+
+    from paee.model.pair_map import ATTENTION_NORM_EPS
+
+    token_emb, attn = enc.token_emb, enc.entity_attn  # [B, L, H], [B, N, K, L]
+    batch, num_ent = attn.shape[:2]
+    out = None
+    for b in range(batch):
+        n = int(t["num_entities"][b])
+        pairs = torch.tensor([(s, o) for s in range(n) for o in range(n) if s != o], dtype=torch.long).reshape(-1, 2)
+        h_att = torch.index_select(attn[b], 0, pairs[:, 0])  # [P, K, L]
+        t_att = torch.index_select(attn[b], 0, pairs[:, 1])  # [P, K, L]
+        ht_att = (h_att * t_att).mean(1)  # [P, L]
+        ht_att = ht_att / (ht_att.sum(1, keepdim=True) + ATTENTION_NORM_EPS)
+        context = ht_att @ token_emb[b]  # [P, H]
+        feats = _features(model, context, t["entity_type"][b], t["same_sent"][b, pairs[:, 0], pairs[:, 1]],
+                          pairs[:, 0], pairs[:, 1])  # [P, D]
+        if out is None:
+            out = feats.new_zeros(batch, num_ent, num_ent, feats.shape[-1])
+        out[b, pairs[:, 0], pairs[:, 1]] = feats
+    return out
+
+
+def per_pair(model: "PaeeModel", enc: Any, t: dict[str, "torch.Tensor"]) -> "torch.Tensor":
+    import torch
+
+    from paee.model.pair_map import ATTENTION_NORM_EPS
+
+    token_emb, attn = enc.token_emb, enc.entity_attn  # [B, L, H], [B, N, K, L]
+    batch, num_ent = attn.shape[:2]
+    out = None
+    for b in range(batch):
+        n = int(t["num_entities"][b])
+        for s in range(n):
+            for o in range(n):
+                if s == o:
+                    continue
+                a = (attn[b, s] * attn[b, o]).mean(0)  # [L], mean over heads
+                a = a / (a.sum() + ATTENTION_NORM_EPS)
+                context = (a @ token_emb[b]).unsqueeze(0)  # [1, H]
+                subj, obj = torch.tensor([s]), torch.tensor([o])
+                feats = _features(model, context, t["entity_type"][b], t["same_sent"][b, s, o].reshape(1), subj, obj)  # [1, D]
+                if out is None:
+                    out = feats.new_zeros(batch, num_ent, num_ent, feats.shape[-1])
+                out[b, s, o] = feats[0]
+    return out
+
+
+def _median_seconds(fn: Callable[[], Any], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def compare_head_loops(model: "PaeeModel", batch: dict[str, Any], repeats: int = 3) -> dict[str, Any]:
+    """Check the three implementations agree on ``batch`` (collated numpy), then time them."""
+    import torch
+
+    from paee.inference import MODEL_INPUT_KEYS, to_tensors
+
+    model.eval()
+    t = to_tensors(batch, torch.device("cpu"), (*MODEL_INPUT_KEYS, "num_entities"))
+    counts = [int(n) for n in t["num_entities"]]
+    real = torch.zeros(t["same_sent"].shape, dtype=torch.bool)  # [B, N, N] real ordered pairs s != o
+    for b, n in enumerate(counts):
+        real[b, :n, :n] = ~torch.eye(n, dtype=torch.bool)
+    with torch.no_grad():
+        enc = model.encoder(t["input_ids"], t["attention_mask"], t["mention_pos"], t["mention_mask"])
+        impls = {"batched": batched, "per_document": per_document, "per_pair": per_pair}
+        outputs = {name: fn(model, enc, t) for name, fn in impls.items()}
+        diffs = {}
+        for name in ("per_document", "per_pair"):
+            got, want = outputs[name][real], outputs["batched"][real]
+            diffs[name] = float((got - want).abs().max()) if got.numel() else 0.0
+            if not torch.allclose(got, want, rtol=RTOL, atol=ATOL):
+                raise HeadLoopMismatch(f"{name} differs from the batched stage by up to {diffs[name]:.3g}")
+        seconds = {name: _median_seconds(lambda fn=fn: fn(model, enc, t), repeats) for name, fn in impls.items()}
+        head_inputs = dict(token_emb=enc.token_emb, entity_emb=enc.entity_emb, entity_attn=enc.entity_attn,
+                           **{k: t[k] for k in ("entity_type", "entity_mask", "sent_span", "sent_mask", "same_sent")})
+        whole_head = _median_seconds(lambda: model.head(**head_inputs), repeats)
+    docs = len(counts)
+    per_doc_ms = {name: round(1000 * s / docs, 3) for name, s in seconds.items()}
+    return {
+        "documents": docs,
+        "entities": counts,
+        "real_pairs": sum(n * (n - 1) for n in counts),
+        "pair_slots_batched": int(real.numel()),
+        "padded_length": int(t["input_ids"].shape[1]),
+        "variant": model.head.config.variant,
+        "output_dim": int(outputs["batched"].shape[-1]),
+        "max_abs_diff": diffs,
+        "allclose": {"rtol": RTOL, "atol": ATOL},
+        "ms_per_document": per_doc_ms,
+        "whole_head_ms_per_document": round(1000 * whole_head / docs, 3),
+        "ratio_per_pair_over_batched": round(seconds["per_pair"] / seconds["batched"], 2),
+        "ratio_per_document_over_batched": round(seconds["per_document"] / seconds["batched"], 2),
+        "repeats": repeats,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def head_loop_batch(features: Sequence[Any], count: int, pad_id: int, max_length: int) -> dict[str, Any]:
+    """The first ``count`` documents as one collated batch (the same inputs for every implementation)."""
+    from paee.data.featurizer import collate
+
+    return collate(list(features[:count]), pad_id=pad_id, max_length=max_length)
+
+
+__all__ = ["compare_head_loops", "head_loop_batch", "batched", "per_document", "per_pair", "HeadLoopMismatch"]

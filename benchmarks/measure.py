@@ -1,0 +1,196 @@
+"""Timing passes over the documents: per-document latency at batch 1, throughput against batch size / concurrency.
+
+Latency (batch 1, one document after the other, the whole pipeline): for an in-process backend each
+document is timed in four stages with ``time.perf_counter`` (a CUDA runner synchronises before
+returning):
+
+* featurize: `Featurizer.featurize` + `collate` (tokenizer, markers, padding; numpy);
+* encoder:   the encoder graph on the collated batch;
+* head:      the head graph, outputs as float32 numpy;
+* decode:    `paee.data.decode.decode` to triples.
+
+A server backend is timed per request (`PaeeClient.predict`: serialise, send, all four stages inside
+Triton, receive, parse). Before timing, every backend runs the warm-up documents (the first ``warmup``
+plus one per length bucket present, so that each encoder graph and shape has run once).
+
+Throughput: in-process, the documents in length-sorted batches of each batch size (featurize_many,
+collate, encoder, head, decode), documents / wall second; server, ``concurrency`` requests in flight
+(`PaeeClient.predict_many`), documents / wall second.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from paee.data.decode import Triple, decode
+from paee.data.featurizer import DocFeatures, Featurizer, collate
+from paee.data.schema import Document
+from paee_export.runtimes import length_batches
+
+#: Length buckets used to pick warm-up documents (the Triton preprocess's buckets).
+WARMUP_BUCKETS = (128, 256, 512, 768, 1024)
+PERCENTILES = (50, 90, 99)
+STAGES = ("featurize", "encoder", "head", "decode")
+
+
+@dataclass
+class DocTiming:
+    """One document's latency, in milliseconds (stages are None for a server backend)."""
+
+    index: int
+    tokens: int  # unpadded wordpieces
+    length: int  # padded length the encoder ran at
+    entities: int
+    total_ms: float
+    featurize_ms: float | None = None
+    encoder_ms: float | None = None
+    head_ms: float | None = None
+    decode_ms: float | None = None
+
+
+@dataclass
+class LatencyPass:
+    """Per-document timings, and the outputs kept for parity (logits only for in-process backends)."""
+
+    timings: list[DocTiming]
+    triples: list[list[Triple]] | list[list[dict[str, Any]]]
+    logits: list[np.ndarray] | None  # per document, its n x n x R block
+    seconds: float
+
+    def timings_json(self) -> list[dict[str, Any]]:
+        return [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(t).items()} for t in self.timings]
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    """p50 / p90 / p99 and the mean of ``values`` (linear interpolation, numpy's default)."""
+    if not len(values):
+        return {}
+    arr = np.asarray(values, dtype=np.float64)
+    found = {f"p{p}": round(float(np.percentile(arr, p)), 3) for p in PERCENTILES}
+    found["mean"] = round(float(arr.mean()), 3)
+    return found
+
+
+def warmup_indices(features: Sequence[DocFeatures], count: int) -> list[int]:
+    """The first ``count`` documents plus the first document of each length bucket not yet among them."""
+    chosen = list(range(min(count, len(features))))
+    seen = {_bucket(features[i].num_tokens) for i in chosen}
+    for i, f in enumerate(features):
+        bucket = _bucket(f.num_tokens)
+        if bucket not in seen:
+            seen.add(bucket)
+            chosen.append(i)
+    return chosen
+
+
+def _bucket(tokens: int) -> int:
+    return next((b for b in WARMUP_BUCKETS if tokens <= b), WARMUP_BUCKETS[-1])
+
+
+class Decoder:
+    """Decoding as `paee.inference.Predictor` does it (gating when the checkpoint's head gates pairs)."""
+
+    def __init__(self, gate_threshold: float | None) -> None:
+        self.gate_threshold = gate_threshold
+
+    def __call__(self, logits: np.ndarray, pair_prob: np.ndarray, n: int) -> list[Triple]:
+        return decode(logits, n, pair_prob=pair_prob, gate_threshold=self.gate_threshold)
+
+
+def latency_in_process(runner: Any, docs: Sequence[Document], features: Sequence[DocFeatures], featurizer: Featurizer,
+                       pad_id: int, decoder: Decoder, warmup: Sequence[int], progress: bool, desc: str) -> LatencyPass:
+    """Batch-1 latency of every document, stage by stage (see the module docstring)."""
+    max_length = featurizer.config.max_length
+
+    def one(doc: Document) -> tuple[DocTiming, list[Triple], np.ndarray]:
+        t0 = time.perf_counter()
+        feats = featurizer.featurize(doc)
+        batch = collate([feats], pad_id=pad_id, max_length=max_length)
+        t1 = time.perf_counter()
+        encoded = runner.encode(batch)
+        t2 = time.perf_counter()
+        logits, pair_prob = runner.head(batch, encoded)
+        t3 = time.perf_counter()
+        n = feats.num_entities
+        triples = decoder(logits[0], pair_prob[0], n)
+        t4 = time.perf_counter()
+        timing = DocTiming(doc.index, feats.num_tokens, int(batch["input_ids"].shape[1]), n, 1000 * (t4 - t0),
+                           1000 * (t1 - t0), 1000 * (t2 - t1), 1000 * (t3 - t2), 1000 * (t4 - t3))
+        return timing, triples, logits[0, :n, :n].copy()
+
+    for i in warmup:
+        one(docs[i])
+    started = time.perf_counter()
+    timings, triples, logits = [], [], []
+    for i, doc in enumerate(tqdm(docs, desc=desc, unit="doc", disable=not progress, leave=False)):
+        timing, doc_triples, doc_logits = one(doc)
+        timing.index = i
+        timings.append(timing)
+        triples.append(doc_triples)
+        logits.append(doc_logits)
+    return LatencyPass(timings, triples, logits, time.perf_counter() - started)
+
+
+def latency_server(runner: Any, docs: Sequence[Document], features: Sequence[DocFeatures], warmup: Sequence[int],
+                   progress: bool, desc: str) -> LatencyPass:
+    """Per-request latency, one request in flight (the server does all four stages)."""
+    payloads = [doc.to_json() for doc in docs]
+    for i in warmup:
+        runner.predict(payloads[i])
+    started = time.perf_counter()
+    timings, triples = [], []
+    for i, payload in enumerate(tqdm(payloads, desc=desc, unit="doc", disable=not progress, leave=False)):
+        t0 = time.perf_counter()
+        triples.append(runner.predict(payload))
+        total = 1000 * (time.perf_counter() - t0)
+        f = features[i]
+        timings.append(DocTiming(i, f.num_tokens, -1, f.num_entities, total))
+    return LatencyPass(timings, triples, None, time.perf_counter() - started)
+
+
+def throughput_in_process(runner: Any, docs: Sequence[Document], featurizer: Featurizer, pad_id: int, decoder: Decoder,
+                          batch_size: int) -> float:
+    """Documents per second through the whole pipeline in length-sorted batches of ``batch_size``."""
+    max_length = featurizer.config.max_length
+
+    def run(subset: Sequence[Document]) -> None:
+        features = featurizer.featurize_many(subset)
+        for idx in length_batches(features, batch_size):
+            batch = collate([features[i] for i in idx], pad_id=pad_id, max_length=max_length)
+            logits, pair_prob = runner.head(batch, runner.encode(batch))
+            for row, i in enumerate(idx):
+                decoder(logits[row], pair_prob[row], features[i].num_entities)
+
+    run(docs[:batch_size])  # warm-up: this batch shape once
+    started = time.perf_counter()
+    run(docs)
+    return len(docs) / (time.perf_counter() - started)
+
+
+def throughput_server(runner: Any, docs: Sequence[Document], concurrency: int) -> float:
+    """Documents per second with ``concurrency`` requests in flight."""
+    payloads = [doc.to_json() for doc in docs]
+    runner.predict_many(payloads[:concurrency], concurrency)  # warm-up: connections and instances
+    started = time.perf_counter()
+    runner.predict_many(payloads, concurrency)
+    return len(docs) / (time.perf_counter() - started)
+
+
+def stage_summary(timings: Sequence[DocTiming]) -> dict[str, dict[str, float]]:
+    """Percentiles of the total and of each measured stage."""
+    summary = {"total": percentiles([t.total_ms for t in timings])}
+    for stage in STAGES:
+        values = [getattr(t, f"{stage}_ms") for t in timings]
+        if all(v is not None for v in values):
+            summary[stage] = percentiles(values)  # type: ignore[arg-type]
+    return summary
+
+
+__all__ = ["DocTiming", "LatencyPass", "Decoder", "percentiles", "warmup_indices", "latency_in_process",
+           "latency_server", "throughput_in_process", "throughput_server", "stage_summary"]
