@@ -12,7 +12,7 @@ CPU without bf16 units); the report lists it as skipped. Nothing is emulated or 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -45,13 +45,13 @@ class InProcessRunner(Protocol):
 
 
 class ServerRunner(Protocol):
-    """A served ensemble: documents in, triples ``{h_idx, t_idx, r, score}`` out."""
+    """A served ensemble at ``url`` over ``protocol``: documents in, triples ``{h_idx, t_idx, r, score}`` out."""
 
     runtime: dict[str, Any]
+    url: str
+    protocol: str
 
     def predict(self, doc: Any) -> list[dict[str, Any]]: ...
-
-    def predict_many(self, docs: Sequence[Any], concurrency: int) -> list[list[dict[str, Any]]]: ...
 
     def close(self) -> None: ...
 
@@ -360,14 +360,12 @@ class TritonRunner:
     def __init__(self, url: str, protocol: str, max_concurrency: int, precision: str) -> None:
         from paee.serving.client import PaeeClient
 
+        self.url, self.protocol = url, protocol
         self.client = PaeeClient(url, protocol=protocol, timeout_s=600, retries=2, concurrency=max_concurrency)
         self.runtime = {"runtime": f"Triton ensemble over {protocol}", "url": url, "precision": precision}
 
     def predict(self, doc: Any) -> list[dict[str, Any]]:
         return self.client.predict(doc)
-
-    def predict_many(self, docs: Sequence[Any], concurrency: int) -> list[list[dict[str, Any]]]:
-        return self.client.predict_many(docs, concurrency=concurrency)
 
     def close(self) -> None:
         self.client.close()

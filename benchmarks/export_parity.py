@@ -29,10 +29,9 @@ from paee.data.docred import read_documents
 from paee.data.featurizer import Featurizer, FeaturizerConfig
 from paee.data.relations import RelationVocab
 from paee.data.synthetic import SyntheticConfig, write_synthetic_splits
-from paee.data.tokenizer import build_wordpiece_tokenizer
-from paee.model.config import tiny_bert_config
 from paee.model.paee import build_model
-from paee.training.setup import EncoderSource, make_model_config
+from paee.training.setup import make_model_config
+from paee_bench.checkpoints import BERT_BASE, random_model
 from paee_export.graphs import ENCODER, ENCODER_GRAPHS, HEAD, ExportDims
 from paee_export.onnx_export import export_graph, export_graphs
 from paee_export.optimize import graph_stats, optimize_encoder, quantize_int8
@@ -41,9 +40,6 @@ from paee_export.parity import default_variants, format_parity_table, parity_rep
 ROOT = Path(__file__).resolve().parents[1]
 REDOCRED_DEV = ROOT.parent / "shared" / "data" / "redocred" / "dev_revised.json"
 REL2ID = ROOT.parent / "shared" / "data" / "meta" / "rel2id.json"
-#: BERT-base sizes (Devlin et al. 2019).
-BERT_BASE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072}
-TOKENIZER_VOCAB = 8000
 
 
 def export_variants(model, dims: ExportDims, out: Path, num_layers: int, int8: bool, openvino: bool) -> dict[str, Path]:
@@ -86,14 +82,9 @@ def run_redocred(args: argparse.Namespace) -> dict:
     relations = RelationVocab.from_files(args.rel2id) if args.rel2id.exists() else RelationVocab.from_ids(
         f.relation for d in docs for f in d.facts
     )
-    texts = [" ".join(" ".join(s) for s in d.sents) for d in docs]
-    tokenizer = build_wordpiece_tokenizer(texts, vocab_size=TOKENIZER_VOCAB)
-    hf = tiny_bert_config(vocab_size=tokenizer.get_vocab_size(), **BERT_BASE)
     config = FeaturizerConfig(truncate=True)
-    source = EncoderSource(hf, tokenizer, None, {})
-    torch.manual_seed(args.seed)
-    model = build_model(make_model_config(source, relations, config)).eval()
-    featurizer = Featurizer(tokenizer, config, relations)
+    model, source = random_model("bert-base-random", docs, relations, config, seed=args.seed)
+    featurizer = Featurizer(source.tokenizer, config, relations)
     dims = ExportDims.from_model(model, config.max_mentions, config.max_sentences)
     paths = export_variants(model, dims, args.out, BERT_BASE["num_hidden_layers"], int8=False, openvino=False)
     variants = _select(default_variants(paths), args.variants)

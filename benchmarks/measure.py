@@ -14,8 +14,9 @@ Triton, receive, parse). Before timing, every backend runs the warm-up documents
 plus one per length bucket present, so that each encoder graph and shape has run once).
 
 Throughput: in-process, the documents in length-sorted batches of each batch size (featurize_many,
-collate, encoder, head, decode), documents / wall second; server, ``concurrency`` requests in flight
-(`PaeeClient.predict_many`), documents / wall second.
+collate, encoder, head, decode), documents / wall second; server, ``concurrency`` closed-loop clients
+each with one request in flight (`paee.serving.loadtest.run_load`), documents / wall second, with the
+per-request latency under that load.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from paee_export.runtimes import length_batches
 WARMUP_BUCKETS = (128, 256, 512, 768, 1024)
 PERCENTILES = (50, 90, 99)
 STAGES = ("featurize", "encoder", "head", "decode")
+#: Time bound of one server load run (it normally ends when every document has been sent once).
+SERVER_LOAD_MAX_SECONDS = 600.0
 
 
 @dataclass
@@ -173,13 +176,16 @@ def throughput_in_process(runner: Any, docs: Sequence[Document], featurizer: Fea
     return len(docs) / (time.perf_counter() - started)
 
 
-def throughput_server(runner: Any, docs: Sequence[Document], concurrency: int) -> float:
-    """Documents per second with ``concurrency`` requests in flight."""
-    payloads = [doc.to_json() for doc in docs]
-    runner.predict_many(payloads[:concurrency], concurrency)  # warm-up: connections and instances
-    started = time.perf_counter()
-    runner.predict_many(payloads, concurrency)
-    return len(docs) / (time.perf_counter() - started)
+def throughput_server(runner: Any, docs: Sequence[Document], concurrency: int) -> dict[str, Any]:
+    """Closed-loop load at ``concurrency`` clients over the documents once (`paee.serving.loadtest.run_load`):
+    documents/s, per-request latency under that load, failures."""
+    from paee.serving.loadtest import LoadConfig, run_load
+
+    config = LoadConfig(runner.url, runner.protocol, concurrency=concurrency, max_requests=len(docs),
+                        max_seconds=SERVER_LOAD_MAX_SECONDS, timeout_s=SERVER_LOAD_MAX_SECONDS, warmup=concurrency)
+    report = run_load([doc.to_json() for doc in docs], config)
+    return {"docs_per_s": report.docs_per_s, "latency_ms": report.latency_ms, "failed": report.failed,
+            "errors": report.errors, "stopped_by": report.stopped_by}
 
 
 def stage_summary(timings: Sequence[DocTiming]) -> dict[str, dict[str, float]]:

@@ -39,26 +39,31 @@ def _style(index: int) -> dict[str, Any]:
     return {"color": f"C{index % 10}", "marker": MARKERS[index % len(MARKERS)]}
 
 
+def _finish(plt: Any, fig: Any, ax: Any, plotted: int, empty: str, xlabel: str, ylabel: str, path: Path) -> None:
+    """Legend (or the empty-plot message), labels, grid; write the file."""
+    if plotted:
+        ax.legend(fontsize=8, ncol=2)
+    else:
+        _empty(ax, empty)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
 def _latency(plt: Any, backends: Mapping[str, Any], field: str, xlabel: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     plotted = 0
     for i, (name, entry) in enumerate(backends.items()):
         docs = entry.get("per_document") or []
-        if not docs:
-            continue
-        ax.scatter([d[field] for d in docs], [d["total_ms"] for d in docs], s=14, label=name, alpha=0.75, **_style(i))
-        plotted += 1
+        if docs:
+            ax.scatter([d[field] for d in docs], [d["total_ms"] for d in docs], s=14, label=name, alpha=0.75, **_style(i))
+            plotted += 1
     if plotted:
         ax.set_yscale("log")
-        ax.legend(fontsize=8, ncol=2)
-    else:
-        _empty(ax, "no backend measured")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("latency per document, ms (batch 1, log scale)")
-    ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    _finish(plt, fig, ax, plotted, "no backend measured", xlabel, "latency per document, ms (batch 1, log scale)", path)
 
 
 def _throughput(plt: Any, backends: Mapping[str, Any], key: str, xlabel: str, path: Path, empty: str) -> None:
@@ -66,23 +71,14 @@ def _throughput(plt: Any, backends: Mapping[str, Any], key: str, xlabel: str, pa
     plotted = 0
     for i, (name, entry) in enumerate(backends.items()):
         series = (entry.get("throughput") or {}).get(key) or {}
-        if not series:
-            continue
-        xs = sorted(series, key=int)
-        ax.plot([int(x) for x in xs], [series[x] for x in xs], label=name, **_style(i))
-        plotted += 1
+        if series:
+            xs = sorted(series, key=int)
+            ax.plot([int(x) for x in xs], [series[x] for x in xs], label=name, **_style(i))
+            plotted += 1
     if plotted:
         ax.set_xscale("log", base=2)
         ax.set_ylim(bottom=0)  # throughput differences read against zero, not magnified
-        ax.legend(fontsize=8, ncol=2)
-    else:
-        _empty(ax, empty)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("documents / s")
-    ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    _finish(plt, fig, ax, plotted, empty, xlabel, "documents / s", path)
 
 
 def write_plots(results: Mapping[str, Any], out_dir: Path) -> list[str]:

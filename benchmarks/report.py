@@ -133,11 +133,15 @@ def render_markdown(r: Mapping[str, Any]) -> str:
     peak_rows += [[key.split("/")[0], key.split("/")[1], "n/a", p["unavailable"], "", ""]
                   for key, p in r["peak"].items() if "unavailable" in p]
     lines += _table(["device", "precision", "peak T(FL)OP/s", "best method", "n", "all methods (T/s)"], peak_rows)
-    for key, title, unit in (("batch_size", "Throughput against batch size (in-process, docs/s)", "b"),
-                             ("concurrency", "Throughput against concurrency (Triton, docs/s)", "c")):
-        levels, rows = _series_rows(r, key)
-        lines += [f"## {title}", ""]
-        lines += _table(["backend", *(f"{unit}={lvl}" for lvl in levels)], rows) if rows else ["not measured", ""]
+    levels, rows = _series_rows(r, "batch_size")
+    lines += ["## Throughput against batch size (in-process, whole pipeline, docs/s)", ""]
+    lines += _table(["backend", *(f"b={lvl}" for lvl in levels)], rows) if rows else ["not measured", ""]
+    load_rows = [[name, int(c), load["docs_per_s"], load["latency_ms"].get("p50"), load["latency_ms"].get("p99"),
+                  load["failed"]]
+                 for name, e in _ok(r).items() for c, load in (e.get("throughput") or {}).get("load", {}).items()]
+    lines += ["## Throughput against concurrency (Triton, closed-loop clients, one request in flight each)", ""]
+    lines += _table(["backend", "clients", "docs/s", "p50 ms under load", "p99 ms under load", "failed"], load_rows) \
+        if load_rows else ["not measured", ""]
     lines += _head_loop(r.get("head_vs_loop"))
     not_ok = [[name, e["status"], e.get("reason", "")] for name, e in r["backends"].items() if e["status"] != "ok"]
     lines += ["## Backends that did not run", ""]

@@ -192,11 +192,12 @@ class _Run:
             runner.close()
         return entry
 
-    def throughput(self, runner: Any, spec: Any, name: str) -> dict[str, dict[str, float]]:
+    def throughput(self, runner: Any, spec: Any, name: str) -> dict[str, Any]:
         docs = self.dset.docs[: self.s.throughput_docs]
         if spec.kind == "server":
             _log(self.s, f"{name}: throughput at concurrency {self.s.concurrency}")
-            return {"concurrency": {str(c): round(throughput_server(runner, docs, c), 3) for c in self.s.concurrency}}
+            loads = {str(c): throughput_server(runner, docs, c) for c in self.s.concurrency}
+            return {"concurrency": {c: load["docs_per_s"] for c, load in loads.items()}, "load": loads}
         _log(self.s, f"{name}: throughput at batch sizes {self.s.batch_sizes}")
         return {"batch_size": {str(b): round(throughput_in_process(runner, docs, self.featurizer, self.pad_id,
                                                                    self.decoder, b), 3)

@@ -1,0 +1,90 @@
+"""Microbenchmarks of the pipeline's stages on a tiny model (pytest-benchmark): featurize, encoder, head,
+decode, and the pair stage batched against the per-pair loop.
+
+    pytest benchmarks/ --benchmark-only [--benchmark-json out.json]
+
+Each benchmark warms up, records its sizes in ``extra_info``, and checks its result after timing (a fast
+wrong answer is no benchmark). PyTorch runs on one thread (`conftest.tiny_setup`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("pytest_benchmark")
+
+ROUNDS = 20
+
+
+def _sizes(setup) -> dict:
+    return {"tokens": int(setup.batch["input_ids"].shape[1]), "entities": int(setup.batch["num_entities"][0])}
+
+
+def test_featurize(benchmark, tiny_setup):
+    features = benchmark.pedantic(tiny_setup.featurizer.featurize, args=(tiny_setup.doc,), rounds=ROUNDS, warmup_rounds=2)
+    benchmark.extra_info.update(_sizes(tiny_setup))
+    assert features.num_entities == tiny_setup.doc.num_entities
+
+
+def test_encoder(benchmark, tiny_setup):
+    t, encoder = tiny_setup.tensors, tiny_setup.model.encoder
+
+    def run():
+        with torch.no_grad():
+            return encoder(t["input_ids"], t["attention_mask"], t["mention_pos"], t["mention_mask"])
+
+    out = benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=2)
+    benchmark.extra_info.update(_sizes(tiny_setup))
+    assert out.token_emb.shape[:2] == t["input_ids"].shape
+
+
+def _encoded(setup):
+    t = setup.tensors
+    with torch.no_grad():
+        return setup.model.encoder(t["input_ids"], t["attention_mask"], t["mention_pos"], t["mention_mask"])
+
+
+def test_head(benchmark, tiny_setup):
+    t, head, enc = tiny_setup.tensors, tiny_setup.model.head, _encoded(tiny_setup)
+
+    def run():
+        with torch.no_grad():
+            return head(token_emb=enc.token_emb, entity_emb=enc.entity_emb, entity_attn=enc.entity_attn,
+                        **{k: t[k] for k in ("entity_type", "entity_mask", "sent_span", "sent_mask", "same_sent")})
+
+    out = benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=2)
+    benchmark.extra_info.update(_sizes(tiny_setup))
+    assert torch.isfinite(out.logits).all()
+
+
+def test_decode(benchmark, tiny_setup):
+    from paee.data.decode import decode
+
+    t, model = tiny_setup.tensors, tiny_setup.model
+    with torch.no_grad():
+        out = model({k: v for k, v in t.items() if k != "num_entities"})
+    logits, pair_prob = out.logits[0].numpy(), out.pair_prob[0].numpy()
+    n = int(t["num_entities"][0])
+    triples = benchmark.pedantic(decode, args=(logits, n), kwargs={"pair_prob": pair_prob}, rounds=ROUNDS * 5,
+                                 warmup_rounds=2)
+    benchmark.extra_info.update(_sizes(tiny_setup))
+    assert all(0 <= tr.head < n and 0 <= tr.tail < n and tr.head != tr.tail for tr in triples)
+
+
+@pytest.mark.parametrize("implementation", ["batched", "per_pair"])
+def test_pair_stage(benchmark, tiny_setup, implementation):
+    """The head's pair features: our batched stage against the peers' per-pair loop (`paee_bench.head_loop`)."""
+    from paee_bench import head_loop
+
+    t, model, enc = tiny_setup.tensors, tiny_setup.model, _encoded(tiny_setup)
+    fn = getattr(head_loop, implementation)
+    with torch.no_grad():
+        out = benchmark.pedantic(fn, args=(model, enc, t), rounds=5 if implementation == "per_pair" else ROUNDS,
+                                 warmup_rounds=1)
+        reference = head_loop.batched(model, enc, t)
+    n = int(t["num_entities"][0])
+    benchmark.extra_info.update(_sizes(tiny_setup), pairs=n * (n - 1))
+    real = ~np.eye(n, dtype=bool)
+    assert torch.allclose(out[0, :n, :n][real], reference[0, :n, :n][real], rtol=1e-4, atol=1e-5)
