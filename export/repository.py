@@ -57,9 +57,13 @@ MANIFEST = "paee_repository.json"
 REPORT = "export_report.json"
 TARGETS = ("cpu", "gpu")
 PRECISIONS = ("fp32", "fp16", "int8", "bf16")
-#: Padded lengths of input_ids: requests of one bucket have equal shapes and batch together. 512 is a
-#: boundary because the short encoder graph serves up to one window (512 tokens for BERT).
-DEFAULT_BUCKETS = (128, 256, 512, 768, 1024)
+#: Padded lengths of input_ids: requests of one bucket have equal shapes and batch together (Triton batches
+#: equal shapes only). Every multiple of 64: a document pays for at most 63 padding tokens (coarse buckets
+#: such as 128/256/512/768/1024 made a 300-token document run the encoder at 512, ~1.7x its cost at
+#: BERT-base size, DESIGN.md 8), while documents of similar length still share a bucket under load. 512
+#: is a boundary because the short encoder graph serves up to one window (512 tokens for BERT).
+BUCKET_STEP = 64
+DEFAULT_BUCKETS = tuple(range(BUCKET_STEP, MAX_SUPPORTED_LENGTH + 1, BUCKET_STEP))
 #: BERT's window: where ``encoder`` hands over to ``encoder_long`` (used when graphs carry no metadata).
 DEFAULT_WINDOW = 512
 #: Payload limit per document: DocRED's largest document is ~60 kB of JSON; 4 MiB leaves room for

@@ -125,7 +125,7 @@ def test_cpu_repository_layout_and_every_config_parses(tmp_path, graphs, tokeniz
         assert set(step.output_map) <= {t.name for t in model.output}
     assert json.loads((repo / "export_report.json").read_text()) == {"parity": "ok"}
     manifest = json.loads((repo / "paee_repository.json").read_text())
-    assert manifest["buckets"] == [128, 256, 512, 768, 1024] and manifest["target"] == "cpu"
+    assert manifest["buckets"] == list(range(64, 1025, 64)) and manifest["target"] == "cpu"
 
 
 def test_assets_and_graphs_travel_inside_the_repository(tmp_path, graphs, tokenizer):
@@ -178,7 +178,7 @@ def test_dims_read_from_output_shapes_when_graphs_carry_no_metadata(tmp_path, gr
                             featurizer_config=FeaturizerConfig(max_entities=N, max_mentions=M, max_sentences=S, max_length=300))
     enc = {t.name: list(t.dims) for t in _configs(repo)["paee_encoder"].output}
     assert enc["entity_attn"] == [N, K, -1]
-    assert json.loads((repo / "paee_repository.json").read_text())["buckets"] == [128, 256, 300]
+    assert json.loads((repo / "paee_repository.json").read_text())["buckets"] == [64, 128, 192, 256, 300]
 
 
 def test_existing_repository_needs_force(tmp_path, graphs, tokenizer):

@@ -2,7 +2,7 @@
 
 Input ``DOCUMENT`` (TYPE_STRING, one document per batch row): UTF-8 JSON in DocRED form or text form
 (`paee.data.docred.parse_document` reads both). Outputs: the tensor contract of README.md, with
-``input_ids`` / ``attention_mask`` padded to a *length bucket* (e.g. 128/256/512/768/1024) rather than to
+``input_ids`` / ``attention_mask`` padded to a *length bucket* (by default a multiple of 64) rather than to
 the document's own length: requests of one bucket then have equal shapes, which is what Triton's
 dynamic batcher needs to batch them for the encoder and the head. Plus ``num_entities`` and ``TITLE``
 for the postprocess model.
