@@ -254,7 +254,11 @@ class OnnxRunner:
 def _require(module: str, hint: str) -> None:
     import importlib.util
 
-    if importlib.util.find_spec(module) is None:
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is missing
+        found = False
+    if not found:
         raise BackendSkipped(hint)
 
 
