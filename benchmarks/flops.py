@@ -13,10 +13,11 @@ so ``layer_flops(L) = 8*L*H^2 + 4*L^2*H + 4*L*H*I`` and the encoder does ``layer
 A document longer than the window W is read as two windows of W tokens (`paee.model.long_input`), which
 costs ``2 * layers * layer_flops(W)``. L is the length the encoder really runs (the padded batch length).
 
-Not counted, because they are not matrix multiplications or are small: embeddings, LayerNorm, softmax,
-GELU, bias adds (O(L*H) each, under 1% at L = 300), and the entity attention rows that `EncoderGraph`
-recomputes on the side (about 2% of a BERT-base forward). The count is therefore a slight
-underestimate, and a FLOP/s figure derived from it is conservative.
+Not counted: embeddings, LayerNorm, softmax, GELU, bias adds (O(L*H) each, under 1% at L = 300), and the
+entity attention rows that `EncoderGraph` recomputes on the side. Those rows cost 2*P*H^2 (queries at all
+P = N*M = 42*24 = 1008 mention slots, padded ones included) + 2*L*H^2 (keys) + 2*P*L*H (scores): for
+BERT-base about 4% of the forward at L = 300 and 7% at L = 128. They are work the model chose to do, not
+the encoder's, so the count leaves them out: the FLOP/s derived from it is conservative.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         if value != 0 and (abs(value) < 10 ** -digits or abs(value) >= 1e5):
             return f"{value:.2e}"
-        return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:.{max(digits - 2, 1)}f}"
+        return f"{value:.{digits + 1}g}" if abs(value) < 1 else f"{value:.{max(digits - 2, 1)}f}"
     return str(value)
 
 

@@ -243,8 +243,11 @@ def run(settings: BenchSettings) -> dict[str, Any]:
     checkpoint = settings.checkpoint
     if settings.make_checkpoint:
         _log(settings, f"making a {settings.make_checkpoint} checkpoint with random weights")
-        checkpoint = make_checkpoint(settings.make_checkpoint, docs, _relations(settings, docs), out / "checkpoint.pt",
-                                     seed=settings.seed)
+        # the tokenizer learns the whole file, not only the benchmarked subset: a vocabulary fitted to 50
+        # documents would read nearly every word whole, shorter than any real vocabulary would
+        vocabulary_docs = load_documents(settings.docs, None, settings.synthetic_docs, settings.seed)[0]
+        checkpoint = make_checkpoint(settings.make_checkpoint, vocabulary_docs, _relations(settings, docs),
+                                     out / "checkpoint.pt", seed=settings.seed)
     ckpt, model = _load_model(Path(checkpoint))  # type: ignore[arg-type]
     # truncate as paee-predict does for real data: every document runs, losses are counted in the report
     fconfig = dataclasses.replace(ckpt.featurizer_config, truncate=True)

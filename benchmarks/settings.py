@@ -72,6 +72,8 @@ class BenchSettings:
             raise ValueError("give exactly one of --checkpoint FILE and --make-checkpoint KIND")
         if self.checkpoint is not None and not Path(self.checkpoint).is_file():
             raise ValueError(f"--checkpoint {self.checkpoint}: no such checkpoint file")
+        if self.limit is not None and self.docs is None:
+            raise ValueError("--limit takes the first K documents of --docs; without --docs use --synthetic-docs")
         if self.docs is not None and not Path(self.docs).is_file():
             raise ValueError(f"--docs {self.docs}: no such file")
         if self.rel2id is not None and not Path(self.rel2id).is_file():
