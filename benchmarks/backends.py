@@ -144,16 +144,16 @@ class TorchRunner:
 class CudaGraphRunner(TorchRunner):
     """PyTorch on CUDA with the encoder and the head each captured as a CUDA graph per (batch, length bucket).
 
-    Inputs are padded to the next bucket of `paee_export.repository.DEFAULT_BUCKETS` (as the Triton
-    preprocess does), so a handful of graphs serve every length; padded tokens are masked. A graph is
-    captured on the first batch of its shape (the warm-up documents cover one per bucket).
+    Inputs are padded to the next of `paee_bench.measure.WARMUP_BUCKETS`, so five graphs serve every
+    length; padded tokens are masked. A graph is captured on the first batch of its shape, and the
+    warm-up documents hold one per bucket, so no capture is timed.
     """
 
     def __init__(self, model: "PaeeModel", dtype_name: str = "fp32") -> None:
         super().__init__(model, "cuda", dtype_name)
-        from paee_export.repository import DEFAULT_BUCKETS
+        from paee_bench.measure import WARMUP_BUCKETS
 
-        self.buckets = DEFAULT_BUCKETS
+        self.buckets = WARMUP_BUCKETS
         self.graphs: dict[tuple[int, int], Any] = {}
         self.runtime["runtime"] = f"torch {self.torch.__version__} CUDA graphs (encoder, head)"
 

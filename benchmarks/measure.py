@@ -34,7 +34,7 @@ from paee.data.featurizer import DocFeatures, Featurizer, collate
 from paee.data.schema import Document
 from paee_export.runtimes import length_batches
 
-#: Length buckets used to pick warm-up documents (the Triton preprocess's buckets).
+#: Length buckets used to pick warm-up documents (and the CUDA-graph runner's padded lengths).
 WARMUP_BUCKETS = (128, 256, 512, 768, 1024)
 PERCENTILES = (50, 90, 99)
 STAGES = ("featurize", "encoder", "head", "decode")
