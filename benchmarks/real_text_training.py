@@ -19,6 +19,7 @@ from paee.data.docred import read_documents, write_documents
 from paee.data.relations import RelationVocab
 from paee.evaluation.metrics import evaluate, train_fact_names
 from paee.inference import Predictor
+from paee.training.setup import TINY_LR_ENCODER, TINY_LR_HEAD
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -30,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-docs", type=int, default=400)
     p.add_argument("--max-steps", type=int, default=300)
     p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--lr-encoder", type=float, default=1e-3)
-    p.add_argument("--lr-head", type=float, default=2e-3)
+    p.add_argument("--lr-encoder", type=float, default=TINY_LR_ENCODER)
+    p.add_argument("--lr-head", type=float, default=TINY_LR_HEAD)
     args = p.parse_args(argv)
 
     source = args.data / "redocred" / "dev_revised.json"

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         step(f"2/5 training a tiny PAEE model ({args.epochs} epochs) -> {run}")
         rc = train_main([
             "--train", str(data / "train.json"), "--dev", str(data / "dev.json"), "--encoder", "tiny",
-            "--out", str(run), "--epochs", str(args.epochs), "--lr-encoder", "1e-3", "--lr-head", "2e-3",
+            "--out", str(run), "--epochs", str(args.epochs),
             "--seed", str(args.seed), "--no-resume", "--truncate",
         ])
         if rc:

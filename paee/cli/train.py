@@ -37,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--epochs", type=int, default=30)
     opt.add_argument("--batch-size", type=int, default=4)
     opt.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps")
-    opt.add_argument("--lr-encoder", type=float, default=5e-5)
-    opt.add_argument("--lr-head", type=float, default=1e-4)
+    opt.add_argument("--lr-encoder", type=float, help="default: 2e-3 for --encoder tiny (from scratch), else 5e-5")
+    opt.add_argument("--lr-head", type=float, help="default: 4e-3 for --encoder tiny, else 1e-4")
     opt.add_argument("--warmup-ratio", type=float, default=0.06)
     opt.add_argument("--max-grad-norm", type=float, default=1.0)
     opt.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from paee.data.featurizer import Featurizer, FeaturizerConfig
     from paee.inference import resolve_device
     from paee.model.paee import build_model
-    from paee.training.setup import make_model_config, prepare_encoder, relations_for
+    from paee.training.setup import default_learning_rates, make_model_config, prepare_encoder, relations_for
     from paee.training.trainer import TrainConfig, Trainer
 
     try:
@@ -75,12 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     except (PaeeDataError, FileNotFoundError, ValueError) as e:
         return fail(e)
 
+    lr_encoder, lr_head = default_learning_rates(args.encoder)
     model = build_model(model_config, encoder_dir=str(source.directory) if source.directory else None)
     trainer = Trainer(
         model, model_config, Featurizer(source.tokenizer, featurizer_config, relations), relations, args.out,
         TrainConfig(
             epochs=args.epochs, batch_size=args.batch_size, grad_accum_steps=args.grad_accum,
-            lr_encoder=args.lr_encoder, lr_head=args.lr_head, warmup_ratio=args.warmup_ratio,
+            lr_encoder=lr_encoder if args.lr_encoder is None else args.lr_encoder,
+            lr_head=lr_head if args.lr_head is None else args.lr_head, warmup_ratio=args.warmup_ratio,
             max_grad_norm=args.max_grad_norm, max_steps=args.max_steps, seed=args.seed, amp=args.amp,
         ),
         device=None if args.device == "auto" else resolve_device(args.device),

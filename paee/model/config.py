@@ -182,10 +182,12 @@ def tiny_bert_config(
     num_attention_heads: int = 4,
     intermediate_size: int = 37,
     max_position_embeddings: int = DEFAULT_WINDOW,
+    dropout: float = 0.1,
 ) -> dict[str, Any]:
     """A small random-weight BERT config dict for tests and demos.
 
     The odd intermediate size (37) makes mixed-up dimensions fail loudly instead of broadcasting.
+    ``dropout`` sets BERT's hidden and attention dropout (0.1 is BERT's own value).
     """
     from transformers import BertConfig  # deferred: keeps `import paee.model.config` light
 
@@ -200,4 +202,6 @@ def tiny_bert_config(
         num_attention_heads=num_attention_heads,
         intermediate_size=intermediate_size,
         max_position_embeddings=max_position_embeddings,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     ).to_dict()

@@ -23,6 +23,17 @@ from paee.model.head import HeadConfig
 
 #: The `--encoder` value that builds a small random BERT and a WordPiece tokenizer in code.
 TINY_ENCODER = "tiny"
+#: Learning rates for a random encoder trained from scratch (fine-tuning a pretrained one wants ~100x less).
+TINY_LR_ENCODER = 2e-3
+TINY_LR_HEAD = 4e-3
+#: Fine-tuning a pretrained encoder (ATLOP's and DocuNet's BERT-base settings).
+PRETRAINED_LR_ENCODER = 5e-5
+PRETRAINED_LR_HEAD = 1e-4
+
+
+def default_learning_rates(encoder: str) -> tuple[float, float]:
+    """(encoder, head) learning rates that suit ``--encoder``: from scratch for ``tiny``, else fine-tuning."""
+    return (TINY_LR_ENCODER, TINY_LR_HEAD) if encoder == TINY_ENCODER else (PRETRAINED_LR_ENCODER, PRETRAINED_LR_HEAD)
 
 
 @dataclass
@@ -34,9 +45,11 @@ class TinyEncoderSize:
     num_heads: int = 4
     intermediate_size: int = 131  # odd on purpose: mixed-up dimensions fail instead of broadcasting
     vocab_size: int = 4000
+    # No dropout: a small model trained for minutes underfits, and dropout only slows it down.
+    dropout: float = 0.0
     head: dict[str, Any] = field(default_factory=lambda: {
         "pair_dim": 64, "map_channels": 32, "map_out_channels": 64, "ppp_hidden": 64, "ppp_embed_dim": 16,
-        "eer_dim": 64, "eer_heads": 4, "eer_ffn_dim": 128, "emb_size": 128, "block_size": 16,
+        "eer_dim": 64, "eer_heads": 4, "eer_ffn_dim": 128, "eer_dropout": 0.0, "emb_size": 128, "block_size": 16,
     })
 
 
@@ -58,7 +71,7 @@ def prepare_encoder(encoder: str, train_docs: Sequence[Document], tiny: TinyEnco
         tokenizer = build_wordpiece_tokenizer(texts, vocab_size=tiny.vocab_size)
         hf_config = tiny_bert_config(
             vocab_size=tokenizer.get_vocab_size(), hidden_size=tiny.hidden_size, num_hidden_layers=tiny.num_layers,
-            num_attention_heads=tiny.num_heads, intermediate_size=tiny.intermediate_size,
+            num_attention_heads=tiny.num_heads, intermediate_size=tiny.intermediate_size, dropout=tiny.dropout,
         )
         return EncoderSource(hf_config, tokenizer, None, dict(tiny.head))
     directory = Path(encoder)
