@@ -101,7 +101,10 @@ def run_synthetic(args: argparse.Namespace) -> dict:
     data = args.out / "data"
     write_synthetic_splits(data, SyntheticConfig(), sizes={"train": args.train_docs, "dev": args.dev_docs}, seed=args.seed)
     run = args.out / "run"
-    if args.epochs > 0:
+    if args.checkpoint is not None:  # a model trained elsewhere (e.g. benchmarks/ablation.py's paee run)
+        predictor = Predictor.from_checkpoint(args.checkpoint, device="cpu")
+        model, featurizer = predictor.model.eval(), predictor.featurizer
+    elif args.epochs > 0:
         rc = train_main([
             "--train", str(data / "train.json"), "--dev", str(data / "dev.json"), "--encoder", "tiny", "--out", str(run),
             "--epochs", str(args.epochs), "--batch-size", "4", "--seed", str(args.seed), "--no-resume",
@@ -160,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     syn.add_argument("--train-docs", type=int, default=200)
     syn.add_argument("--dev-docs", type=int, default=100)
     syn.add_argument("--epochs", type=int, default=3, help="0: random weights, no training")
+    syn.add_argument("--checkpoint", type=Path, help="compare this trained model instead of training one")
     for p in (red, syn):
         p.add_argument("--out", type=Path, required=True)
         p.add_argument("--batch-size", type=int, default=4)

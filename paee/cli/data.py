@@ -27,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
                            help=f"documents in {split}.json (default {size})")
     synth.add_argument("--max-entities", type=int, default=None, metavar="N",
                        help="most entities per document (default 42, the DocRED maximum)")
+    synth.add_argument("--preset", choices=["docred", "plain"], default="docred",
+                       help="docred: DocRED-like (distractors, joined clauses, pronouns; default); plain: one "
+                            "statement per sentence, every co-occurrence a fact (SyntheticConfig.plain)")
 
     stats = sub.add_parser("stats", help="corpus statistics of a DocRED-format or text-format file")
     stats.add_argument("file", type=Path)
@@ -42,12 +45,13 @@ def _synth(args: argparse.Namespace) -> int:
     sizes = {"train": args.train, "dev": args.dev, "test": args.test}
     if any(n < 0 for n in sizes.values()):
         raise PaeeDataError(f"split sizes must be >= 0, got {sizes}")
-    config = SyntheticConfig()
+    make = SyntheticConfig.plain if args.preset == "plain" else SyntheticConfig
+    config = make()
     if args.max_entities is not None:
         # A small N also lowers the typical size, so that --max-entities 10 gives documents of 4-10.
-        config = SyntheticConfig(max_entities=args.max_entities,
-                                 typical_max_entities=min(config.typical_max_entities, args.max_entities),
-                                 min_entities=min(config.min_entities, args.max_entities))
+        config = make(max_entities=args.max_entities,
+                      typical_max_entities=min(config.typical_max_entities, args.max_entities),
+                      min_entities=min(config.min_entities, args.max_entities))
     written = write_synthetic_splits(args.out, config, sizes, seed=args.seed)
     for name, path in written.items():
         print(f"wrote {path}" + (f" ({sizes[name]} documents)" if name in sizes else ""))

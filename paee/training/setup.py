@@ -24,8 +24,8 @@ from paee.model.head import HeadConfig
 #: The `--encoder` value that builds a small random BERT and a WordPiece tokenizer in code.
 TINY_ENCODER = "tiny"
 #: Learning rates for a random encoder trained from scratch (fine-tuning a pretrained one wants ~100x less).
-TINY_LR_ENCODER = 2e-3
-TINY_LR_HEAD = 4e-3
+TINY_LR_ENCODER = 1e-3
+TINY_LR_HEAD = 2e-3
 #: Fine-tuning a pretrained encoder (ATLOP's and DocuNet's BERT-base settings).
 PRETRAINED_LR_ENCODER = 5e-5
 PRETRAINED_LR_HEAD = 1e-4
