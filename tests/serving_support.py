@@ -79,22 +79,17 @@ def _split_by_length(docs: Sequence[Any], lengths: Sequence[int], short: int, lo
 @pytest.fixture(scope="session")
 def model_files(tmp_path_factory) -> dict[str, Any]:
     """The synthetic tiny model: checkpoint, exported graphs, and the documents to compare on."""
-    import torch
-
     from paee.data.featurizer import Featurizer, FeaturizerConfig
     from paee.data.relations import RelationVocab
     from paee.data.synthetic import generate_corpus, rel2id, rel_info
-    from paee.model.paee import build_model
-    from paee.training.setup import make_model_config, prepare_encoder
+    from paee_bench.checkpoints import random_model
 
     out = tmp_path_factory.mktemp("serving")
-    torch.manual_seed(0)
     docs = generate_corpus(n_docs=16, seed=11)
-    source = prepare_encoder("tiny", docs)
     relations = RelationVocab.from_rel2id(rel2id(), rel_info())
     featurizer_config = FeaturizerConfig()
-    config = make_model_config(source, relations, featurizer_config)
-    model = build_model(config).eval()
+    model, source = random_model("tiny", docs, relations, featurizer_config, seed=0)
+    config = model.config
     files = _export_tiny(out, model, config, featurizer_config, source, relations)
     featurizer = Featurizer(source.tokenizer, featurizer_config)
     short, long = _split_by_length(docs, [featurizer.featurize(d).num_tokens for d in docs], NUM_SHORT_DOCS, 1)

@@ -37,17 +37,14 @@ def files(tmp_path_factory) -> dict[str, Path]:
     from paee.data.featurizer import Featurizer, FeaturizerConfig
     from paee.data.relations import RelationVocab
     from paee.data.synthetic import generate_corpus, rel2id, rel_info
-    from paee.model.paee import build_model
     from paee.training.checkpoint import Checkpoint, save_checkpoint
-    from paee.training.setup import make_model_config, prepare_encoder
+    from paee_bench.checkpoints import random_model
 
     out = tmp_path_factory.mktemp("export_cli")
-    torch.manual_seed(0)
     docs = generate_corpus(n_docs=8, seed=1)
-    source = prepare_encoder("tiny", docs)
     relations = RelationVocab.from_rel2id(rel2id(), rel_info())
-    config = make_model_config(source, relations, FeaturizerConfig())
-    model = build_model(config).eval()
+    model, source = random_model("tiny", docs, relations, FeaturizerConfig(), seed=0)
+    config = model.config
     checkpoint = out / "run" / "best.pt"
     save_checkpoint(checkpoint, Checkpoint(config, FeaturizerConfig(), source.tokenizer, relations, model.state_dict()))
     # one document longer than a window (so encoder_long is compared too) and one short one
