@@ -54,10 +54,17 @@ def _features(model: "PaeeModel", context: "torch.Tensor", entity_type: "torch.T
             + pf.obj_type_emb(entity_type[obj]))  # fmt: skip
 
 
+def _pair_context(h_att: "torch.Tensor", t_att: "torch.Tensor", token_emb: "torch.Tensor") -> "torch.Tensor":
+    """ATLOP's localized context of P pairs, the peers' way: attention rows [P, K, L] x2, tokens [L, H] -> [P, H]."""
+    from paee.model.pair_map import ATTENTION_NORM_EPS
+
+    ht_att = (h_att * t_att).mean(1)  # [P, L], mean over heads
+    ht_att = ht_att / (ht_att.sum(1, keepdim=True) + ATTENTION_NORM_EPS)
+    return ht_att @ token_emb  # [P, H]
+
+
 def per_document(model: "PaeeModel", enc: Any, t: dict[str, "torch.Tensor"]) -> "torch.Tensor":
     import torch
-
-    from paee.model.pair_map import ATTENTION_NORM_EPS
 
     token_emb, attn = enc.token_emb, enc.entity_attn  # [B, L, H], [B, N, K, L]
     batch, num_ent = attn.shape[:2]
@@ -67,9 +74,7 @@ def per_document(model: "PaeeModel", enc: Any, t: dict[str, "torch.Tensor"]) -> 
         pairs = torch.tensor([(s, o) for s in range(n) for o in range(n) if s != o], dtype=torch.long).reshape(-1, 2)
         h_att = torch.index_select(attn[b], 0, pairs[:, 0])  # [P, K, L]
         t_att = torch.index_select(attn[b], 0, pairs[:, 1])  # [P, K, L]
-        ht_att = (h_att * t_att).mean(1)  # [P, L]
-        ht_att = ht_att / (ht_att.sum(1, keepdim=True) + ATTENTION_NORM_EPS)
-        context = ht_att @ token_emb[b]  # [P, H]
+        context = _pair_context(h_att, t_att, token_emb[b])  # [P, H]
         feats = _features(model, context, t["entity_type"][b], t["same_sent"][b, pairs[:, 0], pairs[:, 1]],
                           pairs[:, 0], pairs[:, 1])  # [P, D]
         if out is None:
@@ -81,8 +86,6 @@ def per_document(model: "PaeeModel", enc: Any, t: dict[str, "torch.Tensor"]) -> 
 def per_pair(model: "PaeeModel", enc: Any, t: dict[str, "torch.Tensor"]) -> "torch.Tensor":
     import torch
 
-    from paee.model.pair_map import ATTENTION_NORM_EPS
-
     token_emb, attn = enc.token_emb, enc.entity_attn  # [B, L, H], [B, N, K, L]
     batch, num_ent = attn.shape[:2]
     out = None
@@ -92,9 +95,7 @@ def per_pair(model: "PaeeModel", enc: Any, t: dict[str, "torch.Tensor"]) -> "tor
             for o in range(n):
                 if s == o:
                     continue
-                a = (attn[b, s] * attn[b, o]).mean(0)  # [L], mean over heads
-                a = a / (a.sum() + ATTENTION_NORM_EPS)
-                context = (a @ token_emb[b]).unsqueeze(0)  # [1, H]
+                context = _pair_context(attn[b, s:s + 1], attn[b, o:o + 1], token_emb[b])  # [1, H], one pair
                 subj, obj = torch.tensor([s]), torch.tensor([o])
                 feats = _features(model, context, t["entity_type"][b], t["same_sent"][b, s, o].reshape(1), subj, obj)  # [1, D]
                 if out is None:
