@@ -11,7 +11,8 @@ fused          the encoders through ONNX Runtime's transformer optimizer (one fu
 int8           the fused encoders with ONNX Runtime dynamic quantisation (what ``--precision int8`` ships)
 openvino       the dynamo export of ``encoder`` (what ``--precision bf16`` ships for OpenVINO; OpenVINO
                misreads the TorchScript trace's entity pooling)
-int8_openvino  that export quantised (standard ONNX ops only, which OpenVINO can read)
+int8_openvino  that export statically quantised (QDQ, calibrated on synthetic documents; what
+               ``--precision int8`` ships for OpenVINO)
 repository     a CPU Triton repository of the chosen precision (`paee_export.repository.write_repository`)
 ============== =========================================================================================
 
@@ -99,8 +100,25 @@ class Artifacts:
         return self._once("int8", lambda: self._quantized(self.fused(), "int8"))
 
     def int8_openvino(self) -> Path:
-        """The OpenVINO encoder quantised: OpenVINO reads its standard ONNX ops (not the fused contrib ops)."""
-        return self._once("int8_openvino", lambda: self._quantized({ENCODER: self.openvino_encoder()}, "int8")[ENCODER])
+        """The OpenVINO encoder statically quantised (QDQ, ranges from synthetic calibration documents), as
+        ``paee-export --precision int8`` ships it; OpenVINO reads standard ONNX ops, not ORT's fused ones."""
+
+        def make() -> Path:
+            from paee.data.featurizer import Featurizer
+            from paee_export.calibration import calibration_documents, calibration_feeds
+            from paee_export.optimize import quantize_int8_static
+            from paee_export.runtimes import onnx_input_names
+
+            source = self.openvino_encoder()
+            featurizer = Featurizer(self.ckpt.tokenizer, self.featurizer_config, self.ckpt.relations)
+            docs, described = calibration_documents(None)
+            feeds = calibration_feeds(featurizer, docs, self.dims.window, onnx_input_names(source))
+            path = source.with_name("encoder.ov.int8-static.onnx")
+            quantize_int8_static(source, path, feeds)
+            self.info.setdefault("int8_openvino", {})["calibration"] = f"{described}, {len(feeds)} within the window"
+            return path
+
+        return self._once("int8_openvino", make)
 
     def openvino_encoder(self) -> Path:
         def make() -> Path:

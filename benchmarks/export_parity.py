@@ -129,7 +129,11 @@ def run_synthetic(args: argparse.Namespace) -> dict:
     dims = ExportDims.from_model(model, config.max_mentions, config.max_sentences)
     num_layers = int(model.encoder.backbone.config.num_hidden_layers)
     paths = export_variants(model, dims, args.out / "graphs", num_layers, int8=True, openvino=True)
-    variants = _select(default_variants(paths), args.variants)
+    all_variants = default_variants(paths)
+    if "encoder.ov" in paths:
+        all_variants.update(static_int8_variants(paths, featurizer, read_documents(data / "train.json"), dims.window,
+                                                 args.out / "graphs"))
+    variants = _select(all_variants, args.variants)
     report = parity_report(model, docs, featurizer, variants, batch_size=args.batch_size)
     # agreement with ORT fp32 (not only with PyTorch): the quantisation's own effect
     from paee_export.parity import triple_agreement
@@ -140,6 +144,27 @@ def run_synthetic(args: argparse.Namespace) -> dict:
         pipe = OnnxPipeline(v.encoders, v.head, featurizer, v.precision, head_precision=v.head_precision)
         report["variants"][name]["end_to_end"]["triples_vs_ort_fp32"] = triple_agreement(fp32, pipe.predict(docs))
     return report
+
+
+def static_int8_variants(paths: dict[str, Path], featurizer, calibration_docs, window: int, out: Path) -> dict:
+    """What ``paee-export --precision int8`` ships: the OpenVINO encoder statically quantised (calibrated on
+    training documents), ORT dynamic int8 for the long encoder; the head at bf16 on OpenVINO, or fp32."""
+    from paee_export.calibration import calibration_documents, calibration_feeds
+    from paee_export.optimize import quantize_int8_static
+    from paee_export.parity import Variant
+    from paee_export.runtimes import create_session, onnx_input_names
+
+    docs, described = calibration_documents(calibration_docs)
+    feeds = calibration_feeds(featurizer, docs, window, onnx_input_names(paths["encoder.ov"]))
+    static = out / "encoder.ov.int8s.onnx"
+    print(f"static int8 ({described}, {len(feeds)} fit the window): {quantize_int8_static(paths['encoder.ov'], static, feeds).summary()}")
+    encoders = {ENCODER: create_session(static, "int8", backend="openvino")}
+    if "encoder_long.int8" in paths:
+        encoders["encoder_long"] = create_session(paths["encoder_long.int8"], "int8")
+    return {
+        "openvino_int8": Variant(encoders, paths[HEAD], "int8", head_precision="bf16", files=[str(static)]),
+        "openvino_int8_fp32_head": Variant(encoders, paths[HEAD], "int8", head_precision="fp32", files=[str(static)]),
+    }
 
 
 def _select(variants: dict, names: list[str] | None) -> dict:

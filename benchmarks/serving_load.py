@@ -198,9 +198,10 @@ def repository_pipeline(repo: Path) -> tuple[Any, Any]:
     decoding = json.loads((post / "decode.json").read_text())
     relations = RelationVocab.from_json(json.loads((post / "relations.json").read_text()))
     window = max(g["length_range"][1] for g in runtime["graphs"] if g["name"] == "encoder")
+    (head,) = head_runtime["graphs"]  # its precision / backend may override the model's (int8: a bf16 head)
     pipeline = OnnxPipeline(
-        encoders, head_version / head_runtime["graphs"][0]["path"], featurizer, head_runtime["precision"],
-        backend=head_runtime.get("backend", "auto"), threads=head_runtime.get("threads"), batch_size=1,
+        encoders, head_version / head["path"], featurizer, head.get("precision", head_runtime["precision"]),
+        backend=head.get("backend", head_runtime.get("backend", "auto")), threads=head_runtime.get("threads"), batch_size=1,
         window=window, gate_threshold=decoding.get("gate_threshold"), top_k=decoding.get("top_k"),
     )
     return pipeline, relations

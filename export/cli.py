@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parity-limit", type=int, default=DEFAULT_PARITY_LIMIT,
                    help="use the first K parity documents (0: synthetic documents only)")
     p.add_argument("--no-parity", action="store_true", help="skip the parity measurement")
+    p.add_argument("--calibration", type=Path, default=None,
+                   help="int8: documents (DocRED JSON or text form) that calibrate the activation ranges; use "
+                        "documents like the ones you will serve (default: synthetic documents)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
 
@@ -62,6 +65,19 @@ def _parity_documents(args: argparse.Namespace, entity_types):
         path = DEFAULT_PARITY_DOCS
     docs = read_input_documents(path, entity_types)
     return docs[: args.parity_limit]
+
+
+def _calibration_documents(args: argparse.Namespace, entity_types):
+    """The --calibration documents (None: synthetic ones; the option is refused outside int8)."""
+    from paee.cli.common import read_input_documents
+    from paee_export.calibration import DEFAULT_CALIBRATION_DOCS
+    from paee_export.pipeline import ExportRequestError
+
+    if args.calibration is None:
+        return None
+    if args.precision != "int8":
+        raise ExportRequestError(f"--calibration is for --precision int8 (static quantisation), not {args.precision}")
+    return read_input_documents(args.calibration, entity_types)[:DEFAULT_CALIBRATION_DOCS]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,10 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         from paee.data.schema import DOCRED_ENTITY_TYPES
 
         docs = _parity_documents(args, DOCRED_ENTITY_TYPES)
+        calibration = _calibration_documents(args, DOCRED_ENTITY_TYPES)
         result = export_checkpoint(
             args.checkpoint, out, target=args.target, precision=args.precision, max_batch_size=args.max_batch_size,
             instances=args.instances, dynamic_batching=not args.no_dynamic_batching, tensorrt=args.tensorrt,
-            force=args.force, parity=not args.no_parity, parity_docs=docs, progress=not args.quiet,
+            force=args.force, parity=not args.no_parity, parity_docs=docs, calibration_docs=calibration,
+            progress=not args.quiet,
         )  # fmt: skip
     except (ExportRequestError, CheckpointError, RepositoryError, PaeeDataError, RuntimeUnavailableError) as err:
         return fail(err)  # the user's input or environment: one line, exit 2

@@ -23,8 +23,12 @@ Precisions (what the runtimes and the repository writer can serve):
 target precision what ships
 ====== ========= =========================================================================================
 cpu    fp32      ORT-optimised encoders (fused Attention), fp32 head; ONNX Runtime
-cpu    int8      dynamically quantised optimised encoders (ORT, VNNI/AMX), fp32 head (why: the head is a
-                 small share of the cost and its pair scores decide the triples; keep it exact)
+cpu    int8      OpenVINO: the dynamo export of ``encoder`` statically quantised (QDQ: int8 weights per
+                 channel, int8 activations with ranges calibrated on ``calibration_docs``, else on synthetic
+                 documents; products of two activations stay float), the head at bf16 where the CPU has
+                 bf16 units (else fp32 on ORT); ``encoder_long`` ORT dynamic int8 (OpenVINO cannot compile
+                 its window merge). Without OpenVINO: ORT dynamic int8 encoders and an fp32 head, with a
+                 warning (dynamic quantisation re-quantises activations on every call: slower)
 cpu    bf16      OpenVINO at INFERENCE_PRECISION_HINT=bf16: the dynamo export of ``encoder`` (OpenVINO
                  misreads the TorchScript trace's entity pooling) and the head; ``encoder_long`` stays
                  ORT fp32 (OpenVINO 2026.4 cannot compile its window merge). Needs AMX / AVX512-BF16:
@@ -205,6 +209,7 @@ def export_checkpoint(
     force: bool = False,
     parity: bool = True,
     parity_docs: Sequence["Document"] | None = None,
+    calibration_docs: Sequence["Document"] | None = None,
     progress: bool = True,
     warn: Callable[[str], None] | None = None,
 ) -> ExportResult:
@@ -221,6 +226,8 @@ def export_checkpoint(
         force: replace an existing repository.
         parity: measure parity with PyTorch (False: skip, the report says so).
         parity_docs: documents to add to the synthetic parity set (e.g. real dev documents).
+        calibration_docs: int8 only: documents whose activation ranges fix the static quantisation
+            (default: synthetic documents; `paee_export.calibration`).
         progress: print step lines on stderr.
         warn: receives each warning (default: printed on stderr).
 
@@ -231,8 +238,8 @@ def export_checkpoint(
     """
     from paee.data.featurizer import Featurizer
     from paee.training.checkpoint import load_checkpoint
-    from paee_export.onnx_export import export_graph, export_graphs
-    from paee_export.optimize import convert_fp16, graph_stats, optimize_encoder, quantize_int8
+    from paee_export.onnx_export import export_graphs
+    from paee_export.optimize import graph_stats, optimize_encoder
     from paee_export.parity import parity_report, versions
     from paee_export.repository import write_repository
 
@@ -274,9 +281,14 @@ def export_checkpoint(
             fused[name] = {"fused_attention": stats.fused_attention, "layers": num_layers}
 
         step(f"making the {target} {shipped_precision} graphs")
-        encoders, head, graph_runtime, variants, parity_skips = _precision_files(
-            model, specs, plain, optimized, work, target, shipped_precision, export_graph, quantize_int8, convert_fp16
+        featurizer = Featurizer(ckpt.tokenizer, dataclasses.replace(fconfig, truncate=True), ckpt.relations)
+        files = _precision_files(model, specs, plain, optimized, work, target, shipped_precision, featurizer, calibration_docs)
+        encoders, head, graph_runtime, variants, parity_skips = (
+            files.encoders, files.head, files.runtime, files.variants, files.skips
         )
+        for message in files.warnings:
+            warn(message)
+        warnings.extend(files.warnings)
 
         step("TensorRT engines" if tensorrt and target == "gpu" else "TensorRT engines: not requested")
         trt_report, plans = _tensorrt(tensorrt, target, shipped_precision, specs, encoders, head, work, max_batch_size)
@@ -285,7 +297,6 @@ def export_checkpoint(
 
         if parity:
             step("measuring parity with PyTorch")
-            featurizer = Featurizer(ckpt.tokenizer, dataclasses.replace(fconfig, truncate=True), ckpt.relations)
             docs, docs_info = parity_documents(featurizer, parity_docs)
             parity_report_ = parity_report(model, docs, featurizer, variants, batch_size=PARITY_BATCH_SIZE)
             parity_report_["documents_info"] = docs_info
@@ -309,6 +320,7 @@ def export_checkpoint(
             "validation_max_abs_diff": validation,
             "graphs": {name: {**vars(graph_stats(path)), "path": path.name} for name, path in shipped.items()},
             "graph_runtime": graph_runtime,
+            "quantization": files.quantization,
             "tensorrt": trt_report,
             "parity": parity_report_ if parity_report_ is not None else {"skipped": "--no-parity"},
             "versions": versions(),
@@ -340,28 +352,41 @@ def export_checkpoint(
     return ExportResult(repository, target, shipped_precision, precision, report, warnings)
 
 
-def _precision_files(model, specs, plain, optimized, work: Path, target: str, precision: str, export_graph, quantize_int8,
-                     convert_fp16) -> tuple[dict[str, Path], Path, dict[str, dict[str, str]], dict[str, Any], dict[str, str]]:
-    """The files that ship, per-graph runtime overrides, the parity variants, and variants not measurable here.
+@dataclass
+class _PrecisionFiles:
+    """What `_precision_files` makes: the files that ship and how each runs, the parity variants."""
+
+    encoders: dict[str, Path]
+    head: Path
+    runtime: dict[str, dict[str, str]] = field(default_factory=dict)  # per-graph precision / backend overrides
+    variants: dict[str, Any] = field(default_factory=dict)
+    skips: dict[str, str] = field(default_factory=dict)  # variants not measurable here, and why
+    warnings: list[str] = field(default_factory=list)
+    quantization: dict[str, Any] | None = None  # int8: scheme and calibration set
+
+
+def _precision_files(model, specs, plain, optimized, work: Path, target: str, precision: str, featurizer: "Featurizer",
+                     calibration_docs: Sequence["Document"] | None) -> _PrecisionFiles:
+    """The files of ``precision`` and their parity variants (see the module docstring's table).
 
     The fp32 graphs are always a parity variant, so that a lower precision's error is seen beside fp32's.
     """
+    from paee_export.onnx_export import export_graph
+    from paee_export.optimize import convert_fp16, quantize_int8
     from paee_export.parity import Variant
     from paee_export.runtimes import create_session
 
     head = plain[HEAD]
-    runtime: dict[str, dict[str, str]] = {}
-    skips: dict[str, str] = {}
     if target == "gpu":
         # the plain exports: TensorRT (and its ORT accelerator) parse no com.microsoft contrib ops
         encoders = {name: plain[name] for name in ENCODER_GRAPHS}
-        variants: dict[str, Any] = {"ort_fp32": Variant(encoders, head, "fp32")}
+        files = _PrecisionFiles(encoders, head, variants={"ort_fp32": Variant(encoders, head, "fp32")})
         if precision == "fp16":
-            encoders = {name: work / f"{name}.fp16.onnx" for name in ENCODER_GRAPHS}
-            for name, path in encoders.items():
+            files.encoders = {name: work / f"{name}.fp16.onnx" for name in ENCODER_GRAPHS}
+            for name, path in files.encoders.items():
                 convert_fp16(plain[name], path)
-            head = work / "head.fp16.onnx"
-            convert_fp16(plain[HEAD], head)
+            files.head = work / "head.fp16.onnx"
+            convert_fp16(plain[HEAD], files.head)
             try:  # fp16 graphs run on CUDA only (ORT's CPU fp16 kernels are slow or missing)
                 import onnxruntime as ort
 
@@ -369,26 +394,70 @@ def _precision_files(model, specs, plain, optimized, work: Path, target: str, pr
             except ImportError:
                 cuda = False
             if cuda:
-                sessions = {name: create_session(path, "fp16", device="cuda") for name, path in encoders.items()}
-                variants["ort_fp16_cuda"] = Variant(sessions, create_session(head, "fp16", device="cuda"), "fp16")
+                sessions = {name: create_session(path, "fp16", device="cuda") for name, path in files.encoders.items()}
+                files.variants["ort_fp16_cuda"] = Variant(sessions, create_session(files.head, "fp16", device="cuda"), "fp16")
             else:
-                skips["ort_fp16_cuda"] = "fp16 graphs need ONNX Runtime's CUDAExecutionProvider (onnxruntime-gpu and a GPU)"
-        return encoders, head, runtime, variants, skips
+                files.skips["ort_fp16_cuda"] = "fp16 graphs need ONNX Runtime's CUDAExecutionProvider (onnxruntime-gpu and a GPU)"
+        return files
 
-    encoders = dict(optimized)
-    variants = {"ort_fp32": Variant(dict(optimized), head, "fp32")}
+    files = _PrecisionFiles(dict(optimized), head, variants={"ort_fp32": Variant(dict(optimized), head, "fp32")})
     if precision == "int8":
-        encoders = {name: work / f"{name}.int8.onnx" for name in ENCODER_GRAPHS}
-        for name, path in encoders.items():
-            quantize_int8(optimized[name], path)
-        variants["ort_int8"] = Variant(dict(encoders), head, "int8", head_precision="fp32")
+        dynamic = {name: work / f"{name}.int8.onnx" for name in ENCODER_GRAPHS}
+        quantize_int8(optimized[ENCODER_LONG], dynamic[ENCODER_LONG])
+        if _openvino_installed():
+            _static_int8(files, model, specs, dynamic[ENCODER_LONG], work, featurizer, calibration_docs, export_graph)
+        else:
+            quantize_int8(optimized[ENCODER], dynamic[ENCODER])
+            files.encoders = dynamic
+            files.variants["ort_int8"] = Variant(dict(dynamic), head, "int8", head_precision="fp32")
+            files.quantization = {"scheme": "dynamic (ONNX Runtime)", "encoders": list(ENCODER_GRAPHS)}
+            files.warnings.append("OpenVINO is not installed: int8 ships ONNX Runtime's dynamic quantisation, slower "
+                                  "than the static OpenVINO path (pip install 'paee[cpu]')")
     elif precision == "bf16":
         short = export_graph(model, specs[ENCODER], work / "encoder.ov.onnx", exporter="dynamo").path
-        encoders = {ENCODER: short, ENCODER_LONG: optimized[ENCODER_LONG]}
-        runtime[ENCODER_LONG] = {"precision": "fp32", "backend": "onnxruntime"}
+        files.encoders = {ENCODER: short, ENCODER_LONG: optimized[ENCODER_LONG]}
+        files.runtime[ENCODER_LONG] = {"precision": "fp32", "backend": "onnxruntime"}
         long_session = create_session(optimized[ENCODER_LONG], "fp32")
-        variants["openvino_bf16"] = Variant({ENCODER: short, ENCODER_LONG: long_session}, head, "bf16")
-    return encoders, head, runtime, variants, skips
+        files.variants["openvino_bf16"] = Variant({ENCODER: short, ENCODER_LONG: long_session}, head, "bf16")
+    return files
+
+
+def _openvino_installed() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _static_int8(files: _PrecisionFiles, model, specs, long_int8: Path, work: Path, featurizer: "Featurizer",
+                 calibration_docs: Sequence["Document"] | None, export_graph) -> None:
+    """The OpenVINO int8 repository: static QDQ ``encoder``, ORT dynamic ``encoder_long``, bf16 / fp32 head."""
+    from paee_export.calibration import calibration_documents, calibration_feeds
+    from paee_export.optimize import quantize_int8_static
+    from paee_export.parity import Variant
+    from paee_export.runtimes import bf16_cpu_support, create_session, onnx_input_names
+
+    source = export_graph(model, specs[ENCODER], work / "encoder.ov.onnx", exporter="dynamo").path
+    docs, described = calibration_documents(calibration_docs)
+    feeds = calibration_feeds(featurizer, docs, specs[ENCODER].length_range[1], onnx_input_names(source))
+    short = work / "encoder.int8.onnx"
+    quantize_int8_static(source, short, feeds)
+    bf16, _ = bf16_cpu_support()
+    head_runtime = {"precision": "bf16", "backend": "openvino"} if bf16 else {"precision": "fp32", "backend": "onnxruntime"}
+    files.encoders = {ENCODER: short, ENCODER_LONG: long_int8}
+    files.runtime = {
+        ENCODER: {"precision": "int8", "backend": "openvino"},
+        ENCODER_LONG: {"precision": "int8", "backend": "onnxruntime"},
+        HEAD: head_runtime,
+    }
+    sessions = {ENCODER: create_session(short, "int8", backend="openvino"), ENCODER_LONG: create_session(long_int8, "int8")}
+    files.variants["openvino_int8"] = Variant(sessions, files.head, "int8", head_precision=head_runtime["precision"])
+    files.quantization = {
+        "scheme": "static (QDQ, OpenVINO) for encoder, dynamic (ONNX Runtime) for encoder_long",
+        "calibration": f"{described}, {len(feeds)} within the {specs[ENCODER].length_range[1]}-token window",
+        "head": head_runtime,
+    }
 
 
 def _tensorrt(requested: bool, target: str, precision: str, specs, encoders: Mapping[str, Path], head: Path, work: Path,

@@ -398,9 +398,10 @@ def write_repository(
             as it comes (batch of one document), to measure what the batcher buys (benchmarks/serving_load.py).
         threads: intra-op threads per runtime session (None: the runtime's default).
         runtime_backend: `paee_export.runtimes.create_session` backend (``auto`` picks by precision).
-        graph_runtime: CPU only, ``{encoder graph name: {"precision": .., "backend": ..}}`` overriding
-            ``precision`` / ``runtime_backend`` for that graph (bf16: OpenVINO cannot compile
-            ``encoder_long``, which then runs ONNX Runtime fp32).
+        graph_runtime: CPU only, ``{graph name: {"precision": .., "backend": ..}}`` (``encoder``,
+            ``encoder_long`` or ``head``) overriding ``precision`` / ``runtime_backend`` for that graph
+            (bf16: OpenVINO cannot compile ``encoder_long``, which then runs ONNX Runtime fp32; int8: the
+            static encoder runs on OpenVINO, the head at bf16).
 
     Returns:
         ``out_dir`` as a Path.
@@ -546,7 +547,8 @@ def _build(root: Path, templates: Path, common: dict[str, Any], io: dict[str, li
         version = python_model(HEAD)
         copy_onnx(head, version / GRAPHS / "head")
         _write_json(version / ASSETS / "runtime.json", {
-            **runtime, "graphs": [{"name": "head", "path": f"{GRAPHS}/head/{ONNX_FILE}", "length_range": [1, MAX_SUPPORTED_LENGTH]}],
+            **runtime, "graphs": [{"name": "head", "path": f"{GRAPHS}/head/{ONNX_FILE}", "length_range": [1, MAX_SUPPORTED_LENGTH],
+                                   **dict(graph_runtime.get("head", {}))}],
         })
         _render(templates / HEAD / "config.pbtxt.in", root / HEAD / "config.pbtxt", {
             **common, "name": HEAD, "inputs": _block(io["head_in"]), "outputs": _block(io["head_out"]),

@@ -14,7 +14,9 @@ This module never imports torch: Triton's python-backend models and the benchmar
   bf16      OpenVINO     the fp32 exported graph, compiled with INFERENCE_PRECISION_HINT=bf16
   ========= ============ ====================================================================
 
-  ``backend="openvino"`` also runs fp32 (hint f32) and int8 (the quantised ONNX as it is) on OpenVINO.
+  ``backend="openvino"`` also runs fp32 (hint f32) and int8: a static QDQ graph
+  (`paee_export.optimize.quantize_int8_static`) runs as int8 GEMMs, the ops between them at bf16 where
+  the CPU has bf16 units, else f32.
   bf16 needs a CPU with AMX or AVX512-BF16 (``/proc/cpuinfo`` flags ``amx_bf16`` / ``avx512_bf16``);
   elsewhere the session falls back to f32 with a warning and reports ``effective_precision="fp32"``.
 * ``OnnxPipeline`` runs featurize -> collate -> encoder (``encoder`` or ``encoder_long`` by padded
@@ -47,7 +49,7 @@ DEFAULT_BACKEND = {"fp32": "onnxruntime", "fp16": "onnxruntime", "int8": "onnxru
 #: /proc/cpuinfo flags of CPUs with bf16 matrix instructions (Intel AMX; AVX512-BF16 on Intel and AMD).
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 #: OpenVINO's inference precision hint per precision.
-OPENVINO_HINTS = {"bf16": "bf16", "fp32": "f32", "int8": "f32", "fp16": "f16"}
+OPENVINO_HINTS = {"bf16": "bf16", "fp32": "f32", "int8": "bf16", "fp16": "f16"}
 #: ONNX metadata key under which the exporter stores a graph's contract (graph name, length range, dims).
 METADATA_KEY = "paee.graph"
 #: Documents per batch of `OnnxPipeline` (as `paee.inference.Predictor`).
@@ -164,13 +166,17 @@ class OpenVinoSession:
         if device not in ("cpu", "CPU"):
             raise SessionError(f"the OpenVINO path here is CPU only, got device {device!r}")
         effective = precision
-        if precision == "bf16":
+        hint = OPENVINO_HINTS[precision]
+        if precision in ("bf16", "int8"):
             supported, reason = bf16_cpu_support()
-            if not supported:
+            if precision == "bf16" and not supported:
                 logger.warning("bf16 requested but %s; OpenVINO runs f32 instead", reason)
                 effective = "fp32"
+            # int8: the QDQ MatMuls run int8 whatever the hint; the ops between them (softmax, layer norm,
+            # GELU) run bf16 where the CPU has bf16 units (faster, measured), else f32
+            hint = "bf16" if supported else "f32"
         config: dict[str, Any] = {
-            "INFERENCE_PRECISION_HINT": OPENVINO_HINTS[effective],
+            "INFERENCE_PRECISION_HINT": hint,
             "PERFORMANCE_HINT": "LATENCY",
         }
         if threads:
@@ -194,6 +200,11 @@ class OpenVinoSession:
         result = self._request.infer([np.ascontiguousarray(feeds[name]) for name in self.input_names])
         # copy: the arrays are views into the request's buffers, overwritten by the next call
         return {name: np.array(result[port]) for name, port in zip(self.output_names, self._compiled.outputs)}
+
+
+def onnx_input_names(path: str | Path) -> list[str]:
+    """Names of an ONNX file's graph inputs (initializers excluded), weights not loaded."""
+    return _onnx_io_names(path, "input")
 
 
 def _onnx_io_names(path: str | Path, kind: str) -> list[str]:

@@ -7,6 +7,7 @@ Three full exports (fp32 once per module, int8, gpu + --tensorrt); the error cas
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -20,6 +21,7 @@ pytest.importorskip("tritonclient.grpc")
 
 from paee_export.cli import main  # noqa: E402
 from paee_export.repository import parse_config  # noqa: E402
+from paee_export.runtimes import bf16_cpu_support  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -119,12 +121,50 @@ def test_int8_export_with_force_replaces_the_repository(fp32_repo, files):
     assert _export(files, repo, "--precision", "int8", "--force") == 0
     report = _report(repo)
     assert report["precision"] == "int8"  # replaced, not merged
-    assert json.loads((repo / "paee_encoder" / "1" / "assets" / "runtime.json").read_text())["precision"] == "int8"
-    int8 = report["parity"]["variants"]["ort_int8"]["end_to_end"]
+    runtime = json.loads((repo / "paee_encoder" / "1" / "assets" / "runtime.json").read_text())
+    assert runtime["precision"] == "int8"
+    head = json.loads((repo / "paee_head" / "1" / "assets" / "runtime.json").read_text())["graphs"][0]
+    if importlib.util.find_spec("openvino") is not None:
+        # static int8 encoder on OpenVINO, calibrated on synthetic documents; the head at bf16 where the CPU can
+        graphs = {g["name"]: g for g in runtime["graphs"]}
+        assert graphs["encoder"]["backend"] == "openvino" and graphs["encoder_long"]["backend"] == "onnxruntime"
+        assert head["precision"] == ("bf16" if bf16_cpu_support()[0] else "fp32")
+        assert "synthetic documents" in report["quantization"]["calibration"]
+        assert report["graphs"]["encoder"]["op_histogram"].get("QuantizeLinear", 0) > 0
+        variant = "openvino_int8"
+    else:
+        assert "dynamic" in report["quantization"]["scheme"]
+        variant = "ort_int8"
+    int8 = report["parity"]["variants"][variant]["end_to_end"]
     assert 0.0 <= int8["triples"]["jaccard"] <= 1.0 and "identical_documents" in int8["triples"]
     assert 0.9 <= int8["pair_argmax_agreement"] <= 1.0
     assert report["graphs"]["encoder"]["initializer_dtypes"].get("INT8", 0) > 0
     assert _leftovers(repo.parent, "repo_replaced") == ["repo_replaced"]
+
+
+def test_int8_repository_serves_what_its_runtimes_compute_in_process(files):
+    """The int8 repository mixes runtimes per graph (OpenVINO static encoder, ORT long encoder, bf16 head):
+    a real tritonserver must run each graph as its runtime.json says, so its triples equal the in-process
+    pipeline's on the same files."""
+    from paee.data.docred import read_documents
+    from paee.serving.client import PaeeClient
+    from paee.serving.server import TritonServer, TritonServerError, find_triton
+    from paee_bench.serving_load import repository_pipeline
+
+    repo = files["root"] / "repo_replaced"
+    if not (repo / "export_report.json").exists():
+        pytest.skip("needs the int8 repository of test_int8_export_with_force_replaces_the_repository")
+    try:
+        find_triton()
+    except TritonServerError as e:
+        pytest.skip(f"no tritonserver: {e}")
+    docs = read_documents(files["parity_docs"])
+    pipeline, relations = repository_pipeline(repo)
+    expected = [{(t.head, t.tail, relations.ids[t.relation]) for t in triples} for triples in pipeline.predict(docs)]
+    with TritonServer(repo, http_port=0, grpc_port=0, metrics_port=0, stop_timeout_s=20) as server:
+        with PaeeClient(server.http_url, protocol="http", timeout_s=120) as client:
+            served = [{(t["h_idx"], t["t_idx"], t["r"]) for t in client.predict(d.to_json())} for d in docs]
+    assert served == expected and any(expected)
 
 
 def test_tensorrt_without_tensorrt_exports_and_says_why(files, capsys):
@@ -183,4 +223,11 @@ def test_precision_the_target_cannot_do(files, tmp_path, capsys):
     rc = main(["--checkpoint", str(files["checkpoint"]), "--out", str(tmp_path / "repo"), "--target", "gpu",
                "--precision", "int8", "--quiet"])
     _assert_user_error(capsys, rc, "int8", "--target gpu")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_calibration_is_for_int8_only(files, tmp_path, capsys):
+    rc = main(["--checkpoint", str(files["checkpoint"]), "--out", str(tmp_path / "repo"), "--precision", "fp32",
+               "--calibration", str(files["parity_docs"]), "--quiet"])
+    _assert_user_error(capsys, rc, "--calibration", "int8")
     assert list(tmp_path.iterdir()) == []

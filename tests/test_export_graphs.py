@@ -174,13 +174,20 @@ def test_fp16_file_keeps_layernorm_and_softmax_fp32(tiny, tmp_path):
     assert stats.initializer_dtypes.get("FLOAT16", 0) > 0
 
 
-def test_openvino_bf16_runs_the_short_encoder_and_head(tiny, tmp_path):
+@pytest.fixture(scope="module")
+def ov_encoder(tiny):
+    """The dynamo export of the short encoder: the file OpenVINO reads (bf16 as it is, int8 quantised)."""
     pytest.importorskip("openvino", reason="OpenVINO not installed: pip install openvino")
     from paee_export.onnx_export import export_graph
+
+    model, _, exported, out = tiny
+    return export_graph(model, exported[ENCODER].spec, out / "encoder.ov.onnx", exporter="dynamo")
+
+
+def test_openvino_bf16_runs_the_short_encoder_and_head(tiny, ov_encoder, tmp_path):
     from paee_export.runtimes import bf16_cpu_support
 
     model, _, exported, _ = tiny
-    ov_encoder = export_graph(model, exported[ENCODER].spec, tmp_path / "encoder.ov.onnx", exporter="dynamo")
     supported, _ = bf16_cpu_support()
     for name, path, atol in ((ENCODER, ov_encoder.path, 0.05), (HEAD, exported[HEAD].path, 0.05)):
         spec = exported[name].spec
@@ -190,6 +197,53 @@ def test_openvino_bf16_runs_the_short_encoder_and_head(tiny, tmp_path):
         assert session.effective_precision == ("bf16" if supported else "fp32")
         diffs, bad = compare_outputs(spec, "bf16", torch_outputs(model, spec, feeds), session.run(feeds), atol)
         assert not bad, (name, diffs)
+
+
+def test_static_int8_quantises_weight_matmuls_only_and_runs_on_openvino(tiny, ov_encoder, tmp_path):
+    import onnx
+
+    from paee_export.optimize import quantize_int8_static
+
+    model, _, exported, _ = tiny
+    spec = exported[ENCODER].spec
+    calibration = [example_inputs(spec, 1, length, seed=seed) for seed, length in enumerate((24, 40, 64, 96))]
+    stats = quantize_int8_static(ov_encoder.path, tmp_path / "e.int8.onnx", calibration)
+    assert stats.op_histogram.get("QuantizeLinear", 0) > 0 and stats.initializer_dtypes.get("INT8", 0) > 0
+
+    source = onnx.load(str(ov_encoder.path)).graph
+    weights = {init.name for init in source.initializer} | {o for n in source.node if n.op_type == "Constant" for o in n.output}
+    weight_matmuls = sum(1 for n in source.node if n.op_type == "MatMul" and set(n.input) & weights)
+    quantized = onnx.load(str(tmp_path / "e.int8.onnx")).graph
+    producer = {o: n.op_type for n in quantized.node for o in n.output}
+    fed_by_dq = [sum(producer.get(i) == "DequantizeLinear" for i in n.input) for n in quantized.node if n.op_type == "MatMul"]
+    assert weight_matmuls > 0 and fed_by_dq.count(2) == weight_matmuls  # weights and activations int8
+    assert set(fed_by_dq) <= {0, 2}  # the products of two activations (attention) stay float
+
+    feeds = example_inputs(spec, 2, 48, seed=7)
+    session = create_session(tmp_path / "e.int8.onnx", "int8", backend="openvino")
+    expected = torch_outputs(model, spec, feeds)
+    diffs, _ = compare_outputs(spec, "int8", expected, session.run(feeds), atol=float("inf"))
+    for name in ("token_emb", "entity_emb"):
+        assert diffs[name] < 0.1 * float(np.abs(expected[name]).max()), diffs  # int8: percent-level, not garbage
+
+
+def test_calibration_feeds_take_unlabelled_documents_within_the_window(tiny):
+    from paee.data.featurizer import Featurizer
+    from paee.data.schema import Fact
+    from paee_export.calibration import calibration_documents, calibration_feeds
+
+    model, _, exported, _ = tiny
+    docs, described = calibration_documents(None, limit=6)
+    assert len(docs) == 6 and "synthetic" in described
+    # a relation outside the checkpoint's vocabulary does not matter: calibration reads no labels
+    docs[0] = dataclasses.replace(docs[0], facts=(Fact(0, 1, "P_not_in_vocab", ()),))
+    source = prepare_encoder("tiny", docs)
+    featurizer = Featurizer(source.tokenizer, FeaturizerConfig(), RelationVocab.from_rel2id(rel2id()))
+    names = exported[ENCODER].spec.input_names
+    feeds = calibration_feeds(featurizer, docs, 512, names)
+    assert 1 <= len(feeds) <= 6 and all(sorted(f) == sorted(names) and f["input_ids"].shape[0] == 1 for f in feeds)
+    with pytest.raises(ValueError, match="none of 6 calibration documents fits the encoder window of 8 tokens"):
+        calibration_feeds(featurizer, docs, 8, names)
 
 
 def test_tensorrt_skips_with_a_reason_here(tiny, tmp_path):

@@ -38,9 +38,9 @@ class TritonPythonModel:
         version_dir = Path(args["model_repository"]) / args["model_version"]
         runtime = json.loads((version_dir / ASSETS / RUNTIME_FILE).read_text(encoding="utf-8"))
         (graph,) = runtime["graphs"]
-        self.session = create_session(
-            version_dir / graph["path"], runtime["precision"], device="cpu",
-            threads=runtime.get("threads"), backend=runtime.get("backend", "auto"),
+        self.session = create_session(  # the graph may override the precision / backend (int8: a bf16 head)
+            version_dir / graph["path"], graph.get("precision", runtime["precision"]), device="cpu",
+            threads=runtime.get("threads"), backend=graph.get("backend", runtime.get("backend", "auto")),
         )
         self.input_names = [i["name"] for i in self.model_config["input"]]
         self.output_names = [o["name"] for o in self.model_config["output"]]
