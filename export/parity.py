@@ -242,8 +242,9 @@ def _scores(docs: Sequence["Document"], triples: Sequence[Sequence[Any]], featur
 
 def format_parity_table(report: Mapping[str, Any]) -> str:
     """Fixed-width table: one row per variant, logits diffs per graph, triple agreement, F1 change."""
+    width = max([22, *(len(name) + 2 for name in report["variants"])])  # names never run into the next column
     header = (
-        f"{'variant':<22}{'precision':<10}{'enc max|d|':>12}{'head max|d|':>13}{'e2e max|d|':>12}"
+        f"{'variant':<{width}}{'precision':<10}{'enc max|d|':>12}{'head max|d|':>13}{'e2e max|d|':>12}"
         f"{'e2e mean|d|':>13}{'jaccard':>9}{'same docs':>11}{'argmax':>9}{'dF1':>9}"
     )
     lines = [
@@ -259,7 +260,7 @@ def format_parity_table(report: Mapping[str, Any]) -> str:
         tri = v["end_to_end"]["triples"]
         df1 = v["end_to_end"].get("f1_change")
         lines.append(
-            f"{name:<22}{v['precision']:<10}{enc:>12.3g}{head:>13.3g}{e2e.get('max_abs', float('nan')):>12.3g}"
+            f"{name:<{width}}{v['precision']:<10}{enc:>12.3g}{head:>13.3g}{e2e.get('max_abs', float('nan')):>12.3g}"
             f"{e2e.get('mean_abs', float('nan')):>13.3g}{tri['jaccard']:>9.4f}{tri['identical_documents']:>11.4f}"
             f"{v['end_to_end'].get('pair_argmax_agreement', float('nan')):>9.4f}"
             f"{(f'{df1:+.4f}' if df1 is not None else 'n/a'):>9}"
