@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=TARGETS, default="cpu",
                    help="cpu: python models running ONNX Runtime / OpenVINO; gpu: native ONNX Runtime / TensorRT models")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="cpu: fp32, int8, bf16 (OpenVINO; needs AMX / AVX512-BF16, else fp32); gpu: fp32, fp16")
+                   help="cpu: fp32 (ONNX Runtime), int8 (OpenVINO static int8 encoder, calibrated; bf16 head where the "
+                        "CPU has bf16 units), bf16 (OpenVINO; needs AMX / AVX512-BF16, else fp32); gpu: fp32, fp16")
     p.add_argument("--max-batch-size", type=int, default=8, help="max_batch_size of every Triton model")
     p.add_argument("--instances", type=int, default=1, help="instances of every Triton model")
     p.add_argument("--no-dynamic-batching", action="store_true",
