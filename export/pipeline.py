@@ -405,7 +405,7 @@ def _precision_files(model, specs, plain, optimized, work: Path, target: str, pr
         dynamic = {name: work / f"{name}.int8.onnx" for name in ENCODER_GRAPHS}
         quantize_int8(optimized[ENCODER_LONG], dynamic[ENCODER_LONG])
         if _openvino_installed():
-            _static_int8(files, model, specs, dynamic[ENCODER_LONG], work, featurizer, calibration_docs, export_graph)
+            _static_int8(files, model, specs, dynamic[ENCODER_LONG], work, featurizer, calibration_docs)
         else:
             quantize_int8(optimized[ENCODER], dynamic[ENCODER])
             files.encoders = dynamic
@@ -431,9 +431,10 @@ def _openvino_installed() -> bool:
 
 
 def _static_int8(files: _PrecisionFiles, model, specs, long_int8: Path, work: Path, featurizer: "Featurizer",
-                 calibration_docs: Sequence["Document"] | None, export_graph) -> None:
+                 calibration_docs: Sequence["Document"] | None) -> None:
     """The OpenVINO int8 repository: static QDQ ``encoder``, ORT dynamic ``encoder_long``, bf16 / fp32 head."""
     from paee_export.calibration import calibration_documents, calibration_feeds
+    from paee_export.onnx_export import export_graph
     from paee_export.optimize import quantize_int8_static
     from paee_export.parity import Variant
     from paee_export.runtimes import bf16_cpu_support, create_session, onnx_input_names
