@@ -10,6 +10,8 @@
   export, not the ORT-optimised graph: TensorRT does not parse contrib ops.
 * `quantize_int8`: ONNX Runtime dynamic quantisation (int8 MatMul weights, activations quantised per
   call), the CPU's VNNI path.
+* `quantize_int8_static`: QDQ int8 with activation ranges calibrated on documents, for OpenVINO (what
+  ``--precision int8`` ships when OpenVINO is installed).
 * bf16 needs no file: OpenVINO compiles the fp32 export with INFERENCE_PRECISION_HINT=bf16
   (`paee_export.runtimes.create_session(path, "bf16")`).
 * `graph_stats`: node count, fused attention count, op histogram, file size.
