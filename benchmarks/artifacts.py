@@ -105,17 +105,13 @@ class Artifacts:
 
         def make() -> Path:
             from paee.data.featurizer import Featurizer
-            from paee_export.calibration import calibration_documents, calibration_feeds
-            from paee_export.optimize import quantize_int8_static
-            from paee_export.runtimes import onnx_input_names
+            from paee_export.calibration import quantize_encoder_static
 
             source = self.openvino_encoder()
             featurizer = Featurizer(self.ckpt.tokenizer, self.featurizer_config, self.ckpt.relations)
-            docs, described = calibration_documents(None)
-            feeds = calibration_feeds(featurizer, docs, self.dims.window, onnx_input_names(source))
             path = source.with_name("encoder.ov.int8-static.onnx")
-            quantize_int8_static(source, path, feeds)
-            self.info.setdefault("int8_openvino", {})["calibration"] = f"{described}, {len(feeds)} within the window"
+            calibrated = quantize_encoder_static(source, path, featurizer, self.dims.window)
+            self.info.setdefault("int8_openvino", {})["calibration"] = calibrated
             return path
 
         return self._once("int8_openvino", make)

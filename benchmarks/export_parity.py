@@ -150,15 +150,14 @@ def run_synthetic(args: argparse.Namespace) -> dict:
 def static_int8_variants(paths: dict[str, Path], featurizer, calibration_docs, window: int, out: Path) -> dict:
     """What ``paee-export --precision int8`` ships: the OpenVINO encoder statically quantised (calibrated on
     training documents), ORT dynamic int8 for the long encoder; the head at bf16 on OpenVINO, or fp32."""
-    from paee_export.calibration import calibration_documents, calibration_feeds
-    from paee_export.optimize import quantize_int8_static
+    from paee_export.calibration import quantize_encoder_static
+    from paee_export.optimize import graph_stats
     from paee_export.parity import Variant
-    from paee_export.runtimes import create_session, onnx_input_names
+    from paee_export.runtimes import create_session
 
-    docs, described = calibration_documents(calibration_docs)
-    feeds = calibration_feeds(featurizer, docs, window, onnx_input_names(paths["encoder.ov"]))
     static = out / "encoder.ov.int8s.onnx"
-    print(f"static int8 ({described}, {len(feeds)} fit the window): {quantize_int8_static(paths['encoder.ov'], static, feeds).summary()}")
+    calibrated = quantize_encoder_static(paths["encoder.ov"], static, featurizer, window, calibration_docs)
+    print(f"static int8 ({calibrated}): {graph_stats(static).summary()}")
     encoders = {ENCODER: create_session(static, "int8", backend="openvino")}
     if "encoder_long.int8" in paths:
         encoders["encoder_long"] = create_session(paths["encoder_long.int8"], "int8")

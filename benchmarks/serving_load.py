@@ -181,28 +181,23 @@ def repository_pipeline(repo: Path) -> tuple[Any, Any]:
     from paee.data.featurizer import Featurizer, FeaturizerConfig
     from paee.data.relations import RelationVocab
     from paee.data.tokenizer import load_tokenizer
-    from paee_export.runtimes import OnnxPipeline, create_session
+    from paee_export.runtimes import OnnxPipeline, graph_session
 
     version = repo / "paee_encoder" / "1"
     runtime = json.loads((version / "assets" / "runtime.json").read_text())
-    encoders = {
-        g["name"]: create_session(version / g["path"], g.get("precision", runtime["precision"]), "cpu",
-                                  runtime.get("threads"), g.get("backend", runtime.get("backend", "auto")))
-        for g in runtime["graphs"]
-    }
+    encoders = {g["name"]: graph_session(version, runtime, g) for g in runtime["graphs"]}
     head_version = repo / "paee_head" / "1"
     head_runtime = json.loads((head_version / "assets" / "runtime.json").read_text())
+    (head_graph,) = head_runtime["graphs"]
     pre = repo / "paee_preprocess" / "1" / "assets"
     featurizer = Featurizer(load_tokenizer(pre), FeaturizerConfig.from_json((pre / "featurizer.json").read_text()))
     post = repo / "paee_postprocess" / "1" / "assets"
     decoding = json.loads((post / "decode.json").read_text())
     relations = RelationVocab.from_json(json.loads((post / "relations.json").read_text()))
     window = max(g["length_range"][1] for g in runtime["graphs"] if g["name"] == "encoder")
-    (head,) = head_runtime["graphs"]  # its precision / backend may override the model's (int8: a bf16 head)
     pipeline = OnnxPipeline(
-        encoders, head_version / head["path"], featurizer, head.get("precision", head_runtime["precision"]),
-        backend=head.get("backend", head_runtime.get("backend", "auto")), threads=head_runtime.get("threads"), batch_size=1,
-        window=window, gate_threshold=decoding.get("gate_threshold"), top_k=decoding.get("top_k"),
+        encoders, graph_session(head_version, head_runtime, head_graph), featurizer, batch_size=1, window=window,
+        gate_threshold=decoding.get("gate_threshold"), top_k=decoding.get("top_k"),
     )
     return pipeline, relations
 

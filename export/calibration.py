@@ -10,6 +10,7 @@ vocabulary: the export report says which set calibrated the graph.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
@@ -62,4 +63,19 @@ def calibration_feeds(
     return feeds
 
 
-__all__ = ["DEFAULT_CALIBRATION_DOCS", "calibration_documents", "calibration_feeds"]
+def quantize_encoder_static(
+    source: str | Path, out_path: str | Path, featurizer: "Featurizer", window: int,
+    docs: Sequence["Document"] | None = None,
+) -> str:
+    """`paee_export.optimize.quantize_int8_static` of an encoder file, calibrated on ``docs`` (default:
+    synthetic documents) that fit its ``window``; returns what calibrated it (for reports)."""
+    from paee_export.optimize import quantize_int8_static
+    from paee_export.runtimes import onnx_input_names
+
+    chosen, described = calibration_documents(docs)
+    feeds = calibration_feeds(featurizer, chosen, window, onnx_input_names(source))
+    quantize_int8_static(source, out_path, feeds)
+    return f"{described}, {len(feeds)} within the {window}-token window"
+
+
+__all__ = ["DEFAULT_CALIBRATION_DOCS", "calibration_documents", "calibration_feeds", "quantize_encoder_static"]

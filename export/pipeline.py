@@ -283,29 +283,26 @@ def export_checkpoint(
         step(f"making the {target} {shipped_precision} graphs")
         featurizer = Featurizer(ckpt.tokenizer, dataclasses.replace(fconfig, truncate=True), ckpt.relations)
         files = _precision_files(model, specs, plain, optimized, work, target, shipped_precision, featurizer, calibration_docs)
-        encoders, head, graph_runtime, variants, parity_skips = (
-            files.encoders, files.head, files.runtime, files.variants, files.skips
-        )
         for message in files.warnings:
             warn(message)
         warnings.extend(files.warnings)
 
         step("TensorRT engines" if tensorrt and target == "gpu" else "TensorRT engines: not requested")
-        trt_report, plans = _tensorrt(tensorrt, target, shipped_precision, specs, encoders, head, work, max_batch_size)
+        trt_report, plans = _tensorrt(tensorrt, target, shipped_precision, specs, files.encoders, files.head, work, max_batch_size)
         if trt_report.get("failed"):
             warn(f"TensorRT build failed, the repository uses ONNX with the TensorRT accelerator: {trt_report['failed']}")
 
         if parity:
             step("measuring parity with PyTorch")
             docs, docs_info = parity_documents(featurizer, parity_docs)
-            parity_report_ = parity_report(model, docs, featurizer, variants, batch_size=PARITY_BATCH_SIZE)
+            parity_report_ = parity_report(model, docs, featurizer, files.variants, batch_size=PARITY_BATCH_SIZE)
             parity_report_["documents_info"] = docs_info
-            parity_report_["skipped_variants"] = parity_skips
+            parity_report_["skipped_variants"] = files.skips
         else:
             step("parity: skipped (--no-parity)")
             parity_report_ = None
 
-        shipped = {**encoders, HEAD: head}
+        shipped = {**files.encoders, HEAD: files.head}
         report: dict[str, Any] = {
             "format": REPORT_FORMAT,
             "format_version": REPORT_FORMAT_VERSION,
@@ -319,7 +316,7 @@ def export_checkpoint(
             "fused_attention": fused,
             "validation_max_abs_diff": validation,
             "graphs": {name: {**vars(graph_stats(path)), "path": path.name} for name, path in shipped.items()},
-            "graph_runtime": graph_runtime,
+            "graph_runtime": files.runtime,
             "quantization": files.quantization,
             "tensorrt": trt_report,
             "parity": parity_report_ if parity_report_ is not None else {"skipped": "--no-parity"},
@@ -330,8 +327,8 @@ def export_checkpoint(
         report["seconds"] = round(time.perf_counter() - started, 1)
         repository = write_repository(
             out,
-            encoder_onnx=encoders,
-            head_onnx=head,
+            encoder_onnx=files.encoders,
+            head_onnx=files.head,
             tokenizer_json=ckpt.tokenizer,
             featurizer_config=fconfig,
             relations=ckpt.relations,
@@ -345,7 +342,7 @@ def export_checkpoint(
             window=dims.window,
             tensorrt_plans=plans or None,
             gate_threshold=head_config.ppp_threshold if head_config.gate_pairs else None,
-            graph_runtime=graph_runtime or None,
+            graph_runtime=files.runtime or None,
         )  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)  # the work folder never outlives the call
@@ -433,17 +430,14 @@ def _openvino_installed() -> bool:
 def _static_int8(files: _PrecisionFiles, model, specs, long_int8: Path, work: Path, featurizer: "Featurizer",
                  calibration_docs: Sequence["Document"] | None) -> None:
     """The OpenVINO int8 repository: static QDQ ``encoder``, ORT dynamic ``encoder_long``, bf16 / fp32 head."""
-    from paee_export.calibration import calibration_documents, calibration_feeds
+    from paee_export.calibration import quantize_encoder_static
     from paee_export.onnx_export import export_graph
-    from paee_export.optimize import quantize_int8_static
     from paee_export.parity import Variant
-    from paee_export.runtimes import bf16_cpu_support, create_session, onnx_input_names
+    from paee_export.runtimes import bf16_cpu_support, create_session
 
     source = export_graph(model, specs[ENCODER], work / "encoder.ov.onnx", exporter="dynamo").path
-    docs, described = calibration_documents(calibration_docs)
-    feeds = calibration_feeds(featurizer, docs, specs[ENCODER].length_range[1], onnx_input_names(source))
     short = work / "encoder.int8.onnx"
-    quantize_int8_static(source, short, feeds)
+    calibrated = quantize_encoder_static(source, short, featurizer, specs[ENCODER].length_range[1], calibration_docs)
     bf16, _ = bf16_cpu_support()
     head_runtime = {"precision": "bf16", "backend": "openvino"} if bf16 else {"precision": "fp32", "backend": "onnxruntime"}
     files.encoders = {ENCODER: short, ENCODER_LONG: long_int8}
@@ -456,7 +450,7 @@ def _static_int8(files: _PrecisionFiles, model, specs, long_int8: Path, work: Pa
     files.variants["openvino_int8"] = Variant(sessions, files.head, "int8", head_precision=head_runtime["precision"])
     files.quantization = {
         "scheme": "static (QDQ, OpenVINO) for encoder, dynamic (ONNX Runtime) for encoder_long",
-        "calibration": f"{described}, {len(feeds)} within the {specs[ENCODER].length_range[1]}-token window",
+        "calibration": calibrated,
         "head": head_runtime,
     }
 

@@ -48,8 +48,9 @@ BACKENDS = ("auto", "onnxruntime", "openvino")
 DEFAULT_BACKEND = {"fp32": "onnxruntime", "fp16": "onnxruntime", "int8": "onnxruntime", "bf16": "openvino"}
 #: /proc/cpuinfo flags of CPUs with bf16 matrix instructions (Intel AMX; AVX512-BF16 on Intel and AMD).
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
-#: OpenVINO's inference precision hint per precision.
-OPENVINO_HINTS = {"bf16": "bf16", "fp32": "f32", "int8": "bf16", "fp16": "f16"}
+#: OpenVINO's inference precision hint per precision; bf16 and int8 take "bf16" only on a CPU with bf16
+#: units (`OpenVinoSession`), else "f32".
+OPENVINO_HINTS = {"fp32": "f32", "fp16": "f16"}
 #: ONNX metadata key under which the exporter stores a graph's contract (graph name, length range, dims).
 METADATA_KEY = "paee.graph"
 #: Documents per batch of `OnnxPipeline` (as `paee.inference.Predictor`).
@@ -166,7 +167,7 @@ class OpenVinoSession:
         if device not in ("cpu", "CPU"):
             raise SessionError(f"the OpenVINO path here is CPU only, got device {device!r}")
         effective = precision
-        hint = OPENVINO_HINTS[precision]
+        hint = OPENVINO_HINTS.get(precision)
         if precision in ("bf16", "int8"):
             supported, reason = bf16_cpu_support()
             if precision == "bf16" and not supported:
@@ -242,6 +243,16 @@ def create_session(
     return OrtSession(path, precision, device, threads)
 
 
+def graph_session(version_dir: str | Path, runtime: Mapping[str, Any], graph: Mapping[str, Any]) -> Session:
+    """The session of one graph listed in a repository model's ``runtime.json`` (`paee_export.repository`):
+    the graph's own ``precision`` / ``backend`` override the model's (bf16: ``encoder_long`` on ORT fp32;
+    int8: a bf16 head on OpenVINO)."""
+    return create_session(
+        Path(version_dir) / graph["path"], graph.get("precision", runtime["precision"]), device="cpu",
+        threads=runtime.get("threads"), backend=graph.get("backend", runtime.get("backend", "auto")),
+    )
+
+
 def read_graph_metadata(path: str | Path) -> dict[str, Any]:
     """The contract the exporter stored in a graph's metadata (``{}`` for a file without it)."""
     import onnx  # numpy-only dependency; the weights are not loaded
@@ -293,7 +304,7 @@ class OnnxPipeline:
             also be a ready `Session`, to mix runtimes: OpenVINO 2026.4 cannot run the long encoder
             (its CPU plugin rejects the window merge's GatherElements), so a bf16 pipeline pairs an
             OpenVINO ``encoder`` with an ONNX Runtime ``encoder_long``.
-        head: path of the head graph (fixed N = the featurizer's max_entities).
+        head: path of the head graph (fixed N = the featurizer's max_entities), or a ready `Session`.
         featurizer: the featurizer of the checkpoint (tokenizer, N, M, S, max_length).
         precision: precision of the encoder sessions (see `create_session`).
         head_precision: precision of the head session (default: ``precision``).
@@ -306,7 +317,7 @@ class OnnxPipeline:
     def __init__(
         self,
         encoders: Mapping[str, str | Path] | str | Path,
-        head: str | Path,
+        head: str | Path | Session,
         featurizer: Featurizer,
         precision: str = "fp32",
         *,
@@ -327,7 +338,7 @@ class OnnxPipeline:
             name: p if _is_session(p) else create_session(p, precision, device, threads, backend)
             for name, p in paths.items()
         }
-        self.head = create_session(head, head_precision or precision, device, threads, backend)
+        self.head = head if _is_session(head) else create_session(head, head_precision or precision, device, threads, backend)
         self.featurizer = featurizer
         self.pad_id = TokenizerSpec.from_tokenizer(featurizer.tokenizer).pad_id
         self.max_length = featurizer.config.max_length
@@ -381,7 +392,7 @@ class OnnxPipeline:
 
 
 __all__ = [
-    "PRECISIONS", "BACKENDS", "Session", "OrtSession", "OpenVinoSession", "create_session", "cpu_flags",
+    "PRECISIONS", "BACKENDS", "Session", "OrtSession", "OpenVinoSession", "create_session", "graph_session", "cpu_flags",
     "bf16_cpu_support", "read_graph_metadata", "OnnxPipeline", "PipelineOutput", "RuntimeUnavailableError",
     "SessionError", "LENGTH", "HEAD",
 ]  # fmt: skip

@@ -52,16 +52,11 @@ class TritonPythonModel:
         }
         self.routes: list[tuple[int, int, Any]] = []  # (min L, max L, session or Triton model name)
         if self.mode == MODE_LOCAL:
-            from paee_export.runtimes import create_session  # numpy-only module (no torch)
+            from paee_export.runtimes import graph_session  # numpy-only module (no torch)
 
             for graph in runtime["graphs"]:
-                # a graph may override the precision / backend (bf16: encoder_long runs ORT fp32)
-                session = create_session(
-                    version_dir / graph["path"], graph.get("precision", runtime["precision"]), device="cpu",
-                    threads=runtime.get("threads"), backend=graph.get("backend", runtime.get("backend", "auto")),
-                )
                 low, high = graph["length_range"]
-                self.routes.append((int(low), int(high), session))
+                self.routes.append((int(low), int(high), graph_session(version_dir, runtime, graph)))
         elif self.mode == MODE_BLS:
             for route in runtime["routes"]:
                 low, high = route["length_range"]

@@ -32,16 +32,13 @@ class TritonPythonModel:
 
     def initialize(self, args: dict[str, str]) -> None:
         """Create the runtime session of the head graph listed in ``1/assets/runtime.json``."""
-        from paee_export.runtimes import create_session  # numpy-only module (no torch)
+        from paee_export.runtimes import graph_session  # numpy-only module (no torch)
 
         self.model_config = json.loads(args["model_config"])
         version_dir = Path(args["model_repository"]) / args["model_version"]
         runtime = json.loads((version_dir / ASSETS / RUNTIME_FILE).read_text(encoding="utf-8"))
         (graph,) = runtime["graphs"]
-        self.session = create_session(  # the graph may override the precision / backend (int8: a bf16 head)
-            version_dir / graph["path"], graph.get("precision", runtime["precision"]), device="cpu",
-            threads=runtime.get("threads"), backend=graph.get("backend", runtime.get("backend", "auto")),
-        )
+        self.session = graph_session(version_dir, runtime, graph)
         self.input_names = [i["name"] for i in self.model_config["input"]]
         self.output_names = [o["name"] for o in self.model_config["output"]]
         self.dtypes = {
