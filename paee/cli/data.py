@@ -29,7 +29,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="most entities per document (default 42, the DocRED maximum)")
     synth.add_argument("--preset", choices=["docred", "plain"], default="docred",
                        help="docred: DocRED-like (distractors, joined clauses, pronouns; default); plain: one "
-                            "statement per sentence, every co-occurrence a fact (SyntheticConfig.plain)")
+                            "statement per sentence (joined only in documents over 25 statements), every "
+                            "co-occurrence a fact (SyntheticConfig.plain)")
 
     stats = sub.add_parser("stats", help="corpus statistics of a DocRED-format or text-format file")
     stats.add_argument("file", type=Path)

@@ -59,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrain", action="store_true", help="train again even if OUT/run/best.pt exists")
     p.add_argument("--show", type=int, default=3, help="documents whose triples are printed")
     p.add_argument("--preset", default="plain", choices=["plain", "docred"],
-                   help="synthetic corpus: plain (one statement per sentence; a tiny model learns it in minutes, "
-                        "default) or docred (DocRED-like; a tiny model learns it slowly)")
+                   help="synthetic corpus: plain (one statement per sentence, default; a tiny model reaches dev F1 "
+                        "~0.45 in minutes) or docred (DocRED-like; ~0.17 in the same time)")
     return p
 
 

@@ -156,11 +156,15 @@ class SyntheticConfig:
 
     @classmethod
     def plain(cls, **overrides: Any) -> "SyntheticConfig":
-        """The ``plain`` preset: one statement per sentence and every co-occurrence states a fact.
+        """The ``plain`` preset: no distractors, chance joins, cross-sentence (pronoun) statements,
+        fillers, extra mentions or surnames.
 
-        No distractors, joined clauses, cross-sentence (pronoun) statements, fillers, extra mentions or
-        surnames: what remains to learn is the wording, direction and type of each relation, which a
-        random encoder picks up in minutes. The default corpus is the DocRED-like one.
+        Up to ``max_sentences`` statements each statement is a sentence of its own, so every co-occurrence
+        states a fact; documents with more statements than that (mostly the large ones, over
+        ``typical_max_entities`` entities) still get them joined, several per sentence, as in the default corpus. What remains
+        to learn is the wording, direction and type of each relation. A tiny random encoder learns the
+        types and the co-occurrences in minutes but not yet the wording (dev F1 ~0.45; README). The default
+        corpus is the DocRED-like one.
         """
         plain = dict(cross_sentence_share=0.0, join_share=0.0, distractors=(0, 0), fillers=(0, 0),
                      extra_mention_share=0.0, surname_share=0.0)
