@@ -161,10 +161,10 @@ class SyntheticConfig:
 
         Up to ``max_sentences`` statements each statement is a sentence of its own, so every co-occurrence
         states a fact; documents with more statements than that (mostly the large ones, over
-        ``typical_max_entities`` entities) still get them joined, several per sentence, as in the default corpus. What remains
-        to learn is the wording, direction and type of each relation. A tiny random encoder learns the
-        types and the co-occurrences in minutes but not yet the wording (dev F1 ~0.45; README). The default
-        corpus is the DocRED-like one.
+        ``typical_max_entities`` entities) still get them joined, several per sentence, as in the default
+        corpus. What remains to learn is the wording, direction and type of each relation. A tiny random
+        encoder learns the types and the co-occurrences in minutes but not yet the wording (dev F1 ~0.45;
+        README). The default corpus is the DocRED-like one.
         """
         plain = dict(cross_sentence_share=0.0, join_share=0.0, distractors=(0, 0), fillers=(0, 0),
                      extra_mention_share=0.0, surname_share=0.0)
