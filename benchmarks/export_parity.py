@@ -37,6 +37,7 @@ from paee_export.graphs import ENCODER, ENCODER_GRAPHS, HEAD, ExportDims
 from paee_export.onnx_export import export_graph, export_graphs
 from paee_export.optimize import graph_stats, optimize_encoder, quantize_int8
 from paee_export.parity import default_variants, format_parity_table, parity_report
+from paee_export.runtimes import openvino_available
 
 ROOT = Path(__file__).resolve().parents[1]
 REDOCRED_DEV = ROOT.parent / "shared" / "data" / "redocred" / "dev_revised.json"
@@ -64,14 +65,11 @@ def export_variants(model, dims: ExportDims, out: Path, num_layers: int, int8: b
         q = out / "head.int8.onnx"
         print(f"int8 {quantize_int8(paths[HEAD], q).summary()}", flush=True)
         paths["head.int8"] = q
-    if openvino:
-        try:
-            import openvino  # noqa: F401
-        except ImportError:
-            print("OpenVINO not installed: bf16 variant skipped (pip install openvino)")
-        else:
-            ov = export_graph(model, exported[ENCODER].spec, out / "encoder.ov.onnx", exporter="dynamo")
-            paths["encoder.ov"] = ov.path
+    if openvino and not openvino_available():
+        print("OpenVINO not installed: bf16 and static int8 variants skipped (pip install openvino)")
+    elif openvino:
+        ov = export_graph(model, exported[ENCODER].spec, out / "encoder.ov.onnx", exporter="dynamo")
+        paths["encoder.ov"] = ov.path
     print(f"head: {graph_stats(paths[HEAD]).summary()}")
     return paths
 

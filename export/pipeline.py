@@ -371,7 +371,7 @@ def _precision_files(model, specs, plain, optimized, work: Path, target: str, pr
     from paee_export.onnx_export import export_graph
     from paee_export.optimize import convert_fp16, quantize_int8
     from paee_export.parity import Variant
-    from paee_export.runtimes import create_session
+    from paee_export.runtimes import create_session, openvino_available
 
     head = plain[HEAD]
     if target == "gpu":
@@ -401,7 +401,7 @@ def _precision_files(model, specs, plain, optimized, work: Path, target: str, pr
     if precision == "int8":
         dynamic = {name: work / f"{name}.int8.onnx" for name in ENCODER_GRAPHS}
         quantize_int8(optimized[ENCODER_LONG], dynamic[ENCODER_LONG])
-        if _openvino_installed():
+        if openvino_available():
             _static_int8(files, model, specs, dynamic[ENCODER_LONG], work, featurizer, calibration_docs)
         else:
             quantize_int8(optimized[ENCODER], dynamic[ENCODER])
@@ -417,14 +417,6 @@ def _precision_files(model, specs, plain, optimized, work: Path, target: str, pr
         long_session = create_session(optimized[ENCODER_LONG], "fp32")
         files.variants["openvino_bf16"] = Variant({ENCODER: short, ENCODER_LONG: long_session}, head, "bf16")
     return files
-
-
-def _openvino_installed() -> bool:
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _static_int8(files: _PrecisionFiles, model, specs, long_int8: Path, work: Path, featurizer: "Featurizer",

@@ -94,6 +94,13 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+def openvino_available() -> bool:
+    """Whether OpenVINO can be imported (found without importing it: the import is slow)."""
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
 def bf16_cpu_support() -> tuple[bool, str]:
     """(True, which flags) when the CPU has bf16 matrix instructions, else (False, why)."""
     flags = cpu_flags()
@@ -393,6 +400,6 @@ class OnnxPipeline:
 
 __all__ = [
     "PRECISIONS", "BACKENDS", "Session", "OrtSession", "OpenVinoSession", "create_session", "graph_session", "cpu_flags",
-    "bf16_cpu_support", "read_graph_metadata", "OnnxPipeline", "PipelineOutput", "RuntimeUnavailableError",
+    "bf16_cpu_support", "openvino_available", "read_graph_metadata", "OnnxPipeline", "PipelineOutput", "RuntimeUnavailableError",
     "SessionError", "LENGTH", "HEAD",
 ]  # fmt: skip

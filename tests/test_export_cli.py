@@ -7,7 +7,6 @@ Three full exports (fp32 once per module, int8, gpu + --tensorrt); the error cas
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -21,7 +20,7 @@ pytest.importorskip("tritonclient.grpc")
 
 from paee_export.cli import main  # noqa: E402
 from paee_export.repository import parse_config  # noqa: E402
-from paee_export.runtimes import bf16_cpu_support  # noqa: E402
+from paee_export.runtimes import bf16_cpu_support, openvino_available  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -124,7 +123,7 @@ def test_int8_export_with_force_replaces_the_repository(fp32_repo, files):
     runtime = json.loads((repo / "paee_encoder" / "1" / "assets" / "runtime.json").read_text())
     assert runtime["precision"] == "int8"
     head = json.loads((repo / "paee_head" / "1" / "assets" / "runtime.json").read_text())["graphs"][0]
-    if importlib.util.find_spec("openvino") is not None:
+    if openvino_available():
         # static int8 encoder on OpenVINO, calibrated on synthetic documents; the head at bf16 where the CPU can
         graphs = {g["name"]: g for g in runtime["graphs"]}
         assert graphs["encoder"]["backend"] == "openvino" and graphs["encoder_long"]["backend"] == "onnxruntime"
