@@ -298,13 +298,15 @@ def _openvino(precision: str) -> Callable[[BenchContext], InProcessRunner]:
             long = create_session(art.fused()[ENCODER_LONG], "fp32", threads=ctx.threads)
             pipeline = _pipeline(ctx, {ENCODER: short, ENCODER_LONG: long}, "bf16")
             files = {ENCODER: short.name, ENCODER_LONG: art.fused()[ENCODER_LONG].name}
-        else:  # int8 as paee-export ships it: static int8 encoder and bf16 (else f32) head on OpenVINO,
+        else:  # int8 as paee-export ships it: static int8 encoder on OpenVINO, head bf16 on OpenVINO (else fp32 ORT),
             # the long encoder ORT dynamic int8
+            from paee_export.pipeline import int8_head_runtime
+
             short = create_session(art.int8_openvino(), "int8", threads=ctx.threads, backend="openvino")
             long = create_session(art.int8()[ENCODER_LONG], "int8", threads=ctx.threads)
-            head_precision = "bf16" if bf16_cpu_support()[0] else "fp32"
-            pipeline = _pipeline(ctx, {ENCODER: short, ENCODER_LONG: long}, "int8", head_precision=head_precision,
-                                 backend="openvino")
+            head = int8_head_runtime()
+            pipeline = _pipeline(ctx, {ENCODER: short, ENCODER_LONG: long}, "int8", head_precision=head["precision"],
+                                 backend=head["backend"])
             files = {ENCODER: art.int8_openvino().name, ENCODER_LONG: art.int8()[ENCODER_LONG].name}
         return OnnxRunner(pipeline, {"files": files, "threads": ctx.threads})
 

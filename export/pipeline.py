@@ -419,19 +419,26 @@ def _precision_files(model, specs, plain, optimized, work: Path, target: str, pr
     return files
 
 
+def int8_head_runtime() -> dict[str, str]:
+    """How the head of a CPU int8 repository runs: bf16 on OpenVINO where the CPU has bf16 units, else fp32 ORT."""
+    from paee_export.runtimes import bf16_cpu_support
+
+    bf16, _ = bf16_cpu_support()
+    return {"precision": "bf16", "backend": "openvino"} if bf16 else {"precision": "fp32", "backend": "onnxruntime"}
+
+
 def _static_int8(files: _PrecisionFiles, model, specs, long_int8: Path, work: Path, featurizer: "Featurizer",
                  calibration_docs: Sequence["Document"] | None) -> None:
     """The OpenVINO int8 repository: static QDQ ``encoder``, ORT dynamic ``encoder_long``, bf16 / fp32 head."""
     from paee_export.calibration import quantize_encoder_static
     from paee_export.onnx_export import export_graph
     from paee_export.parity import Variant
-    from paee_export.runtimes import bf16_cpu_support, create_session
+    from paee_export.runtimes import create_session
 
     source = export_graph(model, specs[ENCODER], work / "encoder.ov.onnx", exporter="dynamo").path
     short = work / "encoder.int8.onnx"
     calibrated = quantize_encoder_static(source, short, featurizer, specs[ENCODER].length_range[1], calibration_docs)
-    bf16, _ = bf16_cpu_support()
-    head_runtime = {"precision": "bf16", "backend": "openvino"} if bf16 else {"precision": "fp32", "backend": "onnxruntime"}
+    head_runtime = int8_head_runtime()
     files.encoders = {ENCODER: short, ENCODER_LONG: long_int8}
     files.runtime = {
         ENCODER: {"precision": "int8", "backend": "openvino"},
