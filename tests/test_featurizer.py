@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import time
@@ -156,11 +157,12 @@ def test_shapes_and_dtypes_follow_the_contract(tiny_tokenizer: Tokenizer, small_
         "has_relation": (np.float32, (B, N, N)),
         "subj_roles": (np.float32, (B, N, R)),
         "obj_roles": (np.float32, (B, N, R)),
+        "evidence": (np.float32, (B, N, N, S)),
     }
     assert set(batch) == set(contract)
     for name, (dtype, shape) in contract.items():
         assert batch[name].dtype == dtype and batch[name].shape == shape, name
-    targets = {"labels", "pair_mask", "has_relation", "subj_roles", "obj_roles"}
+    targets = {"labels", "pair_mask", "has_relation", "subj_roles", "obj_roles", "evidence"}
     assert collate(feats, 0).keys() == contract.keys() - targets
     # padding uses the pad id and the attention mask marks real tokens only
     n1 = feats[1].num_tokens
@@ -391,3 +393,18 @@ def test_real_spec_is_wordpiece(real_corpus) -> None:
     _, tokenizer, _ = real_corpus
     spec = TokenizerSpec.from_tokenizer(tokenizer)
     assert spec.pad_id == 0 and spec.start_tokens == (2,) and spec.suffix_tokens == (3,)
+
+
+def test_evidence_sentences_become_pair_by_sentence_targets(tiny_tokenizer: Tokenizer, small_config: FeaturizerConfig) -> None:
+    doc = make_doc(["Alice met Bob in Paris .", "Bob left Paris for New York ."],
+                   [[(0, 0, 1)], [(0, 2, 3), (1, 0, 1)], [(0, 4, 5), (1, 2, 3)], [(1, 4, 6)]],
+                   types=["PER", "PER", "LOC", "LOC"])
+    doc = dataclasses.replace(doc, facts=(Fact(0, 1, "P1", (0,)), Fact(1, 3, "P2", (0, 1)), Fact(0, 2, "P3")))
+    f = Featurizer(tiny_tokenizer, small_config, RELATIONS).featurize(doc)
+    assert sorted(map(tuple, f.evidence.tolist())) == [(0, 1, 0), (1, 3, 0), (1, 3, 1)]
+    batch = collate([f], 0, num_relations=R)
+    expected = np.zeros((1, N, N, S), dtype=np.float32)
+    expected[0, 0, 1, 0] = expected[0, 1, 3, 0] = expected[0, 1, 3, 1] = 1.0
+    np.testing.assert_array_equal(batch["evidence"], expected)
+    # unlabelled features (no relation vocabulary) carry no evidence either
+    assert Featurizer(tiny_tokenizer, small_config).featurize(doc).evidence.shape == (0, 3)

@@ -12,6 +12,7 @@ from paee.model.config import LossWeights
 from paee.model.losses import (
     PaeeCriterion,
     adaptive_threshold_loss,
+    evidence_attention_loss,
     potential_pair_loss,
     role_loss,
 )
@@ -125,3 +126,43 @@ def test_criterion_weights_and_variants() -> None:
 def test_loss_weights_reject_negative() -> None:
     with pytest.raises(ValueError, match="-1"):
         LossWeights(pot=-1.0)
+
+
+def _evidence_case() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """B=1, N=2, K=1, L=4; sentence 0 = tokens [0, 2), sentence 1 = [2, 4); a third slot is padding."""
+    entity_attn = torch.tensor([[[[0.1, 0.2, 0.3, 0.4]], [[0.25, 0.25, 0.25, 0.25]]]])  # [1, 2, 1, 4]
+    sent_span = torch.tensor([[[0, 2], [2, 4], [0, 0]]])
+    sent_mask = torch.tensor([[1.0, 1.0, 0.0]])
+    evidence = torch.zeros(1, 2, 2, 3)
+    evidence[0, 0, 1, 1] = 1.0  # pair (0,1): sentence 1
+    evidence[0, 1, 0, 0] = evidence[0, 1, 0, 1] = 1.0  # pair (1,0): sentences 0 and 1
+    return entity_attn, sent_span, sent_mask, evidence
+
+
+def test_evidence_attention_loss_hand_computed() -> None:
+    entity_attn, sent_span, sent_mask, evidence = _evidence_case()
+    # a(s,o) = A_0 * A_1 / sum = [0.1, 0.2, 0.3, 0.4] for both orders: sentence mass [0.3, 0.7]
+    kl_01 = -math.log(0.7)  # target [0, 1]
+    kl_10 = 0.5 * math.log(0.5 / 0.3) + 0.5 * math.log(0.5 / 0.7)  # target [0.5, 0.5]
+    loss = evidence_attention_loss(entity_attn, sent_span, sent_mask, evidence)
+    assert loss.item() == pytest.approx((kl_01 + kl_10) / 2, abs=1e-4)
+    # evidence on a padded sentence slot is dropped: pair (0,1) then has none and no longer counts
+    evidence[0, 0, 1] = torch.tensor([0.0, 0.0, 1.0])
+    assert evidence_attention_loss(entity_attn, sent_span, sent_mask, evidence).item() == pytest.approx(kl_10, abs=1e-4)
+    # no evidence anywhere: zero, not NaN
+    assert evidence_attention_loss(entity_attn, sent_span, sent_mask, torch.zeros_like(evidence)).item() == 0.0
+
+
+def test_criterion_adds_the_weighted_evidence_term_only_when_asked() -> None:
+    logits, labels, pair_mask = _at_case()
+    entity_attn, sent_span, sent_mask, evidence = _evidence_case()
+    batch = {**_targets(labels, pair_mask), "sent_span": sent_span, "sent_mask": sent_mask, "evidence": evidence}
+    out = _head_output(logits)
+    plain = PaeeCriterion(LossWeights())(out, batch)  # the paper's loss: no attention needed
+    assert plain.evidence.item() == 0.0
+    guided = PaeeCriterion(LossWeights(evidence=0.1))(out, batch, entity_attn)
+    expected = evidence_attention_loss(entity_attn, sent_span, sent_mask, evidence).item()
+    assert guided.evidence.item() == pytest.approx(expected, abs=1e-6) and expected > 0
+    assert guided.total.item() == pytest.approx(plain.total.item() + 0.1 * expected, abs=1e-5)
+    with pytest.raises(ValueError, match="entity_attn"):
+        PaeeCriterion(LossWeights(evidence=0.1))(out, batch)

@@ -196,3 +196,17 @@ def test_write_synthetic_splits(tmp_path):
     assert json.loads(written["rel2id"].read_text())["P12"] == 12
     again = write_synthetic_splits(tmp_path / "again", sizes={"train": 12, "dev": 4, "test": 3}, seed=3)
     assert again["train"].read_bytes() == written["train"].read_bytes()
+
+
+def test_plain_preset_states_one_fact_per_sentence_in_short_documents():
+    docs = generate_corpus(SyntheticConfig.plain(), 120, seed=2)
+    assert max(d.num_entities for d in docs) <= 14
+    for doc in docs:
+        mentions = [0] * len(doc.sents)
+        for entity in doc.entities:
+            for m in entity:
+                mentions[m.sent_id] += 1
+        assert max(mentions) <= 2, f"{doc.title}: a plain sentence names at most the two entities of one statement"
+        in_sentence = [{m.sent_id for m in entity} for entity in doc.entities]
+        for fact in doc.facts:  # every fact is stated in a sentence naming both entities, which is its evidence
+            assert fact.evidence and set(fact.evidence) <= in_sentence[fact.head] & in_sentence[fact.tail]

@@ -138,3 +138,30 @@ def test_predict_cli_reports_bad_checkpoint_without_traceback(tmp_path, corpus, 
     err = capsys.readouterr().err
     assert "bad.pt" in err and "Traceback" not in err
     assert not (tmp_path / "r.json").exists()
+
+
+def test_evidence_weight_trains_the_evidence_term_and_travels_in_the_checkpoint(corpus, tmp_path):
+    out = tmp_path / "evidence"
+    rc = train_main([
+        "--train", str(corpus / "train.json"), "--encoder", "tiny", "--out", str(out), "--epochs", "3",
+        "--batch-size", "4", "--seed", "3", "--truncate", "--evidence-weight", "0.1",
+    ])
+    assert rc == 0
+    steps = [e for e in _events(out) if e["event"] == "step"]
+    assert steps and all(e["parts"]["evidence"] > 0 for e in steps)  # the synthetic labels carry evidence
+    assert torch.load(out / "last.pt", weights_only=True)["model_config"]["loss"]["evidence"] == 0.1
+
+
+def test_evidence_weight_without_evidence_labels_is_a_clear_error(corpus, tmp_path, capsys):
+    docs = json.loads((corpus / "train.json").read_text())
+    for doc in docs:
+        for label in doc["labels"]:
+            label["evidence"] = []
+    train = tmp_path / "train.json"
+    train.write_text(json.dumps(docs))
+    rc = train_main(["--train", str(train), "--encoder", "tiny", "--out", str(tmp_path / "run"),
+                     "--evidence-weight", "0.1", "--truncate"])
+    assert rc != 0
+    err = capsys.readouterr().err
+    assert "--evidence-weight" in err and "evidence" in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "last.pt").exists()

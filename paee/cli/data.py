@@ -28,9 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--max-entities", type=int, default=None, metavar="N",
                        help="most entities per document (default 42, the DocRED maximum)")
     synth.add_argument("--preset", choices=["docred", "plain"], default="docred",
-                       help="docred: DocRED-like (distractors, joined clauses, pronouns; default); plain: one "
-                            "statement per sentence (joined only in documents over 25 statements), every "
-                            "co-occurrence a fact (SyntheticConfig.plain)")
+                       help="docred: DocRED-like (distractors, joined clauses, pronouns, long documents; default); "
+                            "plain: short documents, one statement per sentence, every co-occurrence a fact "
+                            "(SyntheticConfig.plain)")
 
     stats = sub.add_parser("stats", help="corpus statistics of a DocRED-format or text-format file")
     stats.add_argument("file", type=Path)

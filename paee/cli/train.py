@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--variant", default="paee", help="paee, atlop, wo_par, wo_eer, wo_sw, wo_ppp")
     model.add_argument("--backbone", default="tnet", choices=["tnet", "unet"])
     model.add_argument("--gate-pairs", action="store_true", help="at prediction, pairs under lambda are NA")
+    model.add_argument("--evidence-weight", type=float, default=0.0,
+                       help="weight of the evidence-guided attention loss (DREEAM; needs 'evidence' in the labels). "
+                            "0 = the paper's loss (default); 0.1 lets a tiny encoder trained from scratch find the "
+                            "relation words (README, 'Learning')")
 
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--out", required=True, type=Path, help="run directory")
@@ -54,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from paee.data.errors import PaeeDataError
     from paee.data.featurizer import Featurizer, FeaturizerConfig
     from paee.inference import resolve_device
+    from paee.model.config import LossWeights
     from paee.model.paee import build_model
     from paee.training.setup import default_learning_rates, make_model_config, prepare_encoder, relations_for
     from paee.training.trainer import TrainConfig, Trainer
@@ -67,10 +72,14 @@ def main(argv: list[str] | None = None) -> int:
         # Re-read with the vocabulary so that unknown relations in the labels are reported by document.
         train_docs = read_input_documents(args.train, featurizer_config.entity_types, relations)[: len(train_docs)]
         dev_docs = read_input_documents(args.dev, featurizer_config.entity_types, relations) if args.dev else None
+        if args.evidence_weight > 0 and not any(fact.evidence for doc in train_docs for fact in doc.facts):
+            raise ValueError(f"--evidence-weight {args.evidence_weight}: no label in {args.train} has 'evidence' "
+                             "sentence ids, so the evidence loss would be 0; drop the option or add evidence")
         source = prepare_encoder(args.encoder, train_docs)
         model_config = make_model_config(
             source, relations, featurizer_config,
             {"variant": args.variant, "backbone": args.backbone, "gate_pairs": args.gate_pairs},
+            LossWeights(evidence=args.evidence_weight),
         )
     except (PaeeDataError, FileNotFoundError, ValueError) as e:
         return fail(e)

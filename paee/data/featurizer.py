@@ -122,6 +122,8 @@ class DocFeatures:
         same_sent: [N, N] int64, 1 where some kept mention of s and some of o share a sentence.
         num_entities: n, the real entity count.
         facts: [F, 3] int64, (head, tail, relation class index); empty if unlabelled or no vocabulary.
+        evidence: [E, 3] int64, (head, tail, sentence) for each evidence sentence of each fact (DocRED's
+            ``evidence``), sentences beyond the S slots left out; empty when the labels carry none.
         title: the document title.
         index: the document's position in its file.
         lost_mentions: (entity, mention) pairs dropped by truncation.
@@ -137,6 +139,7 @@ class DocFeatures:
     same_sent: np.ndarray
     num_entities: int
     facts: np.ndarray
+    evidence: np.ndarray
     title: str
     index: int
     lost_mentions: list[tuple[int, int]] = field(default_factory=list)
@@ -161,6 +164,7 @@ class _Prepared:
     sent_words: np.ndarray  # [num_sents, 2] marked-word span of each sentence
     entity_type: np.ndarray  # [n] type ids
     facts: np.ndarray  # [F, 3]
+    evidence: np.ndarray  # [E, 3] (head, tail, sentence)
 
 
 class Featurizer:
@@ -332,6 +336,7 @@ class Featurizer:
             sent_words=sent_words,
             entity_type=entity_type,
             facts=self._facts(doc),
+            evidence=self._evidence(doc),
         )
 
     def _facts(self, doc: Document) -> np.ndarray:
@@ -357,6 +362,12 @@ class Featurizer:
                     f"head {fact.head} / tail {fact.tail} outside the document's {n} entities",
                 )
             rows.append((fact.head, fact.tail, r))
+        return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+
+    def _evidence(self, doc: Document) -> np.ndarray:
+        """(head, tail, sentence) rows; the reader has checked the ids, sentences past S have no slot."""
+        limit = self.config.max_sentences
+        rows = [(f.head, f.tail, s) for f in doc.facts if self.relations is not None for s in f.evidence if s < limit]
         return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
 
     # --- step 2: wordpiece positions, limits, padding -----------------------------------------
@@ -433,6 +444,7 @@ class Featurizer:
             same_sent=same_sent,
             num_entities=n,
             facts=p.facts,
+            evidence=p.evidence,
             title=doc.title,
             index=doc.index,
             lost_mentions=lost,
@@ -465,7 +477,8 @@ def collate(
 
     ``L`` is the batch's longest document rounded up to ``pad_to_multiple``, never above
     ``max_length``. With ``num_relations`` (R, NA class included) the training targets are added:
-    ``labels``, ``pair_mask``, ``has_relation``, ``subj_roles``, ``obj_roles``.
+    ``labels``, ``pair_mask``, ``has_relation``, ``subj_roles``, ``obj_roles`` and ``evidence``
+    ([B, N, N, S], 1 on each fact's evidence sentences; used by the optional evidence loss).
     """
     if not features:
         raise PaeeDataError("collate needs at least one document")
@@ -505,6 +518,10 @@ def collate(
     }
     if num_relations is not None:
         batch.update(_targets(features, N, num_relations, num_entities))
+        evidence = np.zeros((B, N, N, S), dtype=np.float32)
+        for b, f in enumerate(features):
+            evidence[b, f.evidence[:, 0], f.evidence[:, 1], f.evidence[:, 2]] = 1.0
+        batch["evidence"] = evidence
     return batch
 
 

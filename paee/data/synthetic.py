@@ -156,18 +156,16 @@ class SyntheticConfig:
 
     @classmethod
     def plain(cls, **overrides: Any) -> "SyntheticConfig":
-        """The ``plain`` preset: no distractors, chance joins, cross-sentence (pronoun) statements,
-        fillers, extra mentions or surnames.
+        """The ``plain`` preset: short documents (4-14 entities, none over 512 wordpieces), each statement a
+        sentence of its own, no distractors, joins, cross-sentence (pronoun) statements, fillers, extra
+        mentions or surnames.
 
-        Up to ``max_sentences`` statements each statement is a sentence of its own, so every co-occurrence
-        states a fact; documents with more statements than that (mostly the large ones, over
-        ``typical_max_entities`` entities) still get them joined, several per sentence, as in the default
-        corpus. What remains to learn is the wording, direction and type of each relation. A tiny random
-        encoder learns the types and the co-occurrences in minutes but not yet the wording (dev F1 ~0.45;
-        README). The default corpus is the DocRED-like one.
+        Every co-occurrence of two entities is then a statement, and what remains to learn is the wording,
+        direction and entity types of each relation. This is the corpus of the learning check (README,
+        "Learning"); the default corpus is the DocRED-like one, with long documents and joined clauses.
         """
         plain = dict(cross_sentence_share=0.0, join_share=0.0, distractors=(0, 0), fillers=(0, 0),
-                     extra_mention_share=0.0, surname_share=0.0)
+                     extra_mention_share=0.0, surname_share=0.0, typical_max_entities=14, large_document_share=0.0)
         return cls(**{**plain, **overrides})
 
     @property

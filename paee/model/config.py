@@ -48,17 +48,19 @@ def _default_head_config() -> "HeadConfig":
 
 @dataclass
 class LossWeights:
-    """Weights of eq. 12: total = at * L_AT + pot * L_pot + role * (L_sub + L_obj) / 2.
+    """Weights of eq. 12: total = at * L_AT + pot * L_pot + role * (L_sub + L_obj) / 2 [+ evidence * L_evi].
 
-    The paper uses equal weights (alpha = beta = gamma = 1) and notes that tuning might help.
+    The paper uses equal weights (alpha = beta = gamma = 1) and notes that tuning might help. ``evidence``
+    weighs the optional evidence-guided attention loss (DREEAM; `paee.model.losses`), 0 = the paper's loss.
     """
 
     at: float = 1.0
     pot: float = 1.0
     role: float = 1.0
+    evidence: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("at", "pot", "role"):
+        for name in ("at", "pot", "role", "evidence"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"loss weight {name!r} must be a number >= 0, got {value!r}")

@@ -7,6 +7,11 @@
   valid entities x R classes (eq. 11 divides by n_e * n_c).
 * total = at * L_AT + pot * L_pot + role * (L_sub + L_obj) / 2 (eq. 12). Terms of components the head
   variant lacks (no PPP, no EER) are zero.
+* L_evi (not in the paper, weight 0 by default): evidence-guided pair attention as in DREEAM (Ma et al.,
+  EACL 2023). For each labelled pair with evidence sentences, KL(evidence || sentence mass of ATLOP's
+  pair attention a(s,o)), at sentence level. It only shapes training (no inference graph changes) and
+  needs DocRED's ``evidence`` labels; it lets an encoder trained from scratch find the words that state
+  a relation (README, "Learning").
 
 Targets are never modified in place.
 """
@@ -20,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from paee.model.config import LossWeights
+from paee.model.pair_map import pair_attention
 
 TH_CLASS = 0  # the threshold / NA class of the relation logits
 
@@ -30,6 +36,7 @@ class PaeeLoss(NamedTuple):
     pot: Tensor  # [] potential-pair BCE (0 without PPP)
     sub: Tensor  # [] subject-role BCE (0 without EER)
     obj: Tensor  # [] object-role BCE (0 without EER)
+    evidence: Tensor  # [] evidence-attention KL (0 when its weight is 0)
 
 
 def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
@@ -69,6 +76,27 @@ def role_loss(role_logits: Tensor, roles: Tensor, entity_mask: Tensor) -> Tensor
     return _masked_mean(bce, entity_mask.unsqueeze(-1))
 
 
+def evidence_attention_loss(entity_attn: Tensor, sent_span: Tensor, sent_mask: Tensor, evidence: Tensor) -> Tensor:
+    """KL(evidence distribution || sentence mass of a(s,o)), averaged over pairs with evidence.
+
+    entity_attn: [B, N, K, L]; sent_span: int64 [B, S, 2] token spans ``[start, end)``; sent_mask: [B, S];
+    evidence: [B, N, N, S], 1 on the evidence sentences of each labelled pair. The target is uniform over
+    a pair's evidence sentences (those with tokens); pairs without any contribute nothing.
+    """
+    length = entity_attn.shape[-1]
+    positions = torch.arange(length, device=sent_span.device, dtype=sent_span.dtype)  # [L]
+    in_sentence = (positions >= sent_span[..., 0:1]) & (positions < sent_span[..., 1:2])  # [B, S, L]
+    in_sentence = in_sentence.to(entity_attn.dtype).transpose(1, 2).unsqueeze(1)  # [B, 1, L, S]
+    sentence_mass = torch.matmul(pair_attention(entity_attn), in_sentence)  # [B, N, N, S]
+    target = evidence.to(sentence_mass.dtype) * (sent_mask > 0.5).to(sentence_mass.dtype).unsqueeze(1).unsqueeze(1)
+    count = target.sum(dim=-1, keepdim=True)  # [B, N, N, 1]
+    has_evidence = count.squeeze(-1) > 0  # [B, N, N]
+    target = target / count.clamp(min=1.0)
+    # KL with 0 * log 0 = 0; the floor keeps log finite where the attention put no mass on an evidence sentence
+    kl = (target * (torch.log(target.clamp(min=1e-12)) - torch.log(sentence_mass.clamp(min=1e-10)))).sum(dim=-1)
+    return _masked_mean(kl, has_evidence)
+
+
 class PaeeCriterion(nn.Module):
     """Combines the loss terms with the configured weights; terms of absent components are zero.
 
@@ -89,8 +117,9 @@ class PaeeCriterion(nn.Module):
             use_eer=bool(getattr(head_config, "use_eer", True)),
         )
 
-    def forward(self, head_output: Any, batch: Mapping[str, Tensor]) -> PaeeLoss:
-        """head_output: HeadOutput (logits, pair_logit, subj_logits, obj_logits); batch: targets and masks."""
+    def forward(self, head_output: Any, batch: Mapping[str, Tensor], entity_attn: Tensor | None = None) -> PaeeLoss:
+        """head_output: HeadOutput (logits, pair_logit, subj_logits, obj_logits); batch: targets and masks;
+        entity_attn: the encoder's [B, N, K, L] rows, needed only when the evidence weight is above 0."""
         at = adaptive_threshold_loss(head_output.logits, batch["labels"], batch["pair_mask"])
         zero = at.new_zeros(())
         pot = (
@@ -105,4 +134,11 @@ class PaeeCriterion(nn.Module):
             sub = obj = zero
         w = self.weights
         total = w.at * at + w.pot * pot + w.role * (sub + obj) / 2
-        return PaeeLoss(total=total, at=at, pot=pot, sub=sub, obj=obj)
+        evidence = zero
+        if w.evidence > 0:
+            if entity_attn is None or "evidence" not in batch:
+                raise ValueError("the evidence loss weight is above 0 but the criterion got no entity_attn or the "
+                                 "batch no 'evidence' targets (collate adds them with num_relations)")
+            evidence = evidence_attention_loss(entity_attn, batch["sent_span"], batch["sent_mask"], batch["evidence"])
+            total = total + w.evidence * evidence
+        return PaeeLoss(total=total, at=at, pot=pot, sub=sub, obj=obj, evidence=evidence)

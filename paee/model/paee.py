@@ -75,7 +75,7 @@ class PaeeModel(nn.Module):
             # a half-labelled batch is a featurizer bug, not a request for a partial loss
             absent = [key for key in TARGET_KEYS if key not in batch]
             raise ValueError(f"batch has targets {targets} but lacks {absent}")
-        return PaeeOutput(logits=out.logits, pair_prob=out.pair_prob, loss=self.criterion(out, batch))
+        return PaeeOutput(logits=out.logits, pair_prob=out.pair_prob, loss=self.criterion(out, batch, encoded.entity_attn))
 
 
 def build_model(config: PaeeConfig, encoder_dir: str | None = None) -> PaeeModel:

@@ -84,19 +84,26 @@ FILL_FUNCTIONS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] 
 }
 
 
-def localized_context(token_emb: torch.Tensor, entity_attn: torch.Tensor) -> torch.Tensor:
-    """ATLOP's localized context pooling ``c(s,o)``: [B, N, N, H].
+def pair_attention(entity_attn: torch.Tensor) -> torch.Tensor:
+    """ATLOP's pair attention ``a(s,o) = mean_k(A_s[k] * A_o[k])``, normalised to sum 1 over tokens: [B, N, N, L].
 
-    token_emb: [B, L, H]; entity_attn: [B, N, K, L] (per entity, per head, attention over tokens).
-    ``a(s,o) = mean_k(A_s[k] * A_o[k])``, normalised to sum 1 over tokens; ``c(s,o) = a(s,o) @ token_emb``.
+    entity_attn: [B, N, K, L] (per entity, per head, attention over tokens).
     """
-    batch, num_ent, num_heads, length = entity_attn.shape
+    num_heads = entity_attn.shape[2]
     # sum_k A_s[k,l] * A_o[k,l] for every (s, o, l): one batched product over the head axis.
     attn_t = entity_attn.permute(0, 3, 1, 2)  # [B, L, N, K]
     pair_attn = torch.matmul(attn_t, attn_t.transpose(-1, -2))  # [B, L, N, N]
     pair_attn = pair_attn.permute(0, 2, 3, 1) / num_heads  # [B, N, N, L], mean over heads
-    pair_attn = pair_attn / (pair_attn.sum(dim=-1, keepdim=True) + ATTENTION_NORM_EPS)
-    pair_attn = pair_attn.reshape(batch, num_ent * num_ent, length)  # [B, N*N, L]
+    return pair_attn / (pair_attn.sum(dim=-1, keepdim=True) + ATTENTION_NORM_EPS)
+
+
+def localized_context(token_emb: torch.Tensor, entity_attn: torch.Tensor) -> torch.Tensor:
+    """ATLOP's localized context pooling ``c(s,o) = a(s,o) @ token_emb``: [B, N, N, H].
+
+    token_emb: [B, L, H]; entity_attn: [B, N, K, L]; ``a(s,o)`` is `pair_attention`.
+    """
+    batch, num_ent, _, length = entity_attn.shape
+    pair_attn = pair_attention(entity_attn).reshape(batch, num_ent * num_ent, length)  # [B, N*N, L]
     context = torch.matmul(pair_attn, token_emb)  # [B, N*N, H]
     return context.reshape(batch, num_ent, num_ent, token_emb.shape[-1])  # [B, N, N, H]
 

@@ -18,7 +18,7 @@ from paee.data.featurizer import FeaturizerConfig
 from paee.data.relations import RelationVocab, read_relation_names
 from paee.data.schema import Document
 from paee.data.tokenizer import TokenizerSpec, build_wordpiece_tokenizer, load_tokenizer
-from paee.model.config import PaeeConfig, tiny_bert_config
+from paee.model.config import LossWeights, PaeeConfig, tiny_bert_config
 from paee.model.head import HeadConfig
 
 #: The `--encoder` value that builds a small random BERT and a WordPiece tokenizer in code.
@@ -91,6 +91,7 @@ def make_model_config(
     relations: RelationVocab,
     featurizer_config: FeaturizerConfig,
     head_overrides: Mapping[str, Any] | None = None,
+    loss: LossWeights | None = None,
 ) -> PaeeConfig:
     """The `PaeeConfig` whose sizes agree with the encoder, the tokenizer and the data."""
     spec = TokenizerSpec.from_tokenizer(source.tokenizer, featurizer_config.marker)
@@ -113,6 +114,7 @@ def make_model_config(
         start_tokens=list(spec.start_tokens),
         end_tokens=list(spec.end_tokens),
         head=head,
+        loss=loss if loss is not None else LossWeights(),
     )
 
 
