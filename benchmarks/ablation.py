@@ -2,6 +2,8 @@
 "w/o" variant, trained with the same budget (data, epochs, learning rates, seed), one `paee-train` each.
 
     python benchmarks/ablation.py --out /tmp/paee_ablation [--epochs 12] [--jobs 2]
+    python benchmarks/ablation.py --out /tmp/paee_ablation_plain --preset plain --train-docs 1000 \
+        --epochs 3 --batch-size 2 --evidence-weight 0.1 --jobs 2      # the README's "Learning" recipe
 
 Writes OUT/data (the synthetic splits), OUT/<variant>/ (each run), OUT/ablation.json and
 OUT/ablation.md (the table: best dev F1 / Ign F1 / Rela F1, the epoch it was reached, wall time).
@@ -20,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from paee.data.synthetic import write_synthetic_splits
+from paee.data.synthetic import SyntheticConfig, write_synthetic_splits
 from paee.model.head import VARIANTS
 from paee.training.plots import read_metrics
 from paee.training.setup import TINY_LR_ENCODER, TINY_LR_HEAD
@@ -35,7 +37,7 @@ def train_variant(variant: str, data: Path, out: Path, args: argparse.Namespace,
         sys.executable, "-m", "paee.cli.train", "--train", str(data / "train.json"), "--dev", str(data / "dev.json"),
         "--encoder", "tiny", "--variant", variant, "--out", str(run), "--epochs", str(args.epochs),
         "--lr-encoder", str(args.lr_encoder), "--lr-head", str(args.lr_head), "--seed", str(args.seed),
-        "--no-resume",
+        "--batch-size", str(args.batch_size), "--evidence-weight", str(args.evidence_weight), "--no-resume",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     start = time.perf_counter()
@@ -52,9 +54,9 @@ def train_variant(variant: str, data: Path, out: Path, args: argparse.Namespace,
 
 def markdown_table(rows: list[dict], args: argparse.Namespace) -> str:
     lines = [
-        f"Synthetic corpus (seed {args.data_seed}: {args.train_docs} train / {args.dev_docs} dev documents), "
-        f"tiny encoder, {args.epochs} epochs, lr {args.lr_encoder} / {args.lr_head}, seed {args.seed}; "
-        "best dev epoch of each run.",
+        f"Synthetic corpus ({args.preset} preset, seed {args.data_seed}: {args.train_docs} train / {args.dev_docs} "
+        f"dev documents), tiny encoder, {args.epochs} epochs, batch {args.batch_size}, lr {args.lr_encoder} / "
+        f"{args.lr_head}, evidence weight {args.evidence_weight}, seed {args.seed}; best dev epoch of each run.",
         "",
         "| variant | dev F1 | Ign F1 | Rela F1 | best epoch | wall s |",
         "|---|---:|---:|---:|---:|---:|",
@@ -75,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--train-docs", type=int, default=240)
     p.add_argument("--dev-docs", type=int, default=60)
+    p.add_argument("--preset", default="docred", choices=["docred", "plain"], help="synthetic corpus preset")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--evidence-weight", type=float, default=0.0, help="paee-train --evidence-weight")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (each gets cores/jobs threads)")
     args = p.parse_args(argv)
 
@@ -84,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
     args.out.mkdir(parents=True, exist_ok=True)
     data = args.out / "data"
-    write_synthetic_splits(data, sizes={"train": args.train_docs, "dev": args.dev_docs, "test": 0}, seed=args.data_seed)
+    config = SyntheticConfig.plain() if args.preset == "plain" else SyntheticConfig()
+    write_synthetic_splits(data, config, sizes={"train": args.train_docs, "dev": args.dev_docs, "test": 0},
+                           seed=args.data_seed)
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     with ThreadPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(lambda v: train_variant(v, data, args.out, args, threads), variants))

@@ -14,11 +14,11 @@ from paee.data.synthetic import SyntheticConfig, write_synthetic_splits
 pytestmark = pytest.mark.slow
 
 #: Measured with these settings on the development machine (2 cores, torch's default 2 threads): dev F1
-#: by epoch MEASURED. The README's "Learning" section has the longer run (2,400 documents) and the same
-#: run without the evidence loss. Early epochs swing with the thread count (relation logits start close
-#: to the threshold class), so the floor is on the best epoch and well below what was measured; an
-#: untrained model predicts nothing (F1 0).
-F1_FLOOR = 0.70
+#: by epoch 0.592, 0.667, 0.822 (144 s of training). The README's "Learning" section has the longer run
+#: (2,400 documents, >= 0.9) and the runs without the evidence loss. Epochs swing with the thread count
+#: (with one thread the same recipe gave 0.865 on another dev set), so the floor is on the best epoch and
+#: well below what was measured; an untrained model predicts nothing (F1 0).
+F1_FLOOR = 0.65
 SIZES = {"train": 1000, "dev": 60, "test": 0}
 EPOCHS = 3
 
