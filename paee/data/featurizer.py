@@ -366,8 +366,10 @@ class Featurizer:
 
     def _evidence(self, doc: Document) -> np.ndarray:
         """(head, tail, sentence) rows; the reader has checked the ids, sentences past S have no slot."""
+        if self.relations is None:  # unlabelled use, as for `facts`
+            return np.zeros((0, 3), dtype=np.int64)
         limit = self.config.max_sentences
-        rows = [(f.head, f.tail, s) for f in doc.facts if self.relations is not None for s in f.evidence if s < limit]
+        rows = [(fact.head, fact.tail, sent) for fact in doc.facts for sent in fact.evidence if sent < limit]
         return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
 
     # --- step 2: wordpiece positions, limits, padding -----------------------------------------

@@ -87,8 +87,9 @@ def evidence_attention_loss(entity_attn: Tensor, sent_span: Tensor, sent_mask: T
     positions = torch.arange(length, device=sent_span.device, dtype=sent_span.dtype)  # [L]
     in_sentence = (positions >= sent_span[..., 0:1]) & (positions < sent_span[..., 1:2])  # [B, S, L]
     in_sentence = in_sentence.to(entity_attn.dtype).transpose(1, 2).unsqueeze(1)  # [B, 1, L, S]
-    sentence_mass = torch.matmul(pair_attention(entity_attn), in_sentence)  # [B, N, N, S]
-    target = evidence.to(sentence_mass.dtype) * (sent_mask > 0.5).to(sentence_mass.dtype).unsqueeze(1).unsqueeze(1)
+    # fp32 from here on: under fp16 autocast the log floor below would underflow to log(0)
+    sentence_mass = torch.matmul(pair_attention(entity_attn), in_sentence).float()  # [B, N, N, S]
+    target = evidence.float() * (sent_mask > 0.5).float().unsqueeze(1).unsqueeze(1)
     count = target.sum(dim=-1, keepdim=True)  # [B, N, N, 1]
     has_evidence = count.squeeze(-1) > 0  # [B, N, N]
     target = target / count.clamp(min=1.0)
