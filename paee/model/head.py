@@ -262,18 +262,25 @@ class PotentialPairPredictor(nn.Module):
         return self.classifier(features).squeeze(-1)  # [B, N, N]
 
 
+def sentence_token_mask(sent_span: torch.Tensor, sent_mask: torch.Tensor, length: int) -> torch.Tensor:
+    """True where token l lies in the span ``[start, end)`` of real sentence s: bool [B, S, L].
+
+    sent_span: int64 [B, S, 2]; sent_mask: [B, S]; length: L, the token axis of the batch.
+    """
+    positions = torch.arange(length, device=sent_span.device, dtype=sent_span.dtype)  # [L]
+    start = sent_span[..., 0:1]  # [B, S, 1]
+    end = sent_span[..., 1:2]  # [B, S, 1]
+    real = (sent_mask > MASK_THRESHOLD).unsqueeze(-1)  # [B, S, 1]
+    return (positions >= start) & (positions < end) & real  # [B, S, L]
+
+
 def sentence_max_pool(tokens: torch.Tensor, sent_span: torch.Tensor, sent_mask: torch.Tensor) -> torch.Tensor:
     """Max over each sentence's token span ``[start, end)``: [B, S, d]; empty/padded sentences -> 0.
 
     tokens: [B, L, d]; sent_span: int64 [B, S, 2]; sent_mask: [B, S]. Materialises [B, S, L, d] (a
     masked max has no matmul form), which is why tokens are projected to eer_dim first.
     """
-    length = tokens.shape[1]
-    positions = torch.arange(length, device=tokens.device, dtype=sent_span.dtype)  # [L]
-    start = sent_span[..., 0:1]  # [B, S, 1]
-    end = sent_span[..., 1:2]  # [B, S, 1]
-    real = (sent_mask > MASK_THRESHOLD).unsqueeze(-1)  # [B, S, 1]
-    inside = (positions >= start) & (positions < end) & real  # [B, S, L]
+    inside = sentence_token_mask(sent_span, sent_mask, tokens.shape[1])  # [B, S, L]
     masked = torch.where(inside.unsqueeze(-1), tokens.unsqueeze(1), MASKED_MAX_FILL)  # [B, S, L, d]
     pooled = masked.amax(dim=2)  # [B, S, d]
     nonempty = inside.any(dim=-1, keepdim=True)  # [B, S, 1]

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from paee.model.config import LossWeights
+from paee.model.head import sentence_token_mask
 from paee.model.pair_map import pair_attention
 
 TH_CLASS = 0  # the threshold / NA class of the relation logits
@@ -83,13 +84,11 @@ def evidence_attention_loss(entity_attn: Tensor, sent_span: Tensor, sent_mask: T
     evidence: [B, N, N, S], 1 on the evidence sentences of each labelled pair. The target is uniform over
     a pair's evidence sentences (those with tokens); pairs without any contribute nothing.
     """
-    length = entity_attn.shape[-1]
-    positions = torch.arange(length, device=sent_span.device, dtype=sent_span.dtype)  # [L]
-    in_sentence = (positions >= sent_span[..., 0:1]) & (positions < sent_span[..., 1:2])  # [B, S, L]
-    in_sentence = in_sentence.to(entity_attn.dtype).transpose(1, 2).unsqueeze(1)  # [B, 1, L, S]
+    inside = sentence_token_mask(sent_span, sent_mask, entity_attn.shape[-1])  # [B, S, L]
+    token_to_sentence = inside.to(entity_attn.dtype).transpose(1, 2).unsqueeze(1)  # [B, 1, L, S]
     # fp32 from here on: under fp16 autocast the log floor below would underflow to log(0)
-    sentence_mass = torch.matmul(pair_attention(entity_attn), in_sentence).float()  # [B, N, N, S]
-    target = evidence.float() * (sent_mask > 0.5).float().unsqueeze(1).unsqueeze(1)
+    sentence_mass = torch.matmul(pair_attention(entity_attn), token_to_sentence).float()  # [B, N, N, S]
+    target = evidence.float() * inside.any(dim=-1).float()[:, None, None, :]  # only sentences with tokens
     count = target.sum(dim=-1, keepdim=True)  # [B, N, N, 1]
     has_evidence = count.squeeze(-1) > 0  # [B, N, N]
     target = target / count.clamp(min=1.0)
