@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from paee.data.featurizer import Featurizer
-    from paee.data.schema import Document
+from paee.data.errors import PaeeDataError
+from paee.data.featurizer import Featurizer, collate
+from paee.data.schema import Document
+from paee.data.synthetic import generate_corpus
+from paee.runtime.sessions import onnx_io_names
+from paee_export.optimize import quantize_int8_static
 
 #: Documents the ranges are calibrated on (min/max converges after a few dozen documents).
 DEFAULT_CALIBRATION_DOCS = 64
@@ -25,28 +28,22 @@ DEFAULT_CALIBRATION_DOCS = 64
 SYNTHETIC_CALIBRATION_SEED = "paee-export-calibration"
 
 
-def calibration_documents(docs: Sequence["Document"] | None, limit: int = DEFAULT_CALIBRATION_DOCS) -> tuple[list["Document"], str]:
+def calibration_documents(docs: Sequence[Document] | None, limit: int = DEFAULT_CALIBRATION_DOCS) -> tuple[list[Document], str]:
     """The first ``limit`` of ``docs``, or synthetic DocRED-like documents; and a description of the set."""
     if docs:
         chosen = list(docs[:limit])
         return chosen, f"{len(chosen)} given documents"
-    from paee.data.synthetic import generate_corpus
-
     return list(generate_corpus(n_docs=limit, seed=SYNTHETIC_CALIBRATION_SEED)), f"{limit} synthetic documents"
 
 
 def calibration_feeds(
-    featurizer: "Featurizer", docs: Sequence["Document"], window: int, input_names: Sequence[str] | None = None
+    featurizer: Featurizer, docs: Sequence[Document], window: int, input_names: Sequence[str] | None = None
 ) -> list[dict[str, np.ndarray]]:
     """One collated batch per document that fits the short encoder's ``window`` (bad documents skipped).
 
     Batch size 1: padding is then at most 7 tokens, so the calibrated ranges are those of real tokens.
     """
-    from paee.data.errors import PaeeDataError
-    from paee.data.featurizer import collate
-    from paee.data.tokenizer import TokenizerSpec
-
-    pad_id = TokenizerSpec.from_tokenizer(featurizer.tokenizer).pad_id
+    pad_id = featurizer.spec.pad_id
     # labels play no part in calibration (and a relation outside the checkpoint's vocabulary would reject the document)
     unlabelled = [dataclasses.replace(doc, facts=()) for doc in docs]
     feeds: list[dict[str, Any]] = []
@@ -59,21 +56,18 @@ def calibration_feeds(
             feeds.append({name: batch[name] for name in input_names} if input_names else batch)
     if not feeds:
         why = f"; first error: {errors[0]}" if errors else ""
-        raise ValueError(f"none of {len(docs)} calibration documents fits the encoder window of {window} tokens{why}")
+        raise PaeeDataError(f"none of {len(docs)} calibration documents fits the encoder window of {window} tokens{why}")
     return feeds
 
 
 def quantize_encoder_static(
-    source: str | Path, out_path: str | Path, featurizer: "Featurizer", window: int,
-    docs: Sequence["Document"] | None = None,
+    source: str | Path, out_path: str | Path, featurizer: Featurizer, window: int,
+    docs: Sequence[Document] | None = None,
 ) -> str:
     """`paee_export.optimize.quantize_int8_static` of an encoder file, calibrated on ``docs`` (default:
     synthetic documents) that fit its ``window``; returns what calibrated it (for reports)."""
-    from paee_export.optimize import quantize_int8_static
-    from paee_export.runtimes import onnx_input_names
-
     chosen, described = calibration_documents(docs)
-    feeds = calibration_feeds(featurizer, chosen, window, onnx_input_names(source))
+    feeds = calibration_feeds(featurizer, chosen, window, onnx_io_names(source))
     quantize_int8_static(source, out_path, feeds)
     return f"{described}, {len(feeds)} within the {window}-token window"
 

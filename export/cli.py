@@ -13,12 +13,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from paee_export.pipeline import PRECISIONS, TARGETS
+from paee.data.docred import read_documents
+from paee.errors import PaeeUserError, run_command
+from paee.runtime.sessions import PRECISIONS
+from paee_export.calibration import DEFAULT_CALIBRATION_DOCS
+from paee_export.parity import format_parity_table
+from paee_export.pipeline import check_output, export_checkpoint
+from paee_export.plan import TARGETS, ExportRequestError, check_request
 
-#: Re-DocRED dev in the shared data folder of a source checkout (the default parity documents).
-DEFAULT_PARITY_DOCS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "redocred" / "dev_revised.json"
-#: Real documents taken from the parity file by default: enough to see a difference, minutes at most
-#: for BERT-base on a 2-core CPU.
+#: Real documents taken from --parity-docs by default: enough to see a difference, minutes at most for
+#: BERT-base on a 2-core CPU.
 DEFAULT_PARITY_LIMIT = 20
 #: Default repository folder name, beside the checkpoint.
 DEFAULT_REPOSITORY_NAME = "triton_repo"
@@ -33,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cpu: python models running ONNX Runtime / OpenVINO; gpu: native ONNX Runtime / TensorRT models")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="cpu: fp32 (ONNX Runtime), int8 (OpenVINO static int8 encoder, calibrated; bf16 head where the "
-                        "CPU has bf16 units), bf16 (OpenVINO; needs AMX / AVX512-BF16, else fp32); gpu: fp32, fp16")
+                        "CPU has bf16 units), bf16 (OpenVINO; needs AMX / AVX512-BF16, else fp32); gpu: fp32, fp16 "
+                        "(the plans: paee_export.plan)")
     p.add_argument("--max-batch-size", type=int, default=8, help="max_batch_size of every Triton model")
     p.add_argument("--instances", type=int, default=1, help="instances of every Triton model")
     p.add_argument("--no-dynamic-batching", action="store_true",
@@ -42,9 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="build TensorRT engines (gpu target; skipped, with the reason in the report, without TensorRT or a GPU)")
     p.add_argument("--force", action="store_true", help="replace an existing repository")
     p.add_argument("--parity-docs", type=Path, default=None,
-                   help=f"documents (DocRED JSON or text form) added to the parity check (default: {DEFAULT_PARITY_DOCS} when present)")
+                   help="documents (DocRED JSON or text form) added to the synthetic parity documents, e.g. a dev split")
     p.add_argument("--parity-limit", type=int, default=DEFAULT_PARITY_LIMIT,
-                   help="use the first K parity documents (0: synthetic documents only)")
+                   help=f"use the first K --parity-docs (default {DEFAULT_PARITY_LIMIT})")
     p.add_argument("--no-parity", action="store_true", help="skip the parity measurement")
     p.add_argument("--calibration", type=Path, default=None,
                    help="int8: documents (DocRED JSON or text form) that calibrate the activation ranges; use "
@@ -53,77 +58,39 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _parity_documents(args: argparse.Namespace, entity_types):
-    """The real documents of the parity check (None when there are none to read)."""
-    from paee.cli.common import read_input_documents
-
-    if args.no_parity or args.parity_limit == 0:
-        return None
-    path = args.parity_docs
-    if path is None:
-        if not DEFAULT_PARITY_DOCS.is_file():
-            return None
-        path = DEFAULT_PARITY_DOCS
-    docs = read_input_documents(path, entity_types)
-    return docs[: args.parity_limit]
-
-
-def _calibration_documents(args: argparse.Namespace, entity_types):
-    """The --calibration documents (None: synthetic ones; the option is refused outside int8)."""
-    from paee.cli.common import read_input_documents
-    from paee_export.calibration import DEFAULT_CALIBRATION_DOCS
-    from paee_export.pipeline import ExportRequestError
-
-    if args.calibration is None:
-        return None
-    if args.precision != "int8":
+def _export(args: argparse.Namespace) -> int:
+    if args.parity_limit < 0:
+        raise PaeeUserError(f"--parity-limit must be >= 0, got {args.parity_limit}")
+    if args.calibration is not None and args.precision != "int8":
         raise ExportRequestError(f"--calibration is for --precision int8 (static quantisation), not {args.precision}")
-    return read_input_documents(args.calibration, entity_types)[:DEFAULT_CALIBRATION_DOCS]
+    out = args.out if args.out is not None else args.checkpoint.parent / DEFAULT_REPOSITORY_NAME
+    # the cheap checks first, so that a bad option fails before documents or the checkpoint are read
+    check_request(args.target, args.precision)
+    check_output(out, force=args.force, max_batch_size=args.max_batch_size, instances=args.instances)
+    parity_docs = read_documents(args.parity_docs)[: args.parity_limit] if args.parity_docs and not args.no_parity else None
+    calibration = read_documents(args.calibration)[:DEFAULT_CALIBRATION_DOCS] if args.calibration else None
+    result = export_checkpoint(
+        args.checkpoint, out, target=args.target, precision=args.precision, max_batch_size=args.max_batch_size,
+        instances=args.instances, dynamic_batching=not args.no_dynamic_batching, tensorrt=args.tensorrt,
+        force=args.force, parity=not args.no_parity, parity_docs=parity_docs, calibration_docs=calibration,
+        progress=not args.quiet,
+    )  # fmt: skip
+    report = result.report
+    if result.parity is not None:
+        print(format_parity_table(result.parity))
+    fused = report.build.get("fused_attention", {})
+    if fused:
+        print("fused attention: " + ", ".join(f"{g} {v['fused_attention']}/{v['layers']}" for g, v in fused.items()))
+    trt = report.tensorrt
+    if trt.get("requested"):
+        print("tensorrt: " + (f"built {', '.join(trt['built'])}" if "built" in trt else f"skipped: {trt.get('skipped') or trt.get('failed')}"))
+    print(f"repository ({result.target}, {result.precision}, plan {result.plan.name}): {result.repository}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from paee.cli.common import fail
-    from paee.data.errors import PaeeDataError
-    from paee.training.checkpoint import CheckpointError
-    from paee_export.onnx_export import ExportError
-    from paee_export.optimize import OptimizationError
-    from paee_export.parity import format_parity_table
-    from paee_export.pipeline import ExportRequestError, check_request, export_checkpoint
-    from paee_export.repository import RepositoryError
-    from paee_export.runtimes import RuntimeUnavailableError, SessionError
-
-    if args.parity_limit < 0:
-        return fail(f"--parity-limit must be >= 0, got {args.parity_limit}")
-    out = args.out if args.out is not None else args.checkpoint.parent / DEFAULT_REPOSITORY_NAME
-    try:
-        # the cheap checks first, so that a bad option fails before documents or the checkpoint are read
-        check_request(args.target, args.precision, out, force=args.force, max_batch_size=args.max_batch_size,
-                      instances=args.instances)
-        from paee.data.schema import DOCRED_ENTITY_TYPES
-
-        docs = _parity_documents(args, DOCRED_ENTITY_TYPES)
-        calibration = _calibration_documents(args, DOCRED_ENTITY_TYPES)
-        result = export_checkpoint(
-            args.checkpoint, out, target=args.target, precision=args.precision, max_batch_size=args.max_batch_size,
-            instances=args.instances, dynamic_batching=not args.no_dynamic_batching, tensorrt=args.tensorrt,
-            force=args.force, parity=not args.no_parity, parity_docs=docs, calibration_docs=calibration,
-            progress=not args.quiet,
-        )  # fmt: skip
-    except (ExportRequestError, CheckpointError, RepositoryError, PaeeDataError, RuntimeUnavailableError) as err:
-        return fail(err)  # the user's input or environment: one line, exit 2
-    except (ExportError, OptimizationError, SessionError) as err:
-        return fail(f"export failed: {err}", code=1)
-    report = result.report
-    if result.parity is not None:
-        print(format_parity_table(result.parity))
-    fused = ", ".join(f"{g} {v['fused_attention']}/{v['layers']}" for g, v in report["fused_attention"].items())
-    print(f"fused attention: {fused}")
-    trt = report["tensorrt"]
-    if trt.get("requested"):
-        print("tensorrt: " + (f"built {', '.join(trt['built'])}" if "built" in trt else f"skipped: {trt.get('skipped') or trt.get('failed')}"))
-    print(f"repository ({result.target}, {result.precision}): {result.repository}")
-    return 0
+    return run_command(lambda: _export(args), "paee-export")
 
 
 if __name__ == "__main__":

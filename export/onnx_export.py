@@ -1,9 +1,8 @@
 """Export the graphs of a trained `PaeeModel` to ONNX, check them, and validate them against PyTorch.
 
-``export_graphs(model, out_dir, dims)`` writes ``encoder.onnx`` (L <= window), ``encoder_long.onnx``
-(window < L <= 2 window) and ``head.onnx`` (see `paee_export.graphs` for the contract and for why the
-encoder is two graphs). Every graph is exported with the TorchScript exporter (``dynamo=False``, opset
-17) under ``eval()`` + ``no_grad()``:
+``export_graphs(model, out_dir)`` writes ``encoder.onnx`` (L <= window), ``encoder_long.onnx``
+(window < L <= 2 window) and ``head.onnx`` (the contract: `paee.runtime.contract`), each with its
+default exporter (`DEFAULT_EXPORTERS`, which says why), under ``eval()`` + ``no_grad()``:
 
 * the encoder's backbone is switched to eager attention for the trace (and switched back): the SDPA
   trace lowers to a pattern (IsNaN/Where around the softmax) that ORT's BERT optimizer does not fuse,
@@ -28,40 +27,46 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import io
+import json
 import logging
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 
 import numpy as np
+import torch
 
-from paee_export.graphs import (
-    EXPORTERS,
-    HEAD_OPSET,
-    BATCH,
-    LENGTH,
-    ENCODER,
-    ENCODER_GRAPHS,
-    ENCODER_LONG,
-    GRAPH_NAMES,
-    HEAD,
-    ExportDims,
-    GraphSpec,
-    example_inputs,
-    graph_specs,
-    wrap_graph,
+from paee.errors import PaeeFailure
+from paee.model.paee import PaeeModel
+from paee.runtime.contract import (
+    BATCH, ENCODER, ENCODER_GRAPHS, ENCODER_LONG, GRAPH_NAMES, HEAD, LENGTH, GraphSpec, GraphSpecError, graph_specs,
 )
+from paee.runtime.sessions import create_session
+from paee_export.graphs import wrap_graph
 
 if TYPE_CHECKING:
     import onnx
-    import torch
-
-    from paee.model.paee import PaeeModel
 
 logger = logging.getLogger(__name__)
+
+#: The opset each exporter writes: 17 for TorchScript (the one ORT's BERT fusion was measured on, with
+#: LayerNormalization), 18 for dynamo (its lowest supported opset).
+EXPORTER_OPSETS = {"torchscript": 17, "dynamo": 18}
+#: The exporter each graph gets by default. The encoders: TorchScript (``dynamo=False``), because ORT's
+#: optimizer fuses attention only in TorchScript traces (DESIGN.md 8). The head: dynamo, because the
+#: TorchScript trace of its nn.MultiheadAttention (packed in-projection + unflatten) leaves values whose
+#: rank ONNX shape inference cannot determine, while the dynamo export is fully shaped (and the head
+#: needs no fusion). Why two encoder graphs and not one with an ONNX ``If``: the TorchScript tracer
+#: freezes Python control flow (``if L <= window``) at the example's length, ``torch.cond`` needs the
+#: dynamo exporter (no fused Attention), and ORT does not fuse inside ``If`` subgraphs anyway.
+DEFAULT_EXPORTERS = {ENCODER: "torchscript", ENCODER_LONG: "torchscript", HEAD: "dynamo"}
+#: ORT vs PyTorch tolerance of the fp32 validation (optimum's default scale): max abs difference.
+DEFAULT_ATOL = 1e-4
+#: ONNX metadata key under which the exporter stores a graph's contract (graph, length range, dims, opset).
+METADATA_KEY = "paee.graph"
 
 #: Above this serialised size a graph is saved with external data. Protobuf's hard limit is 2 GiB; 1 GiB
 #: leaves headroom for the optimiser's and the fp16 converter's copies. BERT-base (~440 MB) stays one file.
@@ -79,7 +84,7 @@ MAX_DYNAMO_BATCH = 4096
 MIN_DYNAMO_LENGTH = 2
 
 
-class ExportError(RuntimeError):
+class ExportError(PaeeFailure):
     """The exporter failed or produced a graph that breaks the contract."""
 
 
@@ -129,10 +134,11 @@ class ValidationCase:
 
 @dataclass
 class ExportedGraph:
-    """One exported ONNX file, its contract and its validation."""
+    """One exported ONNX file, its contract, the exporter that wrote it and its validation."""
 
     spec: GraphSpec
     path: Path
+    exporter: str
     external_data: bool
     validation: list[ValidationCase] = field(default_factory=list)
 
@@ -149,7 +155,7 @@ def _require_onnx() -> "onnx":
 
 
 @contextlib.contextmanager
-def eager_attention(model: "PaeeModel") -> Iterator[None]:
+def eager_attention(model: PaeeModel) -> Iterator[None]:
     """Run the encoder backbone with eager attention inside the block, restore its kernel afterwards.
 
     Why: ORT's BERT optimizer recognises the eager attention pattern (MatMul, Div/Mul, Add mask, Softmax,
@@ -168,24 +174,23 @@ def eager_attention(model: "PaeeModel") -> Iterator[None]:
         backbone.set_attn_implementation(previous)
 
 
-def _torch_feeds(feeds: Mapping[str, np.ndarray], spec: GraphSpec) -> tuple["torch.Tensor", ...]:
-    import torch
-
+def _torch_feeds(feeds: Mapping[str, np.ndarray], spec: GraphSpec) -> tuple[torch.Tensor, ...]:
     return tuple(torch.from_numpy(np.ascontiguousarray(feeds[name])) for name in spec.input_names)
 
 
-def trace_to_onnx(model: "PaeeModel", spec: GraphSpec, example: Mapping[str, np.ndarray]) -> "onnx.ModelProto":
-    """TorchScript export of one graph (eval, no_grad, eager attention) -> ModelProto (post-processed)."""
-    import torch
-
+def trace_to_onnx(model: PaeeModel, spec: GraphSpec, example: Mapping[str, np.ndarray], exporter: str
+                  ) -> "onnx.ModelProto":
+    """Export one graph with ``exporter`` (eval, no_grad, eager attention) -> ModelProto (post-processed)."""
     onnx = _require_onnx()
+    if exporter not in EXPORTER_OPSETS:
+        raise ExportError(f"exporter {exporter!r} is not one of {sorted(EXPORTER_OPSETS)}")
     was_training = model.training
     model.eval()
-    module = wrap_graph(model, spec.name)  # after eval(): the wrapper copies the module's mode
+    module = wrap_graph(model, spec)  # after eval(): the wrapper copies the module's mode
     inputs = _torch_feeds(example, spec)
     try:
         with torch.no_grad(), eager_attention(model), mha_fastpath_disabled(), warnings_suppressed():
-            if spec.exporter == "dynamo":
+            if exporter == "dynamo":
                 proto = _dynamo_export(module, inputs, spec)
             else:
                 buffer = io.BytesIO()
@@ -194,7 +199,7 @@ def trace_to_onnx(model: "PaeeModel", spec: GraphSpec, example: Mapping[str, np.
                     inputs,
                     buffer,
                     dynamo=False,  # TorchScript: the form ORT's optimizer fuses (DESIGN.md 8)
-                    opset_version=spec.opset,
+                    opset_version=EXPORTER_OPSETS[exporter],
                     input_names=spec.input_names,
                     output_names=spec.output_names,
                     dynamic_axes=spec.dynamic_axes(),
@@ -202,7 +207,7 @@ def trace_to_onnx(model: "PaeeModel", spec: GraphSpec, example: Mapping[str, np.
                 )
                 proto = onnx.load_from_string(buffer.getvalue())
     except Exception as err:  # the exporters raise many types; name the graph and keep the cause
-        raise ExportError(f"torch.onnx.export ({spec.exporter}) of graph {spec.name!r} failed: {err}") from err
+        raise ExportError(f"torch.onnx.export ({exporter}) of graph {spec.name!r} failed: {err}") from err
     finally:
         model.train(was_training)
     if spec.name in ENCODER_GRAPHS:
@@ -210,21 +215,20 @@ def trace_to_onnx(model: "PaeeModel", spec: GraphSpec, example: Mapping[str, np.
     return proto
 
 
-def _dynamo_export(module: "torch.nn.Module", inputs: tuple["torch.Tensor", ...], spec: GraphSpec) -> "onnx.ModelProto":
+def _dynamo_export(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], spec: GraphSpec) -> "onnx.ModelProto":
     """torch.export-based export with the spec's dynamic axes as `torch.export.Dim`s (in memory)."""
-    import torch
-
     low, high = spec.length_range
     dims = {
         BATCH: torch.export.Dim(BATCH, min=1, max=MAX_DYNAMO_BATCH),
         LENGTH: torch.export.Dim(LENGTH, min=max(low, MIN_DYNAMO_LENGTH), max=high),
     }
-    dynamic_shapes = {t.name: {axis: dims[d] for axis, d in t.dynamic_axes().items()} for t in spec.inputs}
+    # one entry for the wrapper's *inputs, holding one {axis: Dim} per input
+    dynamic_shapes = (tuple({axis: dims[d] for axis, d in t.dynamic_axes().items()} for t in spec.inputs),)
     program = torch.onnx.export(
         module,
         inputs,
         dynamo=True,
-        opset_version=spec.opset,
+        opset_version=EXPORTER_OPSETS["dynamo"],
         input_names=spec.input_names,
         output_names=spec.output_names,
         dynamic_shapes=dynamic_shapes,
@@ -242,8 +246,6 @@ def mha_fastpath_disabled() -> Iterator[None]:
     ``aten::_transformer_encoder_layer_fwd``, which the TorchScript exporter cannot translate; the
     regular path computes the same function from exportable ops.
     """
-    import torch
-
     previous = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)
     try:
@@ -255,8 +257,6 @@ def mha_fastpath_disabled() -> Iterator[None]:
 @contextlib.contextmanager
 def warnings_suppressed() -> Iterator[None]:
     """Silence the tracer's TracerWarnings (Python conditions frozen at trace time: that is intended)."""
-    import warnings
-
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=Warning, module=r"torch\..*|transformers\..*|paee\..*")
         warnings.filterwarnings("ignore", message=".*Converting a tensor to a Python.*")
@@ -407,14 +407,10 @@ def topk_constants_as_initializers(proto: "onnx.ModelProto") -> int:
     return moved
 
 
-def stamp_metadata(proto: "onnx.ModelProto", spec: GraphSpec) -> None:
-    """Store the graph's contract (name, length range, dims, opset) in the file's metadata_props."""
-    import json
-    from dataclasses import asdict
-
-    from paee_export.runtimes import METADATA_KEY
-
-    info = {"graph": spec.name, "length_range": list(spec.length_range), "dims": asdict(spec.dims), "opset": spec.opset}
+def stamp_metadata(proto: "onnx.ModelProto", spec: GraphSpec, exporter: str) -> None:
+    """Record the graph's contract (name, length range, dims) and exporter in the file's metadata_props."""
+    info = {"graph": spec.name, "length_range": list(spec.length_range), "dims": spec.dims.to_json(),
+            "exporter": exporter, "opset": EXPORTER_OPSETS[exporter]}
     for prop in list(proto.metadata_props):
         if prop.key == METADATA_KEY:
             proto.metadata_props.remove(prop)
@@ -443,13 +439,11 @@ def save_model(proto: "onnx.ModelProto", path: Path) -> bool:
 # -- validation against PyTorch --------------------------------------------------------------------------
 
 
-def torch_outputs(model: "PaeeModel", spec: GraphSpec, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def torch_outputs(model: PaeeModel, spec: GraphSpec, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """PyTorch outputs of one graph for numpy feeds (eval, no_grad, the model's own attention kernel)."""
-    import torch
-
     was_training = model.training
     model.eval()
-    module = wrap_graph(model, spec.name)  # after eval(): the wrapper copies the module's mode
+    module = wrap_graph(model, spec)  # after eval(): the wrapper copies the module's mode
     try:
         with torch.no_grad():
             outputs = module(*_torch_feeds(feeds, spec))
@@ -493,18 +487,15 @@ def compare_outputs(
 
 
 def validate_graph(
-    model: "PaeeModel",
+    model: PaeeModel,
     path: Path,
     spec: GraphSpec,
     cases: Mapping[str, Mapping[str, np.ndarray]] | None = None,
-    atol: float | None = None,
+    atol: float = DEFAULT_ATOL,
     vocab_size: int | None = None,
 ) -> list[ValidationCase]:
     """Run ONNX Runtime (fp32, CPU) and PyTorch on every case; raise `ExportValidationError` listing all
     failing outputs, else return the measured differences."""
-    from paee_export.runtimes import create_session
-
-    atol = spec.atol if atol is None else atol
     vocab = vocab_size or int(model.encoder.backbone.config.vocab_size)
     cases = cases if cases is not None else validation_feeds(spec, vocab)
     session = create_session(path, "fp32")
@@ -534,56 +525,52 @@ def example_for(spec: GraphSpec, vocab_size: int) -> dict[str, np.ndarray]:
 
 
 def export_graph(
-    model: "PaeeModel",
+    model: PaeeModel,
     spec: GraphSpec,
     path: str | Path,
-    validate: bool = True,
-    atol: float | None = None,
     exporter: str | None = None,
+    validate: bool = True,
+    atol: float = DEFAULT_ATOL,
 ) -> ExportedGraph:
     """Export, check and (optionally) validate one graph; raises `GraphCheckError` / `ExportValidationError`.
 
-    ``exporter="dynamo"`` overrides the spec's exporter (opset 18). Use it for the ``encoder`` that
-    OpenVINO reads: OpenVINO 2026.4 computes a wrong ``entity_emb`` shape ([B, N, 1]) from the
-    TorchScript trace's Expand/GatherElements pattern, and the dynamo export of the same module runs
-    correctly (the TorchScript one stays the ORT/TensorRT graph because only it gets fused attention).
+    ``exporter`` defaults to the graph's `DEFAULT_EXPORTERS` entry. The export plan asks for
+    ``"dynamo"`` for the ``encoder`` OpenVINO reads: OpenVINO 2026.4 computes a wrong ``entity_emb``
+    shape ([B, N, 1]) from the TorchScript trace's Expand/GatherElements pattern, and the dynamo export
+    of the same module runs correctly (the TorchScript one stays the ORT/TensorRT graph because only it
+    gets fused attention).
     """
     path = Path(path)
-    if exporter is not None and exporter != spec.exporter:
-        if exporter not in EXPORTERS:
-            raise ValueError(f"exporter {exporter!r} is not one of {EXPORTERS}")
-        spec = dataclasses.replace(spec, exporter=exporter, opset=max(spec.opset, HEAD_OPSET))
+    exporter = exporter or DEFAULT_EXPORTERS[spec.name]
     vocab = int(model.encoder.backbone.config.vocab_size)
-    proto = trace_to_onnx(model, spec, example_for(spec, vocab))
+    proto = trace_to_onnx(model, spec, example_for(spec, vocab), exporter)
     topk_constants_as_initializers(proto)
-    stamp_metadata(proto, spec)
+    stamp_metadata(proto, spec, exporter)
     problems = check_graph(proto, spec)
     if problems:
         raise GraphCheckError(spec.name, problems)
     external = save_model(proto, path)
-    exported = ExportedGraph(spec=spec, path=path, external_data=external)
+    exported = ExportedGraph(spec=spec, path=path, exporter=exporter, external_data=external)
     if validate:
         exported.validation = validate_graph(model, path, spec, atol=atol)
-    logger.info("exported %s to %s%s", spec.name, path, " (external data)" if external else "")
+    logger.info("exported %s (%s) to %s%s", spec.name, exporter, path, " (external data)" if external else "")
     return exported
 
 
 def export_graphs(
-    model: "PaeeModel",
+    model: PaeeModel,
     out_dir: str | Path,
-    dims: ExportDims,
     graphs: Sequence[str] = GRAPH_NAMES,
     validate: bool = True,
-    atol: float | None = None,
+    atol: float = DEFAULT_ATOL,
 ) -> dict[str, ExportedGraph]:
-    """Export ``encoder``, ``encoder_long`` and ``head`` (or the named subset) to ``out_dir/<graph>.onnx``.
-
-    Validation errors of all graphs are collected before raising, so one run shows every problem.
-    """
+    """Export ``encoder``, ``encoder_long`` and ``head`` (or the named subset) to ``out_dir/<graph>.onnx``
+    with their default exporters. Validation errors of all graphs are collected before raising, so one
+    run shows every problem."""
     unknown = [g for g in graphs if g not in GRAPH_NAMES]
     if unknown:
-        raise ValueError(f"unknown graphs {unknown}; graphs are {GRAPH_NAMES}")
-    specs = graph_specs(dims)
+        raise GraphSpecError(f"unknown graphs {unknown}; graphs are {GRAPH_NAMES}")
+    specs = graph_specs(model.config.dims)
     out = Path(out_dir)
     exported: dict[str, ExportedGraph] = {}
     failures: list[OutputMismatch] = []
@@ -597,9 +584,73 @@ def export_graphs(
     return exported
 
 
+def read_graph_metadata(path: str | Path) -> dict:
+    """The contract `stamp_metadata` recorded in a graph (``{}`` for a file without it); weights not loaded."""
+    proto = _require_onnx().load(str(path), load_external_data=False)
+    for prop in proto.metadata_props:
+        if prop.key == METADATA_KEY:
+            return json.loads(prop.value)
+    return {}
+
+
+def example_inputs(
+    spec: GraphSpec, batch: int, length: int, vocab_size: int = 100, seed: int = 0, real_entities: Sequence[int] | None = None
+) -> dict[str, np.ndarray]:
+    """Random but valid feeds of a graph: the export example and the validation shapes.
+
+    Document b has real length ``length - 8 * b`` (at least a quarter of L; the longest fills L) and
+    ``real_entities[b]`` entities whose mentions point inside it; the rest is padding, as the featurizer
+    writes it. Encoder outputs for the head are random, normalised like attention rows.
+    """
+    rng = np.random.default_rng(seed)
+    dims = spec.dims
+    N, M, S, H, K = dims.max_entities, dims.max_mentions, dims.max_sentences, dims.hidden_size, dims.num_heads
+    lengths = [max(length - 8 * b, max(length // 4, 4)) for b in range(batch)]
+    entities = list(real_entities) if real_entities is not None else [max(2, N - 3 * b) for b in range(batch)]
+    if len(entities) != batch:
+        raise GraphSpecError(f"real_entities has {len(entities)} values for a batch of {batch}")
+    attention_mask = np.zeros((batch, length), np.int64)
+    for b, l in enumerate(lengths):
+        attention_mask[b, :l] = 1
+    feeds: dict[str, np.ndarray] = {}
+    if spec.name in ENCODER_GRAPHS:
+        feeds["input_ids"] = rng.integers(5, vocab_size, (batch, length)).astype(np.int64) * attention_mask
+        feeds["attention_mask"] = attention_mask
+        mention_pos = np.zeros((batch, N, M), np.int64)
+        mention_mask = np.zeros((batch, N, M), np.float32)
+        for b, (l, n) in enumerate(zip(lengths, entities)):
+            for e in range(n):
+                count = 1 + (e % M)
+                mention_pos[b, e, :count] = rng.integers(1, l - 1, count)
+                mention_mask[b, e, :count] = 1.0
+        feeds["mention_pos"] = mention_pos
+        feeds["mention_mask"] = mention_mask
+        return feeds
+    attn = rng.random((batch, N, K, length)).astype(np.float32) * attention_mask[:, None, None, :].astype(np.float32)
+    feeds["token_emb"] = rng.standard_normal((batch, length, H)).astype(np.float32)
+    feeds["entity_emb"] = rng.standard_normal((batch, N, H)).astype(np.float32)
+    feeds["entity_attn"] = (attn / attn.sum(-1, keepdims=True)).astype(np.float32)
+    entity_mask = (np.arange(N)[None, :] < np.asarray(entities)[:, None]).astype(np.float32)
+    feeds["entity_type"] = (rng.integers(1, 3, (batch, N)) * entity_mask).astype(np.int64)
+    feeds["entity_mask"] = entity_mask
+    sent_span = np.zeros((batch, S, 2), np.int64)
+    sent_mask = np.zeros((batch, S), np.float32)
+    for b, l in enumerate(lengths):
+        bounds = np.linspace(1, l - 1, num=min(S, 4) + 1).astype(np.int64)
+        sent_span[b, : len(bounds) - 1, 0] = bounds[:-1]
+        sent_span[b, : len(bounds) - 1, 1] = bounds[1:]
+        sent_mask[b, : len(bounds) - 1] = 1.0
+    feeds["sent_span"] = sent_span
+    feeds["sent_mask"] = sent_mask
+    same = rng.integers(0, 2, (batch, N, N)).astype(np.int64)
+    feeds["same_sent"] = same * (entity_mask[:, :, None] * entity_mask[:, None, :]).astype(np.int64)
+    return feeds
+
+
 __all__ = [
-    "ENCODER", "ENCODER_LONG", "HEAD", "EXTERNAL_DATA_THRESHOLD_BYTES", "ExportError", "GraphCheckError",
-    "ExportValidationError", "OutputMismatch", "ValidationCase", "ExportedGraph", "eager_attention",
-    "trace_to_onnx", "unshare_side_projections", "check_graph", "save_model", "torch_outputs",
-    "validation_feeds", "compare_outputs", "validate_graph", "export_graph", "export_graphs",
+    "DEFAULT_ATOL", "DEFAULT_EXPORTERS", "EXPORTER_OPSETS", "EXTERNAL_DATA_THRESHOLD_BYTES", "METADATA_KEY",
+    "ExportError", "ExportValidationError", "ExportedGraph", "GraphCheckError", "OutputMismatch", "ValidationCase",
+    "check_graph", "compare_outputs", "eager_attention", "example_inputs", "export_graph", "export_graphs",
+    "read_graph_metadata", "save_model", "torch_outputs", "trace_to_onnx", "unshare_side_projections",
+    "validate_graph", "validation_feeds",
 ]  # fmt: skip

@@ -22,16 +22,17 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 import copy
 import json
+from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from paee_export.graphs import ENCODER_LONG, LENGTH
-from paee_export.onnx_export import EXTERNAL_DATA_THRESHOLD_BYTES, save_model
-from paee_export.runtimes import METADATA_KEY, onnx_input_names
+from paee.errors import PaeeFailure
+from paee.runtime.contract import ENCODER_LONG, LENGTH
+from paee.runtime.sessions import RuntimeUnavailableError, onnx_io_names
+from paee_export.onnx_export import EXTERNAL_DATA_THRESHOLD_BYTES, METADATA_KEY, save_model
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ CONTRIB_OPSET_VERSION = 1
 ORT_HINT = "graph optimisation needs onnxruntime and onnx: pip install 'paee[cpu]'"
 
 
-class OptimizationError(RuntimeError):
+class OptimizationError(PaeeFailure):
     """An optimisation step failed or did not do what it must (e.g. attention left unfused)."""
 
 
@@ -82,7 +83,7 @@ def _onnx():
     try:
         import onnx
     except ImportError as err:
-        raise ImportError(ORT_HINT) from err
+        raise RuntimeUnavailableError(ORT_HINT) from err
     return onnx
 
 
@@ -134,7 +135,7 @@ def optimize_encoder(
         from onnxruntime.transformers.fusion_options import FusionOptions
         from onnxruntime.transformers.optimizer import optimize_model
     except ImportError as err:
-        raise ImportError(ORT_HINT) from err
+        raise RuntimeUnavailableError(ORT_HINT) from err
     proto = onnx.load(str(in_path))
     if static_dims is None:
         static_dims = _default_static_dims(proto)
@@ -210,7 +211,7 @@ def convert_fp16(
         from onnxruntime.transformers.float16 import convert_float_to_float16
         from onnxruntime.transformers.onnx_model import OnnxModel
     except ImportError as err:
-        raise ImportError(ORT_HINT) from err
+        raise RuntimeUnavailableError(ORT_HINT) from err
     proto = onnx.load(str(in_path))
     converted = convert_float_to_float16(proto, keep_io_types=True, op_block_list=list(keep_fp32_ops))
     # the converter appends its Cast nodes at the end of the node list; onnx.checker wants topological order
@@ -227,7 +228,7 @@ def quantize_int8(in_path: str | Path, out_path: str | Path, op_types: Sequence[
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as err:
-        raise ImportError(ORT_HINT) from err
+        raise RuntimeUnavailableError(ORT_HINT) from err
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     size = Path(in_path).stat().st_size
@@ -266,7 +267,7 @@ def quantize_int8_static(
     try:
         from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     except ImportError as err:
-        raise ImportError(ORT_HINT) from err
+        raise RuntimeUnavailableError(ORT_HINT) from err
 
     class _Feeds(CalibrationDataReader):
         def __init__(self, feeds: Iterable[Mapping[str, np.ndarray]], names: Sequence[str]) -> None:
@@ -291,7 +292,7 @@ def quantize_int8_static(
     ]  # fmt: skip
     try:
         quantize_static(
-            str(in_path), str(out_path), _Feeds(calibration, onnx_input_names(in_path)),
+            str(in_path), str(out_path), _Feeds(calibration, onnx_io_names(in_path)),
             quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
             per_channel=True, op_types_to_quantize=list(op_types), calibrate_method=CalibrationMethod.MinMax,
             use_external_data_format=size > EXTERNAL_DATA_THRESHOLD_BYTES, nodes_to_exclude=activation_products,
@@ -316,8 +317,10 @@ def _declare_contrib_domain(proto) -> None:
 def _check_loads(path: str | Path) -> None:
     """The file passes onnx.checker and ONNX Runtime (CPU) builds a session from it."""
     onnx = _onnx()
-    import onnxruntime as ort
-
+    try:
+        import onnxruntime as ort
+    except ImportError as err:
+        raise RuntimeUnavailableError(ORT_HINT) from err
     try:
         onnx.checker.check_model(str(path))
         ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -1,7 +1,8 @@
 """Accuracy parity of the exported graphs with the PyTorch model, per graph and per precision.
 
 ``parity_report(model, docs, featurizer, variants)`` runs the PyTorch model once and every variant
-(a set of ONNX files at a precision on a runtime) on the same batches, and reports for each variant:
+(an `OnnxPipeline`: the files of an export plan on their runtimes) on the same batches, and reports for
+each variant:
 
 * ``encoder``: max / mean abs diff of token_emb, entity_emb, entity_attn (ONNX encoder vs PyTorch);
 * ``head``: max / mean abs diff of logits and pair_prob, the ONNX head fed PyTorch's encoder outputs
@@ -19,37 +20,35 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
+import torch
 
-from paee_export.graphs import ENCODER_GRAPHS
-from paee_export.runtimes import OnnxPipeline, Session, create_session, length_batches
-
-if TYPE_CHECKING:
-    from paee.data.featurizer import Featurizer
-    from paee.data.schema import Document
-    from paee.model.paee import PaeeModel
+from paee.data.decode import decode
+from paee.data.featurizer import Featurizer, collate
+from paee.data.schema import Document
+from paee.evaluation.metrics import score_triples
+from paee.inference import to_tensors
+from paee.model.paee import PaeeModel
+from paee.runtime.contract import ENCODER_OUTPUTS, HEAD_OUTPUTS, MODEL_INPUTS
+from paee.runtime.pipeline import OnnxPipeline, document_outputs, length_batches
+from paee_export.optimize import graph_stats
 
 #: Packages whose versions the report records.
 VERSIONED_PACKAGES = ("torch", "onnx", "onnxruntime", "openvino", "transformers", "tokenizers", "numpy")
-ENCODER_OUTPUTS = ("token_emb", "entity_emb", "entity_attn")
-HEAD_OUTPUTS = ("logits", "pair_prob")
 
 
 @dataclass
 class Variant:
-    """One deployment to compare: encoder file(s) or sessions, head file or session, precision, runtime."""
+    """One deployment to compare with PyTorch: the pipeline over its graphs, what it ships, its files."""
 
-    encoders: Mapping[str, str | Path | Session]
-    head: str | Path | Session
+    pipeline: OnnxPipeline
     precision: str = "fp32"
-    backend: str = "auto"
-    head_precision: str | None = None
-    threads: int | None = None
-    files: list[str] = field(default_factory=list)  # files whose statistics go into the report
+    files: list[Path] = field(default_factory=list)  # files whose statistics go into the report
 
 
 def versions() -> dict[str, str | None]:
@@ -117,39 +116,21 @@ def pair_argmax_agreement(reference: Sequence[np.ndarray], other: Sequence[np.nd
 
 
 def parity_report(
-    model: "PaeeModel",
-    docs: Sequence["Document"],
-    featurizer: "Featurizer",
+    model: PaeeModel,
+    docs: Sequence[Document],
+    featurizer: Featurizer,
     variants: Mapping[str, Variant],
     batch_size: int = 8,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Compare every variant with the PyTorch model on ``docs`` (see the module docstring)."""
-    import torch
-
-    from paee.data.decode import decode
-    from paee.data.featurizer import collate
-    from paee.data.tokenizer import TokenizerSpec
-    from paee.inference import MODEL_INPUT_KEYS, to_tensors
-    from paee_export.optimize import graph_stats
-
     features = featurizer.featurize_many(docs)
-    pad_id = TokenizerSpec.from_tokenizer(featurizer.tokenizer).pad_id
-    max_length = featurizer.config.max_length
-    pipelines = {
-        name: OnnxPipeline(
-            v.encoders, v.head, featurizer, v.precision, head_precision=v.head_precision, backend=v.backend,
-            threads=v.threads, batch_size=batch_size, window=int(model.encoder.window),
-        )  # fmt: skip
-        for name, v in variants.items()
-    }
+    pad_id, max_length = featurizer.spec.pad_id, featurizer.config.max_length
     enc_diff = {name: _DiffAccumulator() for name in variants}
     head_diff = {name: _DiffAccumulator() for name in variants}
     e2e_diff = {name: _DiffAccumulator() for name in variants}
     reference_logits: list[np.ndarray | None] = [None] * len(features)
-    variant_logits = {name: [None] * len(features) for name in variants}
-    variant_probs = {name: [None] * len(features) for name in variants}
-    reference_probs: list[np.ndarray | None] = [None] * len(features)
+    variant_logits: dict[str, list[np.ndarray | None]] = {name: [None] * len(features) for name in variants}
     was_training = model.training
     model.eval()
     batches = list(length_batches(features, batch_size))
@@ -157,38 +138,26 @@ def parity_report(
         for step, idx in enumerate(batches):
             batch = collate([features[i] for i in idx], pad_id=pad_id, max_length=max_length)
             with torch.no_grad():
-                tensors = to_tensors(batch, torch.device("cpu"), MODEL_INPUT_KEYS)
-                encoded = model.encoder(
-                    tensors["input_ids"], tensors["attention_mask"], tensors["mention_pos"], tensors["mention_mask"]
-                )
-                head_out = model.head(
-                    token_emb=encoded.token_emb, entity_emb=encoded.entity_emb, entity_attn=encoded.entity_attn,
-                    entity_type=tensors["entity_type"], entity_mask=tensors["entity_mask"],
-                    sent_span=tensors["sent_span"], sent_mask=tensors["sent_mask"], same_sent=tensors["same_sent"],
-                )  # fmt: skip
+                tensors = to_tensors(batch, torch.device("cpu"), MODEL_INPUTS)
+                encoded = model.encode(tensors)
+                head_out = model.run_head(tensors, encoded)
             torch_enc = {k: getattr(encoded, k).float().numpy() for k in ENCODER_OUTPUTS}
             torch_head = {k: getattr(head_out, k).float().numpy() for k in HEAD_OUTPUTS}
-            for name, pipeline in pipelines.items():
-                length = batch["input_ids"].shape[1]
-                onnx_enc = pipeline.encoder_for(length).run(batch)
+            reference = document_outputs(torch_head, idx, features)
+            for name, variant in variants.items():
+                pipeline = variant.pipeline
+                onnx_enc = pipeline.encode(batch)
                 for k in ENCODER_OUTPUTS:
                     enc_diff[name].add(k, torch_enc[k], onnx_enc[k])
-                isolated = pipeline.head.run({**batch, **torch_enc})  # head on PyTorch's encoder outputs
+                isolated = pipeline.run_head(batch, torch_enc)  # the head on PyTorch's encoder outputs
                 for k in HEAD_OUTPUTS:
                     head_diff[name].add(k, torch_head[k], isolated[k])
-                e2e = pipeline.head.run({**batch, **onnx_enc})
-                for row, i in enumerate(idx):
-                    n = features[i].num_entities
-                    ref_block = torch_head["logits"][row, :n, :n]
-                    got_block = np.asarray(e2e["logits"][row, :n, :n], dtype=np.float32)
-                    e2e_diff[name].add("logits", ref_block, got_block)
-                    e2e_diff[name].add("pair_prob", torch_head["pair_prob"][row, :n, :n], e2e["pair_prob"][row, :n, :n])
-                    variant_logits[name][i] = got_block
-                    variant_probs[name][i] = np.asarray(e2e["pair_prob"][row, :n, :n], dtype=np.float32)
-            for row, i in enumerate(idx):
-                n = features[i].num_entities
-                reference_logits[i] = torch_head["logits"][row, :n, :n]
-                reference_probs[i] = torch_head["pair_prob"][row, :n, :n]
+                for i, ref, got in zip(idx, reference, document_outputs(pipeline.run_head(batch, onnx_enc), idx, features)):
+                    e2e_diff[name].add("logits", ref.logits, got.logits)
+                    e2e_diff[name].add("pair_prob", ref.pair_prob, got.pair_prob)
+                    variant_logits[name][i] = got.logits
+            for i, ref in zip(idx, reference):
+                reference_logits[i] = ref.logits
             if progress:
                 print(f"parity: batch {step + 1}/{len(batches)}", flush=True)
     finally:
@@ -209,9 +178,7 @@ def parity_report(
         triples = [decode(l, l.shape[0]) for l in variant_logits[name]]  # type: ignore[union-attr]
         entry: dict[str, Any] = {
             "precision": variant.precision,
-            "backends": {g: s.backend for g, s in pipelines[name].encoders.items()} | {"head": pipelines[name].head.backend},
-            "effective_precision": {g: s.effective_precision for g, s in pipelines[name].encoders.items()}
-            | {"head": pipelines[name].head.effective_precision},
+            "sessions": variant.pipeline.describe(),
             "encoder": enc_diff[name].result(),
             "head": head_diff[name].result(),
             "end_to_end": {
@@ -229,14 +196,8 @@ def parity_report(
     return report
 
 
-def _scores(docs: Sequence["Document"], triples: Sequence[Sequence[Any]], featurizer: "Featurizer") -> dict[str, float]:
-    from paee.data.decode import to_result_records
-    from paee.evaluation.metrics import evaluate
-
-    records: list[dict] = []
-    for doc, doc_triples in zip(docs, triples):
-        records += to_result_records(doc.title, doc_triples, featurizer.relations)
-    scores = evaluate(records, docs).to_json()
+def _scores(docs: Sequence[Document], triples: Sequence[Sequence[Any]], featurizer: Featurizer) -> dict[str, float]:
+    scores = score_triples(docs, triples, featurizer.relations).to_json()
     return {k: float(v) for k, v in scores.items() if isinstance(v, (int, float))}
 
 
@@ -269,33 +230,4 @@ def format_parity_table(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def default_variants(paths: Mapping[str, str | Path], window_graphs: Sequence[str] = ENCODER_GRAPHS) -> dict[str, Variant]:
-    """Variants from a directory layout: ``{"encoder": .., "encoder_long": .., "head": .., "encoder.int8": ..}``.
-
-    fp32 (plain export), fp32 optimised, int8 (quantised optimised encoders, fp32 head; and with the
-    quantised head when ``head.int8`` is given); bf16 when
-    ``encoder.ov`` (the dynamo export of the short encoder) is given: OpenVINO for the short encoder
-    and the head, ORT fp32 for the long encoder (OpenVINO cannot run it, see `OnnxPipeline`).
-    """
-    variants: dict[str, Variant] = {}
-    plain = {g: paths[g] for g in window_graphs if g in paths}
-    variants["ort_fp32"] = Variant(plain, paths["head"], "fp32", files=[str(p) for p in plain.values()])
-    optimized = {g: paths[f"{g}.opt"] for g in window_graphs if f"{g}.opt" in paths}
-    if optimized:
-        variants["ort_fp32_fused"] = Variant(optimized, paths["head"], "fp32", files=[str(p) for p in optimized.values()])
-    int8 = {g: paths[f"{g}.int8"] for g in window_graphs if f"{g}.int8" in paths}
-    if int8:
-        variants["ort_int8"] = Variant(int8, paths["head"], "int8", head_precision="fp32", files=[str(p) for p in int8.values()])
-        if "head.int8" in paths:
-            variants["ort_int8_head_int8"] = Variant(
-                int8, paths["head.int8"], "int8", files=[str(p) for p in int8.values()] + [str(paths["head.int8"])]
-            )
-    if "encoder.ov" in paths:
-        encoders: dict[str, Any] = {"encoder": paths["encoder.ov"]}
-        if "encoder_long" in paths:
-            encoders["encoder_long"] = create_session(paths["encoder_long"], "fp32")
-        variants["openvino_bf16"] = Variant(encoders, paths["head"], "bf16", files=[str(paths["encoder.ov"])])
-    return variants
-
-
-__all__ = ["Variant", "parity_report", "pair_argmax_agreement", "format_parity_table", "triple_agreement", "versions", "default_variants"]
+__all__ = ["Variant", "format_parity_table", "pair_argmax_agreement", "parity_report", "triple_agreement", "versions"]

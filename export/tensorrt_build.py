@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from paee_export.graphs import BATCH, LENGTH, GraphSpec
+from paee.errors import PaeeFailure, PaeeUserError
+from paee.runtime.contract import BATCH, LENGTH, GraphSpec
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ PRECISIONS = ("fp32", "fp16")
 TENSORRT_HINT = "TensorRT is not installed: pip install 'paee[gpu]' (tensorrt>=10) on a host with an NVIDIA GPU"
 
 
-class EngineBuildError(RuntimeError):
+class EngineBuildError(PaeeFailure):
     """TensorRT is present but could not parse the ONNX file or build the engine."""
 
 
@@ -52,7 +53,7 @@ class DimRange:
 
     def __post_init__(self) -> None:
         if not 1 <= self.min <= self.opt <= self.max:
-            raise ValueError(f"profile range must satisfy 1 <= min <= opt <= max, got {self}")
+            raise PaeeUserError(f"profile range must satisfy 1 <= min <= opt <= max, got {self}")
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ def build_engine(
     Returns a `BuildResult` with ``skipped`` set (and nothing written) when TensorRT or a GPU is missing.
     """
     if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
+        raise PaeeUserError(f"precision {precision!r} is not one of {PRECISIONS}")
     profiles = profiles or [bucket_profile(spec)]
     available, reason = tensorrt_available()
     if not available:

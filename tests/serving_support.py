@@ -34,21 +34,19 @@ REAL_TOKENIZER_DOCS = 40
 REAL_POSITIVE_FRACTION = 0.02
 
 
-def _export_tiny(out: Path, model: Any, config: Any, featurizer_config: Any, source: Any, relations: Any) -> dict[str, Any]:
-    """Checkpoint and ONNX graphs (encoder, encoder_long, head) of a tiny model."""
-    from paee.training.checkpoint import Checkpoint, save_checkpoint
-    from paee_export.graphs import ExportDims
-    from paee_export.onnx_export import export_graphs
+def _export_tiny(out: Path, model: Any, source: Any) -> dict[str, Any]:
+    """Checkpoint and the cpu-fp32 plan's graphs (encoder, encoder_long, head) of a tiny model."""
+    from paee.checkpoint import Checkpoint
+    from paee_export.build import GraphBuilder
+    from paee_export.plan import PLANS
 
     checkpoint = out / "best.pt"
-    save_checkpoint(checkpoint, Checkpoint(config, featurizer_config, source.tokenizer, relations, model.state_dict()))
-    dims = ExportDims.from_model(model, featurizer_config.max_mentions, featurizer_config.max_sentences)
-    graphs = export_graphs(model, out / "onnx", dims, validate=False)
-    head = config.head
-    return {
-        "checkpoint": checkpoint, "graphs": graphs, "tokenizer": source.tokenizer, "featurizer": featurizer_config,
-        "relations": relations, "gate": head.ppp_threshold if head.gate_pairs else None,
-    }
+    ckpt = Checkpoint.from_model(model, source.tokenizer)
+    ckpt.save(checkpoint)
+    plan = PLANS["cpu-fp32"]
+    graphs = GraphBuilder(model, out / "onnx", ckpt.featurizer(), validate=False).build(plan)
+    return {"checkpoint": checkpoint, "ckpt": ckpt, "plan": plan, "graphs": graphs, "tokenizer": source.tokenizer,
+            "featurizer": ckpt.featurizer_config, "relations": ckpt.relations}
 
 
 def start_server(files: dict[str, Any], out: Path, **repository_options: Any):
@@ -57,11 +55,7 @@ def start_server(files: dict[str, Any], out: Path, **repository_options: Any):
     from paee_export.repository import write_repository
 
     options = {"max_batch_size": 4, "instances": 1, "threads": 1, **repository_options}
-    repo = write_repository(
-        out / "paee_repo", encoder_onnx=[files["graphs"]["encoder"].path, files["graphs"]["encoder_long"].path],
-        head_onnx=files["graphs"]["head"].path, tokenizer_json=files["tokenizer"], featurizer_config=files["featurizer"],
-        relations=files["relations"], precision="fp32", gate_threshold=files["gate"], **options,
-    )
+    repo = write_repository(out / "paee_repo", files["ckpt"], files["plan"], files["graphs"], **options)
     try:
         find_triton()
     except TritonServerError as e:
@@ -89,8 +83,7 @@ def model_files(tmp_path_factory) -> dict[str, Any]:
     relations = RelationVocab.from_rel2id(rel2id(), rel_info())
     featurizer_config = FeaturizerConfig()
     model, source = random_model("tiny", docs, relations, featurizer_config, seed=0)
-    config = model.config
-    files = _export_tiny(out, model, config, featurizer_config, source, relations)
+    files = _export_tiny(out, model, source)
     featurizer = Featurizer(source.tokenizer, featurizer_config)
     short, long = _split_by_length(docs, [featurizer.featurize(d).num_tokens for d in docs], NUM_SHORT_DOCS, 1)
     return {**files, "docs": short + long}
@@ -117,8 +110,7 @@ def real_model_files(tmp_path_factory, redocred_dev_path, rel2id_path, rel_info_
     from paee.data.docred import read_documents
     from paee.data.featurizer import Featurizer, FeaturizerConfig
     from paee.data.relations import RelationVocab
-    from paee.data.tokenizer import TokenizerSpec
-    from paee.inference import run_model
+    from paee.inference import Predictor
     from paee.model.paee import build_model
     from paee.training.setup import make_model_config, prepare_encoder
 
@@ -135,13 +127,13 @@ def real_model_files(tmp_path_factory, redocred_dev_path, rel2id_path, rel_info_
     config = make_model_config(source, relations, featurizer_config)
     model = build_model(config).eval()
 
-    outputs = run_model(model, featurizer.featurize_many(docs), TokenizerSpec.from_tokenizer(source.tokenizer).pad_id)
+    outputs = Predictor(model, featurizer, device="cpu").outputs(docs)
     margins = np.concatenate([  # [pairs, R-1]: logit_r - logit_TH of every ordered pair s != o
         (o.logits[..., 1:] - o.logits[..., :1])[~np.eye(o.logits.shape[0], dtype=bool)] for o in outputs
     ])
     with torch.no_grad():
         model.head.classifier.bilinear.bias[0] += float(np.quantile(margins, 1 - REAL_POSITIVE_FRACTION))
-    files = _export_tiny(out, model, config, featurizer_config, source, relations)
+    files = _export_tiny(out, model, source)
     return {**files, "docs": docs, "lengths": {d.title: n for d, n in zip(pool, lengths)}}
 
 

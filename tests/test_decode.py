@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from paee.data.decode import Triple, decode, to_result_records
+from paee.data.decode import DecodeConfig, Triple, decode, to_result_records
 from paee.data.errors import PaeeDataError
 from paee.data.relations import RelationVocab
 
@@ -44,11 +44,11 @@ def test_top_k_keeps_the_best_above_threshold() -> None:
     logits = base_logits()
     logits[0, 1, 1:] = [1.0, 3.0, 2.0]
     logits[1, 0, 1:] = [0.5, -2.0, -3.0]  # one above threshold: top 2 keeps just it
-    assert decode(logits, 2, top_k=1) == [Triple(0, 1, 2, 3.0), Triple(1, 0, 1, 0.5)]
-    assert decode(logits, 2, top_k=2) == [Triple(0, 1, 2, 3.0), Triple(0, 1, 3, 2.0), Triple(1, 0, 1, 0.5)]
-    assert len(decode(logits, 2, top_k=10)) == 4
+    assert decode(logits, 2, config=DecodeConfig(top_k=1)) == [Triple(0, 1, 2, 3.0), Triple(1, 0, 1, 0.5)]
+    assert decode(logits, 2, config=DecodeConfig(top_k=2)) == [Triple(0, 1, 2, 3.0), Triple(0, 1, 3, 2.0), Triple(1, 0, 1, 0.5)]
+    assert len(decode(logits, 2, config=DecodeConfig(top_k=10))) == 4
     with pytest.raises(PaeeDataError, match="top_k"):
-        decode(logits, 2, top_k=0)
+        DecodeConfig(top_k=0)
 
 
 def test_gating_by_pair_probability() -> None:
@@ -58,10 +58,10 @@ def test_gating_by_pair_probability() -> None:
     prob = np.zeros((N, N), dtype=np.float32)
     prob[0, 1] = 0.9
     prob[1, 2] = 0.2
-    assert decode(logits, 3, pair_prob=prob, gate_threshold=0.3) == [Triple(0, 1, 1, 1.0)]
+    assert decode(logits, 3, pair_prob=prob, config=DecodeConfig(gate_threshold=0.3)) == [Triple(0, 1, 1, 1.0)]
     assert len(decode(logits, 3, pair_prob=prob)) == 2  # no threshold: no gating
     with pytest.raises(PaeeDataError, match="needs pair_prob"):
-        decode(logits, 3, gate_threshold=0.3)
+        decode(logits, 3, config=DecodeConfig(gate_threshold=0.3))
 
 
 def test_batch() -> None:
@@ -71,7 +71,7 @@ def test_batch() -> None:
     b[0, 1, 1] = 1.0
     prob = np.ones((2, N, N), dtype=np.float32)
     prob[1, 0, 1] = 0.0
-    out = decode(np.stack([a, b]), np.array([2, 5]), pair_prob=prob, gate_threshold=0.5)
+    out = decode(np.stack([a, b]), np.array([2, 5]), pair_prob=prob, config=DecodeConfig(gate_threshold=0.5))
     assert out == [[Triple(0, 1, 1, 1.0)], [Triple(3, 4, 3, 2.0)]]
     with pytest.raises(PaeeDataError, match="num_entities has 1 values"):
         decode(np.stack([a, b]), [2])
@@ -83,7 +83,7 @@ def test_bad_shapes() -> None:
     with pytest.raises(PaeeDataError, match="num_entities=6"):
         decode(base_logits(), 6)
     with pytest.raises(PaeeDataError, match="pair_prob must be"):
-        decode(base_logits(), 2, pair_prob=np.zeros((2, 2)), gate_threshold=0.1)
+        decode(base_logits(), 2, pair_prob=np.zeros((2, 2)), config=DecodeConfig(gate_threshold=0.1))
 
 
 def test_result_records() -> None:

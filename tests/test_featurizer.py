@@ -13,6 +13,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from paee.data.errors import DocumentError, LimitError, PaeeDataError
+from paee.runtime.contract import DOCUMENT_FIELDS, MODEL_INPUTS
 from paee.data.featurizer import DocFeatures, Featurizer, FeaturizerConfig, collate
 from paee.data.relations import RelationVocab
 from paee.data.schema import Document, Fact, Mention
@@ -151,7 +152,8 @@ def test_shapes_and_dtypes_follow_the_contract(tiny_tokenizer: Tokenizer, small_
         "sent_span": (np.int64, (B, S, 2)),
         "sent_mask": (np.float32, (B, S)),
         "same_sent": (np.int64, (B, N, N)),
-        "num_entities": (np.int64, (B,)),
+        "num_entities": (np.int64, (B, 1)),
+        "title": (np.object_, (B, 1)),
         "labels": (np.float32, (B, N, N, R)),
         "pair_mask": (np.float32, (B, N, N)),
         "has_relation": (np.float32, (B, N, N)),
@@ -168,7 +170,9 @@ def test_shapes_and_dtypes_follow_the_contract(tiny_tokenizer: Tokenizer, small_
     n1 = feats[1].num_tokens
     assert (batch["input_ids"][1, n1:] == featurizer.spec.pad_id).all()
     assert batch["attention_mask"].sum(axis=1).tolist() == [f.num_tokens, n1]
-    assert batch["num_entities"].tolist() == [4, 3]
+    assert batch["num_entities"].tolist() == [[4], [3]]
+    # the collated keys are the contract's featurizer tensors (paee.runtime.contract), nothing else
+    assert set(collate(feats, 0)) == set(MODEL_INPUTS + DOCUMENT_FIELDS)
 
 
 def test_collate_targets(tiny_tokenizer: Tokenizer, small_config: FeaturizerConfig) -> None:
@@ -240,37 +244,37 @@ def test_limit_messages(tiny_tokenizer: Tokenizer, small_config: FeaturizerConfi
         featurizer.featurize(many_entities)
     assert str(info.value) == (
         "document 3 ('Crowd'), field 'vertexSet': has 8 entities, more than max_entities=7 "
-        "(raise FeaturizerConfig.max_entities / --max-entities)"
+        "(a limit of the model, set when it is trained: paee-train --max-entities)"
     )
     many_mentions = make_doc(["Bob Bob Bob Bob ."], [[(0, 0, 1), (0, 1, 2), (0, 2, 3), (0, 3, 4)]], title="Echo")
     with pytest.raises(LimitError) as info:
         featurizer.featurize(many_mentions)
     assert str(info.value) == (
         "document 0 ('Echo'), field 'vertexSet[0]': entity has 4 mentions, more than max_mentions=3 "
-        "(raise FeaturizerConfig.max_mentions / --max-mentions)"
+        "(a limit of the model, set when it is trained: paee-train --max-mentions)"
     )
     many_sents = make_doc(["Bob ."] * 6, [[(0, 0, 1)]], title="Long")
     with pytest.raises(LimitError) as info:
         featurizer.featurize(many_sents)
     assert str(info.value) == (
         "document 0 ('Long'), field 'sents': has 6 sentences, more than max_sentences=5 "
-        "(raise FeaturizerConfig.max_sentences / --max-sentences)"
+        "(a limit of the model, set when it is trained: paee-train --max-sentences)"
     )
     short = Featurizer(tiny_tokenizer, FeaturizerConfig(max_length=20))
     with pytest.raises(LimitError) as info:
         short.featurize(SIMPLE)
     assert str(info.value) == (
         "document 0 ('Simple'), field 'sents': has 27 wordpieces with entity markers and special tokens, "
-        "more than max_length=20 (raise FeaturizerConfig.max_length / --max-length (at most 1024), "
-        "or set FeaturizerConfig.truncate=True / --truncate to drop what does not fit)"
+        "more than max_length=20 (pass --truncate (paee-train, paee-predict) to drop what does not fit and be told "
+        "what was lost, or train with a larger --max-length (at most 1024))"
     )
     huge = make_doc(["Bob " * 1100 + "."], [[(0, 0, 1)]], title="Huge")
     with pytest.raises(LimitError) as info:
         Featurizer(tiny_tokenizer).featurize(huge)
     assert str(info.value) == (
         "document 0 ('Huge'), field 'sents': has 1105 wordpieces with entity markers and special tokens, "
-        "more than max_length=1024 (set FeaturizerConfig.truncate=True / --truncate to drop what does not fit; "
-        "1024 is the most the encoder reads)"
+        "more than max_length=1024 (pass --truncate (paee-train, paee-predict) to drop what does not fit and be told "
+        "what was lost; 1024 is the most the encoder reads)"
     )
 
 

@@ -15,6 +15,7 @@ from paee.model.head import (
     HeadOutput,
     sentence_max_pool,
 )
+from paee.runtime.contract import ModelDims
 
 INPUT_NAMES = (
     "token_emb", "entity_emb", "entity_attn", "entity_type", "entity_mask", "sent_span", "sent_mask",
@@ -24,32 +25,40 @@ L, S = 37, 5  # odd token and sentence counts so that mixed-up axes fail
 NUM_TYPES = 4
 
 
+def tiny_dims(max_entities: int = 7) -> ModelDims:
+    """Odd sizes: H=32, K=4, R=5."""
+    return ModelDims(max_entities=max_entities, max_mentions=3, max_sentences=8, hidden_size=32, num_heads=4,
+                     num_relations=5, num_entity_types=NUM_TYPES)
+
+
 def tiny_config(max_entities: int = 7, **overrides: object) -> HeadConfig:
-    """Tiny head with odd sizes: H=32, K=4, R=5."""
+    """Tiny head hyperparameters (TNet's top k fits the grid of ``max_entities``)."""
     values: dict[str, object] = dict(
-        hidden_size=32, num_heads=4, num_relations=5, num_entity_types=NUM_TYPES,
-        max_entities=max_entities, max_sentences=8, pair_dim=12, map_channels=4, map_out_channels=9,
-        tnet_top_k=2 if max_entities < 12 else 8, tnet_location_hidden=3, ppp_hidden=6, ppp_embed_dim=3,
-        eer_layers=1, eer_heads=2, eer_dim=10, eer_ffn_dim=14, eer_dropout=0.0, emb_size=16,
-        block_size=8,
+        pair_dim=12, map_channels=4, map_out_channels=9, tnet_top_k=2 if max_entities < 12 else 8,
+        tnet_location_hidden=3, ppp_hidden=6, ppp_embed_dim=3, eer_layers=1, eer_heads=2, eer_dim=10, eer_ffn_dim=14,
+        eer_dropout=0.0, emb_size=16, block_size=8,
     )  # fmt: skip
     values.update(overrides)
     return HeadConfig(**values)  # type: ignore[arg-type]
 
 
-def make_inputs(config: HeadConfig, counts: list[int], seed: int = 0) -> dict[str, torch.Tensor]:
+def tiny_head(max_entities: int = 7, **overrides: object) -> HeadGraph:
+    return HeadGraph(tiny_config(max_entities, **overrides), tiny_dims(max_entities))
+
+
+def make_inputs(dims: ModelDims, counts: list[int], seed: int = 0) -> dict[str, torch.Tensor]:
     """Random head inputs; document b has counts[b] real entities and 4 - b % 2 real sentences."""
     gen = torch.Generator().manual_seed(seed)
-    batch, num_ent = len(counts), config.max_entities
+    batch, num_ent = len(counts), dims.max_entities
     entity_mask = (torch.arange(num_ent) < torch.tensor(counts).unsqueeze(-1)).float()  # [B, N]
     sent_counts = torch.tensor([4 - b % 2 for b in range(batch)])
     sent_mask = (torch.arange(S) < sent_counts.unsqueeze(-1)).float()  # [B, S]
     bounds = torch.tensor([[0, 9], [9, 20], [20, 30], [30, 37], [0, 0]])  # [S, 2]
     sent_span = bounds.expand(batch, S, 2) * sent_mask.long().unsqueeze(-1)  # padded spans [0, 0)
     return {
-        "token_emb": torch.randn(batch, L, config.hidden_size, generator=gen),
-        "entity_emb": torch.randn(batch, num_ent, config.hidden_size, generator=gen),
-        "entity_attn": torch.rand(batch, num_ent, config.num_heads, L, generator=gen).softmax(-1),
+        "token_emb": torch.randn(batch, L, dims.hidden_size, generator=gen),
+        "entity_emb": torch.randn(batch, num_ent, dims.hidden_size, generator=gen),
+        "entity_attn": torch.rand(batch, num_ent, dims.num_heads, L, generator=gen).softmax(-1),
         "entity_type": torch.randint(1, NUM_TYPES, (batch, num_ent), generator=gen) * entity_mask.long(),
         "entity_mask": entity_mask,
         "sent_span": sent_span.contiguous(),
@@ -62,8 +71,8 @@ def run(head: HeadGraph, inputs: dict[str, torch.Tensor]) -> HeadOutput:
     return head(*(inputs[name] for name in INPUT_NAMES))
 
 
-def check_shapes(out: HeadOutput, config: HeadConfig, batch: int) -> None:
-    num_ent, rel = config.max_entities, config.num_relations
+def check_shapes(out: HeadOutput, dims: ModelDims, batch: int) -> None:
+    num_ent, rel = dims.max_entities, dims.num_relations
     assert isinstance(out, HeadOutput)
     assert out.logits.shape == (batch, num_ent, num_ent, rel)
     assert out.pair_logit.shape == (batch, num_ent, num_ent)
@@ -78,7 +87,6 @@ def check_shapes(out: HeadOutput, config: HeadConfig, batch: int) -> None:
 def test_config_roundtrip_and_variant_flags() -> None:
     config = tiny_config(variant="wo_sw", backbone="unet")
     assert HeadConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
-    assert HeadConfig().tnet_grid == 7  # N=42, patch 6
     assert [(v, VARIANTS[v].use_ppp, VARIANTS[v].use_eer) for v in ("paee", "wo_ppp", "wo_eer")] == [
         ("paee", True, True), ("wo_ppp", False, True), ("wo_eer", True, False),
     ]  # fmt: skip
@@ -93,7 +101,6 @@ def test_config_roundtrip_and_variant_flags() -> None:
         ({"variant": "paeee"}, "variant must be one of .*'paeee'"),
         ({"backbone": "resnet"}, "backbone must be one of .*'resnet'"),
         ({"eer_dim": 10, "eer_heads": 3}, r"eer_dim \(10\) is not a multiple of eer_heads \(3\)"),
-        ({"tnet_top_k": 5}, r"tnet_top_k \(5\) exceeds the 4 cells"),
         ({"ppp_threshold": 1.5}, "ppp_threshold must be in \\(0, 1\\), got 1.5"),
         ({"pair_dim": 0}, "'pair_dim': 0"),
     ],
@@ -103,15 +110,22 @@ def test_config_errors_show_values(overrides: dict[str, object], message: str) -
         tiny_config(**overrides)
 
 
+def test_tnet_grid_must_fit_the_models_entity_slots() -> None:
+    """TNet's top k is checked against the grid of the model's N (7 entities, patch 6: a 2 x 2 grid)."""
+    with pytest.raises(ValueError, match=r"tnet_top_k \(5\) exceeds the 4 cells of the TNet grid \(2 x 2"):
+        tiny_head(tnet_top_k=5)
+    tiny_head(42, tnet_top_k=8)  # N=42, patch 6: a 7 x 7 grid holds 8 cells
+
+
 def test_config_from_dict_rejects_unknown_keys() -> None:
     with pytest.raises(ValueError, match="unknown HeadConfig keys \\['hidden'\\]"):
         HeadConfig.from_dict({"hidden": 3})
 
 
 def test_wrong_entity_axis_is_rejected() -> None:
-    head = HeadGraph(tiny_config())
-    inputs = make_inputs(tiny_config(max_entities=8), [3])
-    with pytest.raises(ValueError, match="entity axis is 8, HeadConfig.max_entities is 7"):
+    head = tiny_head()
+    inputs = make_inputs(tiny_dims(max_entities=8), [3])
+    with pytest.raises(ValueError, match="entity axis is 8, the model's max_entities is 7"):
         run(head, inputs)
 
 
@@ -121,9 +135,9 @@ def test_wrong_entity_axis_is_rejected() -> None:
 @pytest.mark.parametrize("max_entities", [7, 42])
 def test_exact_output_shapes(max_entities: int) -> None:
     torch.manual_seed(0)
-    config = tiny_config(max_entities)
-    out = run(HeadGraph(config).eval(), make_inputs(config, [3, max_entities]))
-    check_shapes(out, config, batch=2)
+    dims = tiny_dims(max_entities)
+    out = run(tiny_head(max_entities).eval(), make_inputs(dims, [3, max_entities]))
+    check_shapes(out, dims, batch=2)
 
 
 def _perturb_padding(inputs: dict[str, torch.Tensor], counts: list[int]) -> dict[str, torch.Tensor]:
@@ -147,10 +161,9 @@ def _perturb_padding(inputs: dict[str, torch.Tensor], counts: list[int]) -> dict
 )
 def test_padding_does_not_change_real_pairs(variant: str, backbone: str) -> None:
     torch.manual_seed(0)
-    config = tiny_config(42, variant=variant, backbone=backbone)
-    head = HeadGraph(config).eval()
+    head = tiny_head(42, variant=variant, backbone=backbone).eval()
     counts = [5, 13]
-    inputs = make_inputs(config, counts)
+    inputs = make_inputs(tiny_dims(42), counts)
     with torch.no_grad():
         clean, noisy = run(head, inputs), run(head, _perturb_padding(inputs, counts))
     for b, n in enumerate(counts):
@@ -164,9 +177,9 @@ def test_padding_does_not_change_real_pairs(variant: str, backbone: str) -> None
 def test_every_variant_forward_backward(variant: str, backbone: str) -> None:
     torch.manual_seed(0)
     config = tiny_config(variant=variant, backbone=backbone)
-    head = HeadGraph(config).train()
-    out = run(head, make_inputs(config, [3, 7]))
-    check_shapes(out, config, batch=2)
+    head = tiny_head(variant=variant, backbone=backbone).train()
+    out = run(head, make_inputs(tiny_dims(), [3, 7]))
+    check_shapes(out, tiny_dims(), batch=2)
     assert all(torch.isfinite(t).all() for t in out)
     loss = out.logits.square().mean() + out.subj_logits.mean()
     if config.use_ppp:
@@ -189,11 +202,10 @@ def test_every_variant_forward_backward(variant: str, backbone: str) -> None:
 
 def test_all_padding_document_stays_finite() -> None:
     """A filler row of a batch (no entity, no sentence) must not produce NaN in the RE-encoder."""
-    config = tiny_config()
-    inputs = make_inputs(config, [0, 4])
+    inputs = make_inputs(tiny_dims(), [0, 4])
     inputs["sent_mask"][0] = 0.0
     with torch.no_grad():
-        out = run(HeadGraph(config).eval(), inputs)
+        out = run(tiny_head().eval(), inputs)
     assert all(torch.isfinite(t).all() for t in out)
 
 
@@ -220,9 +232,8 @@ def test_sentence_max_pool_matches_loop() -> None:
 def test_onnx_dynamo_export_default_n_has_no_nonzero() -> None:
     """Default N=42 (tiny widths) exports with a dynamic batch; no NonZero; ORT matches at another B."""
     torch.manual_seed(0)
-    config = tiny_config(42)
-    head = HeadGraph(config).eval()
-    example = make_inputs(config, [5, 42])  # a dynamic dimension may not be 0 or 1 in the example
+    head = tiny_head(42).eval()
+    example = make_inputs(tiny_dims(42), [5, 42])  # a dynamic dimension may not be 0 or 1 in the example
     batch = torch.export.Dim("batch", min=1, max=64)
     with torch.no_grad():
         program = torch.onnx.export(
@@ -242,7 +253,7 @@ def test_onnx_dynamo_export_default_n_has_no_nonzero() -> None:
 
     ort = pytest.importorskip("onnxruntime")
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    other = make_inputs(config, [1, 17, 42], seed=5)  # batch 3: not the example's
+    other = make_inputs(tiny_dims(42), [1, 17, 42], seed=5)  # batch 3: not the example's
     with torch.no_grad():
         expected = run(head, other)
     results = session.run(None, {name: other[name].numpy() for name in INPUT_NAMES})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import NamedTuple
 
@@ -9,6 +10,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from paee.data.featurizer import FeaturizerConfig
+from paee.data.relations import RelationVocab
 from paee.model.config import LossWeights, PaeeConfig, tiny_bert_config
 from paee.model.encoder import EncoderGraph
 from paee.model.losses import PaeeCriterion
@@ -173,16 +176,20 @@ def test_padding_entities_do_not_affect_real_pairs() -> None:
 def _tiny_head_config():
     head = pytest.importorskip("paee.model.head")
     return head.HeadConfig(
-        hidden_size=H, num_heads=K, num_relations=R, num_entity_types=T, max_entities=N, max_sentences=S,
         pair_dim=16, map_out_channels=16, map_channels=8, tnet_patch_size=3, tnet_top_k=2,
         tnet_location_hidden=8, ppp_hidden=8, ppp_embed_dim=4, eer_layers=1, eer_heads=2, eer_dim=16,
         eer_ffn_dim=24, emb_size=16, block_size=8,
     )  # fmt: skip
 
 
+#: The data's sizes: N entities, M mentions, S sentences, T - 1 entity types; R relation classes.
+FEATURIZER = FeaturizerConfig(max_entities=N, max_mentions=M, max_sentences=S, entity_types=("A", "B", "C"))
+RELATIONS = RelationVocab.from_ids(["r1", "r2", "r3", "r4"])
+
+
 def _tiny_config(**overrides) -> PaeeConfig:
     settings = dict(
-        encoder=tiny_bert_config(VOCAB), num_relations=R, num_entity_types=T, max_entities=N,
+        encoder=tiny_bert_config(VOCAB), featurizer=FEATURIZER, relations=RELATIONS,
         start_tokens=[2], end_tokens=[3], head=_tiny_head_config(),
     )  # fmt: skip
     settings.update(overrides)
@@ -195,18 +202,20 @@ def test_config_round_trips_through_json() -> None:
     assert restored == config
     assert restored.head == config.head and restored.loss.pot == 0.5
     assert config.max_length == 1024
+    dims = config.dims  # every size derived once: N, M, S from the featurizer, R from the relations, H, K
+    assert (dims.max_entities, dims.max_mentions, dims.max_sentences, dims.num_relations, dims.hidden_size,
+            dims.num_heads, dims.num_entity_types) == (N, M, S, R, H, K, T)  # fmt: skip
 
 
 def test_config_mistakes_name_the_bad_values() -> None:
-    head = _tiny_head_config()
-    with pytest.raises(ValueError, match=r"head.num_relations \(5\) disagrees .* \(6\)"):
-        _tiny_config(num_relations=6)
     with pytest.raises(ValueError, match=r"window \(600\) exceeds .*max_position_embeddings \(512\)"):
         _tiny_config(window=600)
     with pytest.raises(ValueError, match="'bogus'"):
         PaeeConfig.from_dict(dict(_tiny_config().to_dict(), bogus=1))
     with pytest.raises(ValueError, match="model_type"):
-        PaeeConfig(encoder={"hidden_size": 32}, num_relations=R, num_entity_types=T, head=head)
+        PaeeConfig(encoder={"hidden_size": 32}, featurizer=FEATURIZER, relations=RELATIONS)
+    with pytest.raises(ValueError, match=r"tnet_top_k \(17\) exceeds the 16 cells of the TNet grid \(4 x 4"):
+        _tiny_config(head=dataclasses.replace(_tiny_head_config(), tnet_top_k=17))  # N=7, patch 3: a 4 x 4 grid
 
 
 def test_build_model_with_real_head_trains_and_ignores_padding() -> None:

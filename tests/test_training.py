@@ -13,7 +13,9 @@ from paee.cli.predict import main as predict_main
 from paee.cli.train import main as train_main
 from paee.data.synthetic import SyntheticConfig, write_synthetic_splits
 from paee.inference import Predictor
-from paee.training.checkpoint import FORMAT_NAME, CheckpointError, load_checkpoint
+from paee.checkpoint import FORMAT_NAME, Checkpoint, CheckpointError
+
+load_checkpoint = Checkpoint.load
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +58,13 @@ def test_best_checkpoint_is_self_contained_and_loads_weights_only(run_dir, corpu
     payload = torch.load(run_dir / "best.pt", weights_only=True)
     assert payload["format"] == FORMAT_NAME
     assert "training_state" not in payload  # best.pt is for inference, last.pt for resuming
-    for key in ("model_config", "featurizer_config", "tokenizer_json", "relations", "state_dict"):
-        assert key in payload
+    assert {"model_config", "tokenizer_json", "state_dict"} <= set(payload)
+    config = payload["model_config"]  # every size once: the featurizer's N, M, S and the relations' R
+    assert {"featurizer", "relations"} <= set(config)
+    assert not {"max_entities", "num_relations"} & (set(config) | set(config["head"]))
     rel2id = json.loads((corpus / "rel2id.json").read_text())
-    assert payload["relations"]["ids"] == sorted(rel2id, key=rel2id.get)
-    assert payload["relations"]["names"]  # relation names travel with the model
+    assert config["relations"]["ids"] == sorted(rel2id, key=rel2id.get)
+    assert config["relations"]["names"]  # relation names travel with the model
     assert "training_state" in torch.load(run_dir / "last.pt", weights_only=True)
 
 
@@ -98,6 +102,28 @@ def test_resume_continues_from_last_checkpoint(run_dir, corpus, tmp_path):
     starts = [e for e in events if e["event"] == "start"]
     assert starts[-1]["resumed_from_step"] == 8
     assert events[-1]["event"] == "end" and events[-1]["epoch"] == 3 and events[-1]["step"] == 12
+
+
+def test_version_1_checkpoint_loads_and_predicts_the_same(run_dir, corpus, tmp_path):
+    """A checkpoint written before sizes were stored once (format 1) is converted on load: same weights."""
+    from paee.data.docred import read_documents
+
+    payload = torch.load(run_dir / "best.pt", weights_only=True)
+    config = dict(payload["model_config"])
+    featurizer, relations = config.pop("featurizer"), config.pop("relations")
+    head = dict(config["head"], hidden_size=64, num_heads=4, num_relations=len(relations["ids"]),
+                num_entity_types=len(featurizer["entity_types"]) + 1, max_entities=featurizer["max_entities"],
+                max_sentences=featurizer["max_sentences"])
+    config.update(head=head, num_relations=len(relations["ids"]), num_entity_types=head["num_entity_types"],
+                  max_entities=featurizer["max_entities"])
+    old = tmp_path / "v1.pt"
+    torch.save({**payload, "format_version": 1, "model_config": config, "featurizer_config": featurizer,
+                "relations": relations}, old)
+    docs = read_documents(corpus / "test.json")[:4]
+    new_triples = Predictor.from_checkpoint(run_dir / "best.pt", device="cpu", featurizer_overrides={"truncate": True})
+    old_triples = Predictor.from_checkpoint(old, device="cpu", featurizer_overrides={"truncate": True})
+    assert old_triples.predict(docs) == new_triples.predict(docs)
+    assert Checkpoint.load(old).config == Checkpoint.load(run_dir / "best.pt").config
 
 
 def test_truncated_checkpoint_is_a_clear_error(run_dir, tmp_path):

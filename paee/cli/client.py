@@ -21,11 +21,11 @@ import json
 import sys
 from pathlib import Path
 
-from paee.cli.common import fail
+from paee.errors import PaeeUserError, run_command
+from paee.serving import loadtest
 from paee.serving.client import (
     DEFAULT_CONCURRENCY, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, PROTOCOLS, PaeeClient, PaeeServingError, result_records,
 )
-from paee.serving import loadtest
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,32 +51,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _read_documents(path: Path) -> list:
-    """The JSON list of documents; ValueError naming the file otherwise."""
+    """The JSON list of documents (sent as they are: the server validates them)."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"cannot read {path}: {e}") from e
+        raise PaeeUserError(f"cannot read {path}: {e}") from e
     if not isinstance(raw, list):
-        raise ValueError(f"{path}: expected a JSON list of documents, got {type(raw).__name__}")
+        raise PaeeUserError(f"{path}: expected a JSON list of documents, got {type(raw).__name__}")
+    if not raw:
+        raise PaeeUserError(f"{path}: no documents to send")
     return raw
 
 
 def _load(args: argparse.Namespace, raw: list) -> int:
-    if not raw:
-        return fail(f"{args.documents}: no documents to send")
     concurrency = loadtest.DEFAULT_CONCURRENCY if args.concurrency is None else args.concurrency
-    try:
-        config = loadtest.LoadConfig(
-            args.url.removeprefix("http://"), args.protocol, concurrency=concurrency, max_requests=args.requests,
-            max_seconds=args.max_seconds, timeout_s=args.timeout, retries=args.retries or 0,
-            warmup=concurrency if args.warmup is None else args.warmup,
-        )
-    except ValueError as e:
-        return fail(e)
-    try:
-        report = loadtest.run_load([json.dumps(d, ensure_ascii=False) for d in raw], config)
-    except PaeeServingError as e:
-        return fail(e, code=1)
+    config = loadtest.LoadConfig(
+        args.url.removeprefix("http://"), args.protocol, concurrency=concurrency, max_requests=args.requests,
+        max_seconds=args.max_seconds, timeout_s=args.timeout, retries=args.retries or 0,
+        warmup=concurrency if args.warmup is None else args.warmup,
+    )
+    report = loadtest.run_load([json.dumps(d, ensure_ascii=False) for d in raw], config)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
     print(report.summary())
@@ -86,21 +80,11 @@ def _load(args: argparse.Namespace, raw: list) -> int:
     return 1 if report.failed else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        raw = _read_documents(args.documents)
-    except ValueError as e:
-        return fail(e)
-    if args.load:
-        return _load(args, raw)
+def _predict(args: argparse.Namespace, raw: list) -> int:
     retries = DEFAULT_RETRIES if args.retries is None else args.retries
-    try:
-        with PaeeClient(args.url, args.protocol, timeout_s=args.timeout, retries=retries,
-                        concurrency=args.concurrency or DEFAULT_CONCURRENCY) as client:
-            results = client.predict_many([json.dumps(d, ensure_ascii=False) for d in raw], return_exceptions=True)
-    except ValueError as e:
-        return fail(e)
+    with PaeeClient(args.url, args.protocol, timeout_s=args.timeout, retries=retries,
+                    concurrency=args.concurrency or DEFAULT_CONCURRENCY) as client:
+        results = client.predict_many([json.dumps(d, ensure_ascii=False) for d in raw], return_exceptions=True)
     records, failed = [], 0
     for i, (doc, result) in enumerate(zip(raw, results)):
         if isinstance(result, PaeeServingError):
@@ -113,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(records, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"paee-client: {len(raw) - failed}/{len(raw)} documents, {len(records)} records -> {args.out}")
     return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run = _load if args.load else _predict
+    return run_command(lambda: run(args, _read_documents(args.documents)), "paee-client")
 
 
 if __name__ == "__main__":

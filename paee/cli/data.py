@@ -8,10 +8,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from paee.data.docred import read_documents
 from paee.data.errors import PaeeDataError
+from paee.data.stats import corpus_stats, format_stats
+from paee.data.synthetic import SyntheticConfig, write_synthetic_splits
+from paee.errors import run_command
 
 PROG = "paee-data"
-EXIT_BAD_INPUT = 2  # argparse's code for bad usage; bad files are the same kind of user error
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,8 +44,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from paee.data.synthetic import SyntheticConfig, write_synthetic_splits
-
     sizes = {"train": args.train, "dev": args.dev, "test": args.test}
     if any(n < 0 for n in sizes.values()):
         raise PaeeDataError(f"split sizes must be >= 0, got {sizes}")
@@ -60,25 +61,19 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from paee.data.docred import read_documents
-    from paee.data.stats import corpus_stats, format_stats
-
     stats = corpus_stats(read_documents(args.file), max_entities=args.max_entities)
     print(json.dumps(stats, indent=1) if args.json else format_stats(stats))
     return 0
 
 
+#: Sub-commands of ``paee-data``.
+COMMANDS = {"synth": _synth, "stats": _stats}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``paee-data``; returns the exit status (0 ok, 2 bad input)."""
     args = _parser().parse_args(argv)
-    try:
-        return {"synth": _synth, "stats": _stats}[args.command](args)
-    except PaeeDataError as e:  # the user's file or arguments are at fault: one line, no traceback
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OSError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    return run_command(lambda: COMMANDS[args.command](args), PROG)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,17 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from paee.cli.train import main as train_main
+from paee.data.decode import triple_record
+from paee.data.docred import read_documents
+from paee.data.synthetic import SyntheticConfig, write_synthetic_splits
+from paee.errors import run_command
+from paee.inference import Predictor
+from paee.serving.client import PaeeClient
+from paee.serving.server import TritonServer
+from paee_export.parity import format_parity_table
+from paee_export.pipeline import export_checkpoint
+
 DEFAULT_OUT = Path("runs/demo")
 #: Sized so that the whole demo (train, export, serve, query) stays within about 5 minutes on 2 CPU cores.
 DEFAULT_SIZES = {"train": 1000, "dev": 30, "test": 30}
@@ -46,11 +57,9 @@ def _latencies_ms(fn: Callable[[object], object], items: Sequence[object], warmu
     }
 
 
-def _triple_set(triples, relations=None) -> set[tuple[int, int, str]]:
-    """(head, tail, relation id) of served triples (dicts) or PyTorch triples (Triple tuples)."""
-    if relations is None:
-        return {(t["h_idx"], t["t_idx"], t["r"]) for t in triples}
-    return {(t.head, t.tail, relations.ids[t.relation]) for t in triples}
+def _triple_set(records) -> set[tuple[int, int, str]]:
+    """(head, tail, relation id) of triple records (served, or `paee.data.decode.triple_record`)."""
+    return {(t["h_idx"], t["t_idx"], t["r"]) for t in records}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,15 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from paee.cli.train import main as train_main
-    from paee.data.docred import read_documents
-    from paee.data.synthetic import SyntheticConfig, write_synthetic_splits
-    from paee.inference import Predictor
-    from paee.serving.client import PaeeClient
-    from paee.serving.server import TritonServer
-    from paee_export.parity import format_parity_table
-    from paee_export.pipeline import export_checkpoint
+    return run_command(lambda: _demo(args), "paee-demo")
 
+
+def _demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     out: Path = args.out
     data, run, repo = out / "data", out / "run", out / "triton_repo"
@@ -110,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     predictor = Predictor.from_checkpoint(checkpoint, device="cpu", featurizer_overrides={"truncate": True})
     reference = predictor.predict(test_docs)
     relations = predictor.relations
+    reference_records = [[triple_record(t, relations) for t in triples] for triples in reference]
 
     step("4/5 starting tritonserver (bundled nvidia-pytriton wheel) on 127.0.0.1")
     with TritonServer(repo) as server:
@@ -130,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             head, tail = doc.entities[t["h_idx"]][0].name, doc.entities[t["t_idx"]][0].name
             print(f"    {head!r} --{t['r_name']}--> {tail!r}   (score {t['score']:.2f})")
     print()
-    reference_sets = [_triple_set(r, relations) for r in reference]
+    reference_sets = [_triple_set(r) for r in reference_records]
     mismatched = 0
     for protocol, served in results.items():
         same = sum(_triple_set(s) == r for s, r in zip(served, reference_sets))

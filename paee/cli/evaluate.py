@@ -16,12 +16,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from paee.data.errors import PaeeDataError
-from paee.data.schema import Document
+from paee.data.docred import read_documents
+from paee.errors import run_command
 from paee.evaluation.metrics import Scores, evaluate, read_predictions, train_fact_names
-
-#: Exit status for errors in the user's input (argparse uses the same for bad arguments).
-EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,19 +54,11 @@ def format_table(scores: Scores) -> str:
     return "\n".join(lines)
 
 
-def _read_documents(path: Path) -> list[Document]:
-    # Imported here so that the scorer's own errors (bad predictions) stay reportable even when the
-    # reader cannot be imported; the reader is the package's one validator of DocRED files.
-    from paee.data.docred import read_documents
-
-    return read_documents(path)
-
-
 def run(args: argparse.Namespace) -> Scores:
     """Read the inputs, score, print the table and write the JSON; raises on bad input."""
     predictions = read_predictions(args.pred)
-    gold = _read_documents(args.gold)
-    train_facts = train_fact_names(_read_documents(args.train)) if args.train is not None else None
+    gold = read_documents(args.gold)
+    train_facts = train_fact_names(read_documents(args.train)) if args.train is not None else None
     scores = evaluate(predictions, gold, train_facts)
 
     out = args.out if args.out is not None else args.pred.parent / "scores.json"
@@ -83,14 +72,12 @@ def run(args: argparse.Namespace) -> Scores:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+
+    def body() -> int:
         run(args)
-    except (PaeeDataError, OSError) as e:
-        # One line, whatever the underlying message looks like, so that scripts can grep it.
-        message = " ".join(str(e).splitlines())
-        print(f"paee-eval: error: {message}", file=sys.stderr)
-        return EXIT_USAGE
-    return 0
+        return 0
+
+    return run_command(body, "paee-eval")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ import json
 import sys
 from pathlib import Path
 
-from paee.cli.common import fail, read_input_documents
+from paee.data.docred import read_documents
+from paee.errors import run_command
+from paee.inference import Predictor
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,25 +27,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from paee.data.errors import PaeeDataError
-    from paee.inference import Predictor
-    from paee.training.checkpoint import CheckpointError
-
-    try:
-        predictor = Predictor.from_checkpoint(
-            args.checkpoint, device=args.device, batch_size=args.batch_size, top_k=args.top_k,
-            featurizer_overrides={"truncate": True} if args.truncate else None,
-        )
-        docs = read_input_documents(args.input, predictor.featurizer.config.entity_types)
-        records = predictor.predict_records(docs, with_names=args.names, with_scores=args.scores, progress=True)
-    except (CheckpointError, PaeeDataError) as e:
-        return fail(e)
+def _predict(args: argparse.Namespace) -> int:
+    predictor = Predictor.from_checkpoint(
+        args.checkpoint, device=args.device, batch_size=args.batch_size, top_k=args.top_k,
+        featurizer_overrides={"truncate": True} if args.truncate else None,
+    )
+    docs = read_documents(args.input, entity_types=predictor.featurizer.config.entity_types)
+    records = predictor.predict_records(docs, with_names=args.names, with_scores=args.scores, progress=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(records, ensure_ascii=False, indent=1))
     print(f"{len(records)} relation facts for {len(docs)} documents -> {args.out}", file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command(lambda: _predict(args), "paee-predict")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
-from paee.cli.common import fail
+from paee.errors import report
 from paee.serving.server import (
     DEFAULT_GRPC_PORT, DEFAULT_HOST, DEFAULT_HTTP_PORT, DEFAULT_METRICS_PORT, DEFAULT_READY_TIMEOUT_S,
     TritonServer, TritonServerError,
@@ -55,11 +55,11 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.flush()
             while not stop.wait(1.0):
                 if server._process is None or server._process.poll() is not None:
-                    return fail(f"tritonserver exited unexpectedly; log tail:\n{server.log_tail()}", code=1)
+                    return report(TritonServerError(f"tritonserver exited unexpectedly; log tail:\n{server.log_tail()}"))
             print("paee-serve: stopping", flush=True)
         return 0
     except TritonServerError as e:
-        return fail(e, code=1)
+        return report(e)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

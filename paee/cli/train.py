@@ -11,7 +11,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from paee.cli.common import fail, read_input_documents
+from paee.data.docred import read_documents
+from paee.data.featurizer import FeaturizerConfig
+from paee.errors import PaeeUserError, run_command
+from paee.inference import resolve_device
+from paee.model.config import LossWeights
+from paee.model.head import BACKBONES, VARIANTS
+from paee.model.paee import build_model
+from paee.training.setup import default_learning_rates, make_model_config, prepare_encoder, relations_for
+from paee.training.trainer import TrainConfig, Trainer
+
+#: Featurizer sizes a training run sets (the model keeps them: they are its N, M, S and length limit).
+_DEFAULT_SIZES = FeaturizerConfig()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,15 +32,21 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--dev", type=Path, help="dev documents, evaluated every epoch; best.pt is kept by dev F1")
     data.add_argument("--rel2id", type=Path, help="rel2id.json (default: beside --train, else from the labels)")
     data.add_argument("--rel-info", type=Path, help="rel_info.json with relation names (default: beside --train)")
-    data.add_argument("--max-entities", type=int, default=42, help="N, entity slots (DocRED max 42)")
-    data.add_argument("--max-length", type=int, default=1024, help="wordpieces per document, at most 1024")
+    data.add_argument("--max-entities", type=int, default=_DEFAULT_SIZES.max_entities,
+                      help=f"N, entity slots per document (default {_DEFAULT_SIZES.max_entities}, the DocRED maximum)")
+    data.add_argument("--max-mentions", type=int, default=_DEFAULT_SIZES.max_mentions,
+                      help=f"M, mention slots per entity (default {_DEFAULT_SIZES.max_mentions}; DocRED's maximum is 23)")
+    data.add_argument("--max-sentences", type=int, default=_DEFAULT_SIZES.max_sentences,
+                      help=f"S, sentence slots per document (default {_DEFAULT_SIZES.max_sentences}; DocRED's maximum is 21)")
+    data.add_argument("--max-length", type=int, default=_DEFAULT_SIZES.max_length,
+                      help=f"wordpieces per document, at most {_DEFAULT_SIZES.max_length}")
     data.add_argument("--truncate", action="store_true", help="cut longer documents instead of failing")
     data.add_argument("--limit-train", type=int, help="use only the first K training documents")
 
     model = p.add_argument_group("model")
     model.add_argument("--encoder", required=True, help="local Hugging Face checkpoint directory, or 'tiny'")
-    model.add_argument("--variant", default="paee", help="paee, atlop, wo_par, wo_eer, wo_sw, wo_ppp")
-    model.add_argument("--backbone", default="tnet", choices=["tnet", "unet"])
+    model.add_argument("--variant", default="paee", choices=list(VARIANTS), help="the model or one of its ablations")
+    model.add_argument("--backbone", default="tnet", choices=list(BACKBONES))
     model.add_argument("--gate-pairs", action="store_true", help="at prediction, pairs under lambda are NA")
     model.add_argument("--evidence-weight", type=float, default=0.0,
                        help="weight of the evidence-guided attention loss (DREEAM; needs 'evidence' in the labels). "
@@ -53,41 +70,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from paee.data.errors import PaeeDataError
-    from paee.data.featurizer import Featurizer, FeaturizerConfig
-    from paee.inference import resolve_device
-    from paee.model.config import LossWeights
-    from paee.model.paee import build_model
-    from paee.training.setup import default_learning_rates, make_model_config, prepare_encoder, relations_for
-    from paee.training.trainer import TrainConfig, Trainer
-
-    try:
-        featurizer_config = FeaturizerConfig(max_entities=args.max_entities, max_length=args.max_length, truncate=args.truncate)
-        train_docs = read_input_documents(args.train, featurizer_config.entity_types)
-        if args.limit_train:
-            train_docs = train_docs[: args.limit_train]
-        relations = relations_for(train_docs, args.train, args.rel2id, args.rel_info)
-        # Re-read with the vocabulary so that unknown relations in the labels are reported by document.
-        train_docs = read_input_documents(args.train, featurizer_config.entity_types, relations)[: len(train_docs)]
-        dev_docs = read_input_documents(args.dev, featurizer_config.entity_types, relations) if args.dev else None
-        if args.evidence_weight > 0 and not any(fact.evidence for doc in train_docs for fact in doc.facts):
-            raise ValueError(f"--evidence-weight {args.evidence_weight}: no label in {args.train} has 'evidence' "
-                             "sentence ids, so the evidence loss would be 0; drop the option or add evidence")
-        source = prepare_encoder(args.encoder, train_docs)
-        model_config = make_model_config(
-            source, relations, featurizer_config,
-            {"variant": args.variant, "backbone": args.backbone, "gate_pairs": args.gate_pairs},
-            LossWeights(evidence=args.evidence_weight),
-        )
-    except (PaeeDataError, FileNotFoundError, ValueError) as e:
-        return fail(e)
-
+def _train(args: argparse.Namespace) -> int:
+    for name in ("epochs", "batch_size", "grad_accum"):
+        if getattr(args, name) < 1:
+            raise PaeeUserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    featurizer_config = FeaturizerConfig(
+        max_entities=args.max_entities, max_mentions=args.max_mentions, max_sentences=args.max_sentences,
+        max_length=args.max_length, truncate=args.truncate,
+    )
+    limit = args.limit_train or None
+    train_docs = read_documents(args.train, entity_types=featurizer_config.entity_types)[:limit]
+    if not train_docs:
+        raise PaeeUserError(f"{args.train}: no training documents")
+    relations = relations_for(train_docs, args.train, args.rel2id, args.rel_info)
+    # Re-read with the vocabulary so that unknown relations in the labels are reported by document.
+    train_docs = read_documents(args.train, entity_types=featurizer_config.entity_types, relations=relations)[:limit]
+    dev_docs = read_documents(args.dev, entity_types=featurizer_config.entity_types, relations=relations) if args.dev else None
+    if args.evidence_weight > 0 and not any(fact.evidence for doc in train_docs for fact in doc.facts):
+        raise PaeeUserError(f"--evidence-weight {args.evidence_weight}: no label in {args.train} has 'evidence' "
+                            "sentence ids, so the evidence loss would be 0; drop the option or add evidence")
+    source = prepare_encoder(args.encoder, train_docs)
+    model_config = make_model_config(
+        source, relations, featurizer_config,
+        {"variant": args.variant, "backbone": args.backbone, "gate_pairs": args.gate_pairs},
+        LossWeights(evidence=args.evidence_weight),
+    )
     lr_encoder, lr_head = default_learning_rates(args.encoder)
     model = build_model(model_config, encoder_dir=str(source.directory) if source.directory else None)
     trainer = Trainer(
-        model, model_config, Featurizer(source.tokenizer, featurizer_config, relations), relations, args.out,
+        model, source.tokenizer, args.out,
         TrainConfig(
             epochs=args.epochs, batch_size=args.batch_size, grad_accum_steps=args.grad_accum,
             lr_encoder=lr_encoder if args.lr_encoder is None else args.lr_encoder,
@@ -96,14 +107,17 @@ def main(argv: list[str] | None = None) -> int:
         ),
         device=None if args.device == "auto" else resolve_device(args.device),
     )
-    try:
-        summary = trainer.fit(train_docs, dev_docs, resume=not args.no_resume)
-    except PaeeDataError as e:
-        return fail(e)
-    best = summary.get("best_f1")
-    print(f"done: {summary['step']} steps, {summary['seconds']} s; best dev F1 "
-          f"{'n/a' if best is None or best < 0 else f'{100 * best:.2f}'} -> {args.out / 'best.pt'}", file=sys.stderr)
+    summary = trainer.fit(train_docs, dev_docs, resume=not args.no_resume)
+    if trainer.dist.is_main:
+        best = summary.get("best_f1")
+        print(f"done: {summary['step']} steps, {summary['seconds']} s; best dev F1 "
+              f"{'n/a' if best is None or best < 0 else f'{100 * best:.2f}'} -> {args.out / 'best.pt'}", file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command(lambda: _train(args), "paee-train")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ sliding-window filling), and s == o is never a pair. Numpy only: this runs in Tr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -18,6 +19,35 @@ from paee.data.relations import RelationVocab
 
 #: Index of the threshold / no-relation class in the logits' last axis.
 THRESHOLD_CLASS = 0
+#: Fields of an official DocRED ``result.json`` record.
+RESULT_FIELDS = ("title", "h_idx", "t_idx", "r")
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """How logits become triples, the same everywhere (PyTorch, ONNX pipeline, Triton, benchmarks).
+
+    Attributes:
+        gate_threshold: pairs with ``pair_prob < gate_threshold`` predict nothing (None: no gating); a
+            checkpoint trained with ``--gate-pairs`` sets it to its potential-pair threshold lambda.
+        top_k: at most the k highest-scoring relations above threshold per pair (None: all).
+    """
+
+    gate_threshold: float | None = None
+    top_k: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.gate_threshold is not None and not 0.0 <= self.gate_threshold <= 1.0:
+            raise PaeeDataError(f"gate_threshold must be a probability in [0, 1], got {self.gate_threshold!r}")
+        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1):
+            raise PaeeDataError(f"top_k must be an integer >= 1, got {self.top_k!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"gate_threshold": self.gate_threshold, "top_k": self.top_k}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> DecodeConfig:
+        return cls(obj.get("gate_threshold"), obj.get("top_k"))
 
 
 class Triple(NamedTuple):
@@ -33,8 +63,7 @@ def decode(
     logits: np.ndarray,
     num_entities: int | Sequence[int] | np.ndarray,
     pair_prob: np.ndarray | None = None,
-    gate_threshold: float | None = None,
-    top_k: int | None = None,
+    config: DecodeConfig | None = None,
 ) -> list[Triple] | list[list[Triple]]:
     """Triples of one document (``logits`` [N, N, R]) or of a batch ([B, N, N, R]).
 
@@ -42,17 +71,16 @@ def decode(
         logits: relation logits, class 0 = threshold class.
         num_entities: n (an int for one document, one per document for a batch).
         pair_prob: Potential Pair Prediction probabilities [N, N] / [B, N, N]; needed for gating.
-        gate_threshold: pairs with ``pair_prob < gate_threshold`` predict nothing (None: no gating).
-        top_k: keep at most the k highest-scoring relations above threshold per pair (None: all).
+        config: gating and top-k (default: neither).
 
     Returns:
         triples ordered by (head, tail, relation); a list per document for a batch.
     """
     logits = np.asarray(logits)
+    config = config or DecodeConfig()
+    gate_threshold, top_k = config.gate_threshold, config.top_k
     if gate_threshold is not None and pair_prob is None:
         raise PaeeDataError("gate_threshold needs pair_prob")
-    if top_k is not None and top_k < 1:
-        raise PaeeDataError(f"top_k must be >= 1, got {top_k}")
     if logits.ndim == 3:
         if not np.isscalar(num_entities) and np.ndim(num_entities) != 0:
             raise PaeeDataError("for one document's logits [N, N, R], num_entities must be an int")
@@ -100,6 +128,25 @@ def _decode_one(
     ]
 
 
+def triple_record(triple: Triple, relations: RelationVocab, title: str | None = None) -> dict[str, Any]:
+    """The one record form of a triple: ``{title?, h_idx, t_idx, r, r_name, score}`` (served as it is;
+    `select_fields` trims it to the official ``result.json`` fields)."""
+    if not 0 < triple.relation < len(relations):
+        raise PaeeDataError(
+            f"relation class {triple.relation} outside 1..{len(relations) - 1} of the relation vocabulary"
+        )
+    record: dict[str, Any] = {} if title is None else {"title": title}
+    record.update(h_idx=int(triple.head), t_idx=int(triple.tail), r=relations.ids[triple.relation],
+                  r_name=relations.name(triple.relation), score=float(triple.score))
+    return record
+
+
+def select_fields(record: Mapping[str, Any], with_names: bool = False, with_scores: bool = False) -> dict[str, Any]:
+    """A record with the official ``result.json`` fields, plus ``r_name`` / ``score`` when asked."""
+    wanted = RESULT_FIELDS + (("r_name",) if with_names else ()) + (("score",) if with_scores else ())
+    return {key: record[key] for key in wanted if key in record}
+
+
 def to_result_records(
     title: str,
     triples: Sequence[Triple],
@@ -111,21 +158,4 @@ def to_result_records(
 
     ``with_names`` adds ``"r_name"`` (readable relation name), ``with_scores`` adds ``"score"``.
     """
-    records = []
-    for triple in triples:
-        if not 0 < triple.relation < len(relations):
-            raise PaeeDataError(
-                f"relation class {triple.relation} outside 1..{len(relations) - 1} of the relation vocabulary"
-            )
-        record: dict[str, Any] = {
-            "title": title,
-            "h_idx": int(triple.head),
-            "t_idx": int(triple.tail),
-            "r": relations.ids[triple.relation],
-        }
-        if with_names:
-            record["r_name"] = relations.name(triple.relation)
-        if with_scores:
-            record["score"] = float(triple.score)
-        records.append(record)
-    return records
+    return [select_fields(triple_record(t, relations, title), with_names, with_scores) for t in triples]

@@ -23,151 +23,34 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from paee.data.errors import DocumentError, PaeeDataError
-from paee.data.relations import NA_RELATION, RelationVocab
-from paee.data.schema import DOCRED_ENTITY_TYPES, Document, Fact, Mention
+from paee.data.errors import PaeeDataError
+from paee.data.relations import RelationVocab
+from paee.data.schema import DOCRED_ENTITY_TYPES, Document, Mention
+from paee.data.text_format import parse_text_document
+from paee.data.validation import (
+    Where, check_entity_type, check_title, count_words, get_field, is_int, json_kind, parse_labels,
+)
 
-__all__ = ["parse_document", "parse_labels", "read_documents", "write_documents"]
+__all__ = ["parse_document", "read_documents", "write_documents"]
 
 _MENTION_KEYS = ("name", "sent_id", "pos", "type")
-
-
-class _Where:
-    """The document being parsed, so that every check can build a `DocumentError` in one call."""
-
-    __slots__ = ("index", "title")
-
-    def __init__(self, index: int | None, title: str | None = None):
-        self.index = index
-        self.title = title
-
-    def error(self, field: str | None, problem: str) -> DocumentError:
-        return DocumentError(self.index, self.title, field, problem)
-
-
-def _kind(value: Any) -> str:
-    """JSON name of a value's type, for messages (``a list``, ``null``)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
-
-
-def _words(n: int) -> str:
-    return f"{n} word" if n == 1 else f"{n} words"
-
-
-def _is_int(value: Any) -> bool:
-    # bool is a subclass of int in Python; JSON true/false are never valid indices.
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], field: str, where: _Where,
-         expected: str) -> Any:
-    """``obj[key]``, checked to be present and of the expected JSON kind."""
-    if key not in obj:
-        raise where.error(field, f"missing (expected {expected})")
-    value = obj[key]
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise where.error(field, f"expected {expected}, got {_kind(value)}")
-    return value
-
-
-def check_entity_type(value: Any, field: str, where: _Where, entity_types: Sequence[str]) -> str:
-    """An entity type string from ``entity_types``; the error lists the known types."""
-    if not isinstance(value, str):
-        raise where.error(field, f"expected an entity type string, got {_kind(value)}")
-    if value not in entity_types:
-        raise where.error(field, f"unknown entity type {value!r} (known: {', '.join(entity_types)})")
-    return value
-
-
-def check_title(obj: Mapping[str, Any], where: _Where) -> str:
-    """The document title (a string); sets it on ``where`` so later messages name it."""
-    title = _get(obj, "title", str, "title", where, "a string")
-    where.title = title
-    return title
-
-
-# --- labels (shared by both input forms) --------------------------------------------------------
-
-
-def parse_labels(raw: Any, where: _Where, num_entities: int, num_sents: int,
-                 relations: RelationVocab | None) -> tuple[Fact, ...]:
-    """Validate a ``labels`` list and merge duplicates (same h, t, r: evidence united).
-
-    ``relations`` given: relation ids must be in the vocabulary; otherwise any id but ``Na`` passes.
-    """
-    if raw is None:  # some converters write "labels": null for unlabelled documents
-        return ()
-    if not isinstance(raw, list):
-        raise where.error("labels", f"expected a list, got {_kind(raw)}")
-    merged: dict[tuple[int, int, str], set[int]] = {}  # dicts keep insertion order: first occurrence wins
-    for i, label in enumerate(raw):
-        field = f"labels[{i}]"
-        if not isinstance(label, Mapping):
-            raise where.error(field, f"expected an object {{h, t, r, evidence}}, got {_kind(label)}")
-        ends = []
-        for key in ("h", "t"):
-            value = label.get(key)
-            if key not in label or not _is_int(value):
-                got = "missing" if key not in label else f"got {_kind(value)}"
-                raise where.error(f"{field}.{key}", f"expected an entity index (integer), {got}")
-            if not 0 <= value < num_entities:
-                raise where.error(f"{field}.{key}",
-                                  f"entity {value} is out of range (document has {num_entities} entities)")
-            ends.append(value)
-        head, tail = ends
-        if head == tail:
-            raise where.error(field, f"head and tail are the same entity ({head}); relations hold between two entities")
-        rel = label.get("r")
-        if not isinstance(rel, str):
-            got = "missing" if "r" not in label else f"got {_kind(rel)}"
-            raise where.error(f"{field}.r", f"expected a relation id string, {got}")
-        if rel == NA_RELATION:
-            raise where.error(f"{field}.r", f"{NA_RELATION!r} is the no-relation class, not a relation label")
-        if relations is not None and rel not in relations:
-            raise where.error(f"{field}.r", f"unknown relation {rel!r} (not among the {len(relations) - 1} "
-                                            "relations of the relation vocabulary)")
-        evidence = label.get("evidence", ())
-        if evidence is None:
-            evidence = ()
-        if not isinstance(evidence, (list, tuple)):
-            raise where.error(f"{field}.evidence", f"expected a list of sentence ids, got {_kind(evidence)}")
-        for sent in evidence:
-            if not _is_int(sent) or not 0 <= sent < num_sents:
-                raise where.error(f"{field}.evidence",
-                                  f"{sent!r} is not a sentence id (document has {num_sents} sentences)")
-        merged.setdefault((head, tail, rel), set()).update(evidence)
-    return tuple(Fact(h, t, r, tuple(sorted(ev))) for (h, t, r), ev in merged.items())
 
 
 # --- DocRED form --------------------------------------------------------------------------------
 
 
-def _parse_sents(obj: Mapping[str, Any], where: _Where) -> tuple[tuple[str, ...], ...]:
-    raw = _get(obj, "sents", list, "sents", where, "a list of sentences, each a list of words")
+def _parse_sents(obj: Mapping[str, Any], where: Where) -> tuple[tuple[str, ...], ...]:
+    raw = get_field(obj, "sents", list, "sents", where, "a list of sentences, each a list of words")
     if not raw:
         raise where.error("sents", "the document has no sentences")
     sents = []
     for i, sent in enumerate(raw):
         if not isinstance(sent, list):
-            raise where.error(f"sents[{i}]", f"expected a list of words, got {_kind(sent)}")
+            raise where.error(f"sents[{i}]", f"expected a list of words, got {json_kind(sent)}")
         # One C-level pass over the words; only on failure do we look for the culprit.
         if not all(type(w) is str for w in sent):
             j = next(j for j, w in enumerate(sent) if not isinstance(w, str))
-            raise where.error(f"sents[{i}][{j}]", f"expected a word (string), got {_kind(sent[j])}")
+            raise where.error(f"sents[{i}][{j}]", f"expected a word (string), got {json_kind(sent[j])}")
         sents.append(tuple(sent))
     if not any(sents):
         raise where.error("sents", "the document has no words (every sentence is empty)")
@@ -178,24 +61,24 @@ def _parse_sents(obj: Mapping[str, Any], where: _Where) -> tuple[tuple[str, ...]
     return tuple(sents)
 
 
-def _parse_mention(m: Any, field: str, where: _Where, sents: tuple[tuple[str, ...], ...],
+def _parse_mention(m: Any, field: str, where: Where, sents: tuple[tuple[str, ...], ...],
                    entity_types: Sequence[str]) -> Mention:
     if not isinstance(m, Mapping):
-        raise where.error(field, f"expected a mention object {{name, sent_id, pos, type}}, got {_kind(m)}")
+        raise where.error(field, f"expected a mention object {{name, sent_id, pos, type}}, got {json_kind(m)}")
     for key in _MENTION_KEYS:
         if key not in m:
             raise where.error(f"{field}.{key}", "missing (a mention needs name, sent_id, pos and type)")
     name = m["name"]
     if not isinstance(name, str):
-        raise where.error(f"{field}.name", f"expected a string, got {_kind(name)}")
+        raise where.error(f"{field}.name", f"expected a string, got {json_kind(name)}")
     sent_id = m["sent_id"]
-    if not _is_int(sent_id):
-        raise where.error(f"{field}.sent_id", f"expected a sentence index (integer), got {_kind(sent_id)}")
+    if not is_int(sent_id):
+        raise where.error(f"{field}.sent_id", f"expected a sentence index (integer), got {json_kind(sent_id)}")
     if not 0 <= sent_id < len(sents):
         raise where.error(f"{field}.sent_id",
                           f"sentence {sent_id} is out of range (document has {len(sents)} sentences)")
     pos = m["pos"]
-    if not isinstance(pos, (list, tuple)) or len(pos) != 2 or not (_is_int(pos[0]) and _is_int(pos[1])):
+    if not isinstance(pos, (list, tuple)) or len(pos) != 2 or not (is_int(pos[0]) and is_int(pos[1])):
         raise where.error(f"{field}.pos", f"expected [start, end] word indices, got {pos!r}")
     start, end = pos
     if start >= end:
@@ -203,22 +86,22 @@ def _parse_mention(m: Any, field: str, where: _Where, sents: tuple[tuple[str, ..
     length = len(sents[sent_id])
     if start < 0 or end > length:
         raise where.error(f"{field}.pos",
-                          f"span [{start}, {end}) lies outside sentence {sent_id} ({_words(length)})")
+                          f"span [{start}, {end}) lies outside sentence {sent_id} ({count_words(length)})")
     etype = check_entity_type(m["type"], f"{field}.type", where, entity_types)
     return Mention(name, sent_id, start, end, etype)
 
 
-def _parse_docred(obj: Mapping[str, Any], where: _Where, entity_types: Sequence[str],
+def _parse_docred(obj: Mapping[str, Any], where: Where, entity_types: Sequence[str],
                   relations: RelationVocab | None) -> Document:
     title = check_title(obj, where)
     sents = _parse_sents(obj, where)
-    vertex_set = _get(obj, "vertexSet", list, "vertexSet", where, "a list of entities, each a list of mentions")
+    vertex_set = get_field(obj, "vertexSet", list, "vertexSet", where, "a list of entities, each a list of mentions")
     if not vertex_set:
         raise where.error("vertexSet", "the document has no entities")
     entities = []
     for e, mentions in enumerate(vertex_set):
         if not isinstance(mentions, list):
-            raise where.error(f"vertexSet[{e}]", f"expected a list of mentions, got {_kind(mentions)}")
+            raise where.error(f"vertexSet[{e}]", f"expected a list of mentions, got {json_kind(mentions)}")
         if not mentions:
             raise where.error(f"vertexSet[{e}]", "the entity has no mentions")
         entities.append(tuple(_parse_mention(m, f"vertexSet[{e}][{k}]", where, sents, entity_types)
@@ -243,18 +126,15 @@ def parse_document(obj: Any, index: int, *, entity_types: Sequence[str] = DOCRED
     Raises:
         DocumentError: naming the document and the offending field.
     """
-    where = _Where(index)
+    where = Where(index)
     if not isinstance(obj, Mapping):
-        raise where.error(None, f"expected a JSON object, got {_kind(obj)}")
+        raise where.error(None, f"expected a JSON object, got {json_kind(obj)}")
     if isinstance(obj.get("title"), str):
         where.title = obj["title"]
     has_sents, has_text = "sents" in obj, "text" in obj
     if has_sents and has_text:
         raise where.error(None, "has both 'sents' (DocRED form) and 'text' (text form); use one")
     if has_text:
-        # Imported here because text_format builds on this module's label and type checks.
-        from paee.data.text_format import parse_text_document
-
         return parse_text_document(obj, index, entity_types=entity_types, relations=relations)
     if not has_sents:
         raise where.error("sents", "missing: expected DocRED form ('title', 'sents', 'vertexSet') "
@@ -280,7 +160,7 @@ def read_documents(source: str | Path | Sequence[Any], *,
     else:
         data, origin = source, "input"
     if isinstance(data, Mapping) or not isinstance(data, Sequence) or isinstance(data, (str, bytes)):
-        raise PaeeDataError(f"{origin}: expected a JSON list of documents, got {_kind(data)}")
+        raise PaeeDataError(f"{origin}: expected a JSON list of documents, got {json_kind(data)}")
     types = tuple(entity_types)
     return [parse_document(obj, i, entity_types=types, relations=relations) for i, obj in enumerate(data)]
 

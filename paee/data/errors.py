@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from paee.data.schema import describe_document
+from paee.errors import PaeeUserError
 
 
-class PaeeDataError(ValueError):
+class PaeeDataError(PaeeUserError):
     """Base class of every data error the package raises on user input."""
 
 

@@ -39,6 +39,8 @@ MAX_SUPPORTED_LENGTH = 1024
 ENCODE_CHUNK = 512
 #: Value of padded (unused) index slots: mention_pos, entity_type, sent_span.
 INDEX_PAD = 0
+#: How limit errors name the remedy: N, M and S are a model's sizes, fixed when it is trained.
+LIMIT_SET_AT_TRAINING = "a limit of the model, set when it is trained: paee-train {option}"
 
 
 @dataclass(frozen=True)
@@ -252,14 +254,14 @@ class Featurizer:
             raise LimitError(
                 doc.index, doc.title, "vertexSet",
                 f"has {n} entities, more than max_entities={cfg.max_entities} "
-                "(raise FeaturizerConfig.max_entities / --max-entities)",
+                f"({LIMIT_SET_AT_TRAINING.format(option='--max-entities')})",
             )
         num_sents = len(doc.sents)
         if num_sents > cfg.max_sentences:
             raise LimitError(
                 doc.index, doc.title, "sents",
                 f"has {num_sents} sentences, more than max_sentences={cfg.max_sentences} "
-                "(raise FeaturizerConfig.max_sentences / --max-sentences)",
+                f"({LIMIT_SET_AT_TRAINING.format(option='--max-sentences')})",
             )
         entity_type = np.zeros(n, dtype=np.int64)
         ent, slot, sent, start, end = [], [], [], [], []
@@ -270,7 +272,7 @@ class Featurizer:
                 raise LimitError(
                     doc.index, doc.title, f"vertexSet[{e}]",
                     f"entity has {len(mentions)} mentions, more than max_mentions={cfg.max_mentions} "
-                    "(raise FeaturizerConfig.max_mentions / --max-mentions)",
+                    f"({LIMIT_SET_AT_TRAINING.format(option='--max-mentions')})",
                 )
             type_id = self._type_ids.get(mentions[0].type)
             if type_id is None:
@@ -454,9 +456,9 @@ class Featurizer:
 
     def _length_problem(self, length: int) -> str:
         limit = self.config.max_length
-        remedy = "set FeaturizerConfig.truncate=True / --truncate to drop what does not fit"
+        remedy = "pass --truncate (paee-train, paee-predict) to drop what does not fit and be told what was lost"
         if limit < MAX_SUPPORTED_LENGTH:
-            remedy = f"raise FeaturizerConfig.max_length / --max-length (at most {MAX_SUPPORTED_LENGTH}), or " + remedy
+            remedy += f", or train with a larger --max-length (at most {MAX_SUPPORTED_LENGTH})"
         else:
             remedy += f"; {MAX_SUPPORTED_LENGTH} is the most the encoder reads"
         return (
@@ -474,13 +476,15 @@ def collate(
     num_relations: int | None = None,
     pad_to_multiple: int = 8,
     max_length: int = MAX_SUPPORTED_LENGTH,
+    length: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """Stack documents into the batch dictionary of the tensor contract (README).
+    """Stack documents into the batch dictionary of the tensor contract (`paee.runtime.contract`).
 
     ``L`` is the batch's longest document rounded up to ``pad_to_multiple``, never above
-    ``max_length``. With ``num_relations`` (R, NA class included) the training targets are added:
-    ``labels``, ``pair_mask``, ``has_relation``, ``subj_roles``, ``obj_roles`` and ``evidence``
-    ([B, N, N, S], 1 on each fact's evidence sentences; used by the optional evidence loss).
+    ``max_length``; or exactly ``length`` when given (Triton's length buckets). With ``num_relations``
+    (R, NA class included) the training targets are added: ``labels``, ``pair_mask``, ``has_relation``,
+    ``subj_roles``, ``obj_roles`` and ``evidence`` ([B, N, N, S], 1 on each fact's evidence sentences;
+    used by the optional evidence loss). ``title`` holds each document's UTF-8 title ([B, 1] bytes).
     """
     if not features:
         raise PaeeDataError("collate needs at least one document")
@@ -499,6 +503,10 @@ def collate(
     if longest > max_length:
         raise PaeeDataError(f"a document has {longest} wordpieces, more than max_length={max_length}")
     L = min(-(-longest // pad_to_multiple) * pad_to_multiple, max_length)
+    if length is not None:
+        if not longest <= length:
+            raise PaeeDataError(f"cannot pad a batch whose longest document has {longest} wordpieces to {length}")
+        L = length
 
     input_ids = np.full((B, L), pad_id, dtype=np.int64)
     attention_mask = np.zeros((B, L), dtype=np.int64)
@@ -516,7 +524,8 @@ def collate(
         "sent_span": np.stack([f.sent_span for f in features]),
         "sent_mask": np.stack([f.sent_mask for f in features]),
         "same_sent": np.stack([f.same_sent for f in features]),
-        "num_entities": num_entities,
+        "num_entities": num_entities[:, None],  # [B, 1]
+        "title": np.asarray([[f.title.encode("utf-8")] for f in features], dtype=np.object_),  # [B, 1]
     }
     if num_relations is not None:
         batch.update(_targets(features, N, num_relations, num_entities))

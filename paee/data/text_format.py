@@ -49,7 +49,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from paee.data.docred import _get, _is_int, _kind, _Where, check_entity_type, check_title, parse_labels
+from paee.data.validation import Where, check_entity_type, check_title, get_field, is_int, json_kind, parse_labels
 from paee.data.relations import RelationVocab
 from paee.data.schema import DOCRED_ENTITY_TYPES, Document, Mention
 
@@ -122,9 +122,9 @@ def parse_text_document(obj: Mapping[str, Any], index: int, *,
                         entity_types: Sequence[str] = DOCRED_ENTITY_TYPES,
                         relations: RelationVocab | None = None) -> Document:
     """Validate a text-form document and convert it to a `Document` (sentences and words split here)."""
-    where = _Where(index)
+    where = Where(index)
     title = check_title(obj, where)
-    text = _get(obj, "text", str, "text", where, "a string")
+    text = get_field(obj, "text", str, "text", where, "a string")
     sentence_spans = split_sentences(text)
     if not sentence_spans:
         raise where.error("text", "the text has no words")
@@ -137,7 +137,7 @@ def parse_text_document(obj: Mapping[str, Any], index: int, *,
             starts[s] = (i, j)
             ends[e] = (i, j)
 
-    raw_entities = _get(obj, "entities", list, "entities", where, "a list of entities {type, mentions}")
+    raw_entities = get_field(obj, "entities", list, "entities", where, "a list of entities {type, mentions}")
     if not raw_entities:
         raise where.error("entities", "the document has no entities")
     entities: list[tuple[Mention, ...]] = []
@@ -145,11 +145,11 @@ def parse_text_document(obj: Mapping[str, Any], index: int, *,
     for e, raw in enumerate(raw_entities):
         field = f"entities[{e}]"
         if not isinstance(raw, Mapping):
-            raise where.error(field, f"expected an object {{type, mentions}}, got {_kind(raw)}")
+            raise where.error(field, f"expected an object {{type, mentions}}, got {json_kind(raw)}")
         if "type" not in raw:
             raise where.error(f"{field}.type", "missing (expected an entity type string)")
         etype = check_entity_type(raw["type"], f"{field}.type", where, entity_types)
-        raw_mentions = _get(raw, "mentions", list, f"{field}.mentions", where, "a list of {start, end}")
+        raw_mentions = get_field(raw, "mentions", list, f"{field}.mentions", where, "a list of {start, end}")
         if not raw_mentions:
             raise where.error(f"{field}.mentions", "the entity has no mentions")
         mentions = []
@@ -167,12 +167,12 @@ def parse_text_document(obj: Mapping[str, Any], index: int, *,
     return Document(title=title, sents=sents, entities=tuple(entities), facts=facts, index=index, extra=extra)
 
 
-def _char_span(m: Any, field: str, where: _Where, length: int) -> tuple[int, int]:
+def _char_span(m: Any, field: str, where: Where, length: int) -> tuple[int, int]:
     if not isinstance(m, Mapping):
-        raise where.error(field, f"expected an object {{start, end}}, got {_kind(m)}")
+        raise where.error(field, f"expected an object {{start, end}}, got {json_kind(m)}")
     for key in ("start", "end"):
-        if key not in m or not _is_int(m[key]):
-            got = "missing" if key not in m else f"got {_kind(m[key])}"
+        if key not in m or not is_int(m[key]):
+            got = "missing" if key not in m else f"got {json_kind(m[key])}"
             raise where.error(f"{field}.{key}", f"expected a character offset (integer), {got}")
     start, end = m["start"], m["end"]
     if start >= end:
@@ -182,7 +182,7 @@ def _char_span(m: Any, field: str, where: _Where, length: int) -> tuple[int, int
     return start, end
 
 
-def _to_mention(text: str, start: int, end: int, etype: str, field: str, where: _Where,
+def _to_mention(text: str, start: int, end: int, etype: str, field: str, where: Where,
                 words: list[list[tuple[int, int]]], starts: dict[int, tuple[int, int]],
                 ends: dict[int, tuple[int, int]]) -> Mention:
     """Map a character span to a word span inside one sentence."""
@@ -208,7 +208,7 @@ def _around(text: str, offset: int) -> str:
     return f"at {text[max(0, offset - 15):offset]!r} | {text[offset:offset + 15]!r}"
 
 
-def _check_overlaps(spans: list[tuple[int, int, str]], text: str, where: _Where) -> None:
+def _check_overlaps(spans: list[tuple[int, int, str]], text: str, where: Where) -> None:
     ordered = sorted(spans)
     for (s1, e1, f1), (s2, e2, f2) in zip(ordered, ordered[1:]):
         if s2 < e1:

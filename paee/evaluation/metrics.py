@@ -28,7 +28,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from paee.data.decode import Triple, to_result_records
 from paee.data.errors import PaeeDataError
+from paee.data.relations import RelationVocab
 from paee.data.schema import Document, Mention
 
 #: Added to the Ign precision denominator by the official scorer; kept for comparability.
@@ -234,6 +236,15 @@ def evaluate(
         n_gold_pairs=len(gold_pairs),
         n_correct_pairs=n_correct_pairs,
     )
+
+
+def score_triples(docs: Sequence[Document], triples: Sequence[Sequence[Triple]], relations: RelationVocab,
+                  train_facts: frozenset[TrainFact] | None = None) -> Scores:
+    """`evaluate` of predicted triples (per document, in ``docs`` order) against the documents' labels."""
+    records: list[dict[str, Any]] = []
+    for doc, doc_triples in zip(docs, triples):
+        records += to_result_records(doc.title, doc_triples, relations)
+    return evaluate(records, docs, train_facts)
 
 
 def _ratio(num: int, den: int) -> float:

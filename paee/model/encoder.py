@@ -15,17 +15,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 
+from paee.errors import ConfigError
 from paee.model import long_input
-from paee.model.config import LONG_INPUT_WINDOWS
-
-if TYPE_CHECKING:
-    from paee.model.config import PaeeConfig
+from paee.model.config import PaeeConfig
+from paee.runtime.contract import LONG_INPUT_WINDOWS
 
 # ATLOP's renormalisation guard: a row that no window covers stays zero instead of 0/0.
 ROW_SUM_EPS = 1e-10
@@ -101,7 +100,7 @@ class EncoderGraph(nn.Module):
         self.head_size = int(attention.attention_head_size)
 
     @classmethod
-    def from_config(cls, config: "PaeeConfig", encoder_dir: str | None = None) -> "EncoderGraph":
+    def from_config(cls, config: PaeeConfig, encoder_dir: str | None = None) -> EncoderGraph:
         """Random-weight encoder from `config.encoder`, or pretrained weights from a local directory."""
         common = {"attn_implementation": config.attn_implementation, "add_pooling_layer": False}
         if encoder_dir is None:
@@ -114,7 +113,7 @@ class EncoderGraph(nn.Module):
             for name in ("model_type", "hidden_size", "num_attention_heads"):
                 ours, theirs = config.encoder.get(name), getattr(backbone.config, name)
                 if ours is not None and ours != theirs:
-                    raise ValueError(
+                    raise ConfigError(
                         f"encoder {name} in {encoder_dir} ({theirs!r}) differs from config.encoder ({ours!r})"
                     )
         return cls(backbone, config.window, config.start_tokens, config.end_tokens)

@@ -1,7 +1,10 @@
 """HeadGraph: everything after the encoder (paper section 2.2-2.3 and eq. 8), exported as one graph.
 
-``HeadGraph(config)(token_emb, entity_emb, entity_attn, entity_type, entity_mask, sent_span, sent_mask,
+``HeadGraph(config, dims)(token_emb, entity_emb, entity_attn, entity_type, entity_mask, sent_span, sent_mask,
 same_sent) -> HeadOutput(logits, pair_logit, pair_prob, subj_logits, obj_logits)``
+
+`HeadConfig` holds the head's own hyperparameters; the sizes it is built for (N, S, H, K, R, entity types)
+come from `paee.runtime.contract.ModelDims`, derived once from the model's configuration.
 
 Pipeline (paee variant; DESIGN.md 5.2-5.7):
   pair features V (localized context pooling + W1 + pos/type embeddings)      [paee.model.pair_map]
@@ -35,6 +38,8 @@ from paee.model.pair_map import (
 )
 from paee.model.tnet import TNet, tnet_grid_size
 from paee.model.unet import UNet
+from paee.errors import ConfigError
+from paee.runtime.contract import ModelDims
 
 #: Logit reported as ``pair_logit`` when Potential Pair Prediction is off: sigmoid(1e4) == 1.0 exactly in
 #: fp32, consistent with ``pair_prob = 1`` (every pair is a candidate, so gating is a no-op), and finite.
@@ -76,15 +81,8 @@ VARIANTS: dict[str, VariantFlags] = {
 
 @dataclass
 class HeadConfig:
-    """Hyperparameters of `HeadGraph`. Every field is JSON-safe; checkpoints store `to_dict()`."""
+    """Hyperparameters of `HeadGraph` (its sizes come from `ModelDims`). Every field is JSON-safe."""
 
-    # --- sizes fixed by the encoder and the data ---
-    hidden_size: int = 768  # H: encoder hidden size (BERT-base)
-    num_heads: int = 12  # K: attention heads of the encoder's last layer (entity_attn's head axis)
-    num_relations: int = 97  # R: relation classes incl. NA / threshold class 0 (DocRED: 96 + 1)
-    num_entity_types: int = 7  # entity type ids incl. padding 0 (DocRED: 6 types + pad)
-    max_entities: int = 42  # N: entity slots per document; DocRED/Re-DocRED maximum; export constant
-    max_sentences: int = 32  # S max: sentence-position embedding table size (DocRED max is 21)
     # --- variant ---
     variant: str = "paee"  # one of VARIANTS: paee, atlop, wo_par, wo_eer, wo_sw, wo_ppp
     backbone: str = "tnet"  # "tnet" (paper) or "unet" (DocuNet's, ablation)
@@ -115,44 +113,43 @@ class HeadConfig:
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {self.variant!r}")
+            raise ConfigError(f"variant must be one of {sorted(VARIANTS)}, got {self.variant!r}")
         if self.backbone not in BACKBONES:
-            raise ValueError(f"backbone must be one of {list(BACKBONES)}, got {self.backbone!r}")
+            raise ConfigError(f"backbone must be one of {list(BACKBONES)}, got {self.backbone!r}")
         positive = (
-            "hidden_size", "num_heads", "num_entity_types", "max_entities", "max_sentences", "pair_dim",
-            "map_in_channels", "map_out_channels", "map_channels", "tnet_patch_size", "tnet_top_k",
+            "pair_dim", "map_in_channels", "map_out_channels", "map_channels", "tnet_patch_size", "tnet_top_k",
             "tnet_location_hidden", "unet_depth", "ppp_pool", "ppp_hidden", "ppp_embed_dim",
             "eer_layers", "eer_heads", "eer_dim", "eer_ffn_dim", "emb_size", "block_size",
         )  # fmt: skip
         bad = {name: getattr(self, name) for name in positive if getattr(self, name) < 1}
         if bad:
-            raise ValueError(f"these HeadConfig fields must be >= 1: {bad}")
-        if self.num_relations < 2:
-            raise ValueError(f"num_relations counts NA at 0 and must be >= 2, got {self.num_relations}")
+            raise ConfigError(f"these HeadConfig fields must be >= 1: {bad}")
         if self.emb_size % self.block_size != 0:
-            raise ValueError(
+            raise ConfigError(
                 f"emb_size ({self.emb_size}) is not a multiple of block_size ({self.block_size})"
             )
         if self.eer_dim % self.eer_heads != 0:
-            raise ValueError(f"eer_dim ({self.eer_dim}) is not a multiple of eer_heads ({self.eer_heads})")
+            raise ConfigError(f"eer_dim ({self.eer_dim}) is not a multiple of eer_heads ({self.eer_heads})")
         if not 0.0 < self.ppp_threshold < 1.0:
-            raise ValueError(f"ppp_threshold must be in (0, 1), got {self.ppp_threshold}")
+            raise ConfigError(f"ppp_threshold must be in (0, 1), got {self.ppp_threshold}")
         if self.ppp_pool % 2 != 1:
-            raise ValueError(f"ppp_pool must be odd (a window centred on the pair), got {self.ppp_pool}")
+            raise ConfigError(f"ppp_pool must be odd (a window centred on the pair), got {self.ppp_pool}")
         if not 0.0 <= self.eer_dropout < 1.0:
-            raise ValueError(f"eer_dropout must be in [0, 1), got {self.eer_dropout}")
-        if self.use_par and self.backbone == "tnet":
-            if self.tnet_patch_size > self.max_entities:
-                raise ValueError(
-                    f"tnet_patch_size ({self.tnet_patch_size}) exceeds max_entities ({self.max_entities})"
-                )
-            cells = self.tnet_grid**2
-            if self.tnet_top_k > cells:
-                raise ValueError(
-                    f"tnet_top_k ({self.tnet_top_k}) exceeds the {cells} cells of the TNet grid "
-                    f"({self.tnet_grid} x {self.tnet_grid} for max_entities {self.max_entities}, "
-                    f"patch {self.tnet_patch_size})"
-                )
+            raise ConfigError(f"eer_dropout must be in [0, 1), got {self.eer_dropout}")
+
+    def check_sizes(self, dims: ModelDims) -> None:
+        """Raise ValueError where these hyperparameters cannot serve a model of ``dims`` (TNet's grid)."""
+        if not (self.use_par and self.backbone == "tnet"):
+            return
+        N = dims.max_entities
+        if self.tnet_patch_size > N:
+            raise ConfigError(f"tnet_patch_size ({self.tnet_patch_size}) exceeds max_entities ({N})")
+        grid = tnet_grid_size(N, self.tnet_patch_size)
+        if self.tnet_top_k > grid**2:
+            raise ConfigError(
+                f"tnet_top_k ({self.tnet_top_k}) exceeds the {grid**2} cells of the TNet grid "
+                f"({grid} x {grid} for max_entities {N}, patch {self.tnet_patch_size})"
+            )
 
     # --- the variant table, read through properties (the loss reads use_ppp / use_eer) ---
     @property
@@ -175,25 +172,18 @@ class HeadConfig:
     def fill(self) -> str:
         return self.flags.fill
 
-    @property
-    def tnet_grid(self) -> int:
-        """G: cells per side of TNet's location grid (N padded internally to a multiple of the patch)."""
-        return tnet_grid_size(self.max_entities, self.tnet_patch_size)
-
-    @property
-    def entity_repr_dim(self) -> int:
+    def entity_repr_dim(self, dims: ModelDims) -> int:
         """Size of e_sub / e_obj: [He; F] with EER, the encoder's entity embedding without."""
-        return self.eer_dim + self.num_relations if self.use_eer else self.hidden_size
+        return self.eer_dim + dims.num_relations if self.use_eer else dims.hidden_size
 
-    @property
-    def pair_repr_dim(self) -> int:
+    def pair_repr_dim(self, dims: ModelDims) -> int:
         """Size of the pair representation fed to eq. 8 (Y_pair, V or c(s,o))."""
-        pair_input = self.flags.pair_input
-        if pair_input == "map":
-            return self.map_out_channels + (1 if self.use_ppp else 0)  # + indicator channel
-        if pair_input == "pair_features":
-            return self.pair_dim
-        return self.hidden_size  # "context"
+        sizes = {
+            "map": self.map_out_channels + (1 if self.use_ppp else 0),  # + the indicator channel
+            "pair_features": self.pair_dim,
+            "context": dims.hidden_size,
+        }
+        return sizes[self.flags.pair_input]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -203,7 +193,7 @@ class HeadConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown HeadConfig keys {unknown}; known: {sorted(known)}")
+            raise ConfigError(f"unknown HeadConfig keys {unknown}; known: {sorted(known)}")
         return cls(**data)
 
 
@@ -217,13 +207,13 @@ class HeadOutput(NamedTuple):
     obj_logits: torch.Tensor  # [B, N, R] entity is object of class r (0 without EER)
 
 
-def build_backbone(config: HeadConfig) -> nn.Module:
+def build_backbone(config: HeadConfig, dims: ModelDims) -> nn.Module:
     """The map backbone ``[B, map_in, N, N] -> [B, map_out, N, N]`` chosen by ``config.backbone``."""
     if config.backbone == "tnet":
         return TNet(
             config.map_in_channels,
             config.map_out_channels,
-            size=config.max_entities,
+            size=dims.max_entities,
             channels=config.map_channels,
             patch_size=config.tnet_patch_size,
             top_k=config.tnet_top_k,
@@ -235,13 +225,13 @@ def build_backbone(config: HeadConfig) -> nn.Module:
 class PotentialPairPredictor(nn.Module):
     """Eq. 5: average-pool Y around each pair, MLP over [pooled; pos emb; subj type emb; obj type emb]."""
 
-    def __init__(self, config: HeadConfig) -> None:
+    def __init__(self, config: HeadConfig, dims: ModelDims) -> None:
         super().__init__()
         embed = config.ppp_embed_dim
         self.pool = config.ppp_pool
         self.same_sent_emb = nn.Embedding(NUM_SAME_SENT_VALUES, embed)
-        self.subj_type_emb = nn.Embedding(config.num_entity_types, embed)
-        self.obj_type_emb = nn.Embedding(config.num_entity_types, embed)
+        self.subj_type_emb = nn.Embedding(dims.num_entity_types, embed)
+        self.obj_type_emb = nn.Embedding(dims.num_entity_types, embed)
         self.classifier = nn.Sequential(
             nn.Linear(config.map_out_channels + 3 * embed, config.ppp_hidden),
             nn.ReLU(),
@@ -290,22 +280,21 @@ def sentence_max_pool(tokens: torch.Tensor, sent_span: torch.Tensor, sent_mask: 
 class EntityEnhancer(nn.Module):
     """Eq. 6-7: RE-encoder over [entities; sentences], then the Sub-Obj (cross matching) layer."""
 
-    def __init__(self, config: HeadConfig) -> None:
+    def __init__(self, config: HeadConfig, dims: ModelDims) -> None:
         super().__init__()
         dim = config.eer_dim
-        self.num_relations = config.num_relations
-        self.max_sentences = config.max_sentences
+        self.num_relations = dims.num_relations
         # One projection for entities and tokens: entity embeddings are pooled token states (same space).
         self.in_proj: nn.Module = (
-            nn.Identity() if dim == config.hidden_size else nn.Linear(config.hidden_size, dim)
+            nn.Identity() if dim == dims.hidden_size else nn.Linear(dims.hidden_size, dim)
         )
-        self.sent_pos_emb = nn.Embedding(config.max_sentences, dim)
+        self.sent_pos_emb = nn.Embedding(dims.max_sentences, dim)
         layer = nn.TransformerEncoderLayer(
             dim, config.eer_heads, config.eer_ffn_dim, config.eer_dropout, batch_first=True
         )
         # enable_nested_tensor=False: the nested-tensor path is eval-only, untraceable, and drops rows.
         self.encoder = nn.TransformerEncoder(layer, config.eer_layers, enable_nested_tensor=False)
-        self.sub_obj = nn.Linear(dim, 2 * config.num_relations)
+        self.sub_obj = nn.Linear(dim, 2 * dims.num_relations)
 
     def forward(
         self,
@@ -342,15 +331,16 @@ class GroupedBilinear(nn.Module):
     B * N^2 * emb_size * block_size floats, 347 MB per document at N=42, emb 768, block 64 (fp32).
     """
 
-    def __init__(self, config: HeadConfig) -> None:
+    def __init__(self, config: HeadConfig, dims: ModelDims) -> None:
         super().__init__()
         emb = config.emb_size
         self.block_size = config.block_size
-        self.subj_entity = nn.Linear(config.entity_repr_dim, emb)  # W_s (its bias is the eq. 8 bias)
-        self.obj_entity = nn.Linear(config.entity_repr_dim, emb)  # W_o
-        self.subj_pair = nn.Linear(config.pair_repr_dim, emb, bias=False)  # P_s
-        self.obj_pair = nn.Linear(config.pair_repr_dim, emb, bias=False)  # P_o
-        self.bilinear = nn.Linear(emb * config.block_size, config.num_relations)
+        entity_dim, pair_dim = config.entity_repr_dim(dims), config.pair_repr_dim(dims)
+        self.subj_entity = nn.Linear(entity_dim, emb)  # W_s (its bias is the eq. 8 bias)
+        self.obj_entity = nn.Linear(entity_dim, emb)  # W_o
+        self.subj_pair = nn.Linear(pair_dim, emb, bias=False)  # P_s
+        self.obj_pair = nn.Linear(pair_dim, emb, bias=False)  # P_o
+        self.bilinear = nn.Linear(emb * config.block_size, dims.num_relations)
 
     def forward(self, e_sub: torch.Tensor, e_obj: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:
         """e_sub, e_obj: [B, N, De]; pair: [B, N, N, Dp] -> logits [B, N, N, R]."""
@@ -368,39 +358,40 @@ class GroupedBilinear(nn.Module):
 class HeadGraph(nn.Module):
     """The relation head of PAEE (and of its variants): see the module docstring."""
 
-    def __init__(self, config: HeadConfig) -> None:
+    def __init__(self, config: HeadConfig, dims: ModelDims) -> None:
         super().__init__()
+        config.check_sizes(dims)
         self.config = config
+        self.dims = dims
         flags = config.flags
         self.fill_fn = FILL_FUNCTIONS[flags.fill]
         # Sub-modules exist only when their variant uses them: checkpoints of a variant hold exactly its
         # parameters.
         self.pair_features = (
-            PairFeatures(config.hidden_size, config.pair_dim, config.num_entity_types)
+            PairFeatures(dims.hidden_size, config.pair_dim, dims.num_entity_types)
             if flags.pair_input != "context"
             else None
         )
         self.to_map = nn.Linear(config.pair_dim, config.map_in_channels) if flags.use_par else None  # W2
-        self.backbone = build_backbone(config) if flags.use_par else None
-        self.ppp = PotentialPairPredictor(config) if flags.use_ppp else None
-        self.eer = EntityEnhancer(config) if flags.use_eer else None
-        self.classifier = GroupedBilinear(config)
+        self.backbone = build_backbone(config, dims) if flags.use_par else None
+        self.ppp = PotentialPairPredictor(config, dims) if flags.use_ppp else None
+        self.eer = EntityEnhancer(config, dims) if flags.use_eer else None
+        self.classifier = GroupedBilinear(config, dims)
 
     def _check_shapes(
         self, token_emb: torch.Tensor, entity_attn: torch.Tensor, sent_span: torch.Tensor
     ) -> None:
-        cfg = self.config
+        dims = self.dims
         num_ent, num_heads, hidden = entity_attn.shape[1], entity_attn.shape[2], token_emb.shape[-1]
-        if num_ent != cfg.max_entities:
-            raise ValueError(f"entity axis is {num_ent}, HeadConfig.max_entities is {cfg.max_entities}")
-        if num_heads != cfg.num_heads:
-            raise ValueError(f"entity_attn has {num_heads} heads, HeadConfig.num_heads is {cfg.num_heads}")
-        if hidden != cfg.hidden_size:
-            raise ValueError(f"token_emb hidden size {hidden} != HeadConfig.hidden_size {cfg.hidden_size}")
-        if sent_span.shape[1] > cfg.max_sentences:
+        if num_ent != dims.max_entities:
+            raise ValueError(f"entity axis is {num_ent}, the model's max_entities is {dims.max_entities}")
+        if num_heads != dims.num_heads:
+            raise ValueError(f"entity_attn has {num_heads} heads, the model's num_heads is {dims.num_heads}")
+        if hidden != dims.hidden_size:
+            raise ValueError(f"token_emb hidden size {hidden} != the model's hidden_size {dims.hidden_size}")
+        if sent_span.shape[1] > dims.max_sentences:
             raise ValueError(
-                f"{sent_span.shape[1]} sentence slots exceed HeadConfig.max_sentences "
-                f"({cfg.max_sentences}); raise max_sentences"
+                f"{sent_span.shape[1]} sentence slots exceed the model's max_sentences ({dims.max_sentences})"
             )
 
     def forward(
@@ -419,7 +410,7 @@ class HeadGraph(nn.Module):
         # Outputs of switched-off parts: constants shaped from the inputs (dynamic batch).
         pair_prob = torch.ones_like(same_sent, dtype=token_emb.dtype)  # [B, N, N]
         pair_logit = pair_prob * PPP_OFF_LOGIT  # [B, N, N]
-        role_zeros = torch.zeros_like(entity_mask).unsqueeze(-1).expand(-1, -1, cfg.num_relations)  # [B,N,R]
+        role_zeros = torch.zeros_like(entity_mask).unsqueeze(-1).expand(-1, -1, self.dims.num_relations)  # [B,N,R]
         subj_logits, obj_logits = role_zeros, role_zeros
 
         # --- pair representation (eq. 3-5) ---

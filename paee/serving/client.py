@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from paee.data.decode import select_fields
 from paee.data.schema import Document
+from paee.errors import PaeeFailure, PaeeUserError
 
 MODEL_NAME = "paee"
 INPUT_NAME = "DOCUMENT"
@@ -36,7 +38,7 @@ RETRY_BACKOFF_S = 0.5
 GRPC_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
-class PaeeServingError(RuntimeError):
+class PaeeServingError(PaeeFailure):
     """The server answered with an error (message passed on) or could not be reached after retries."""
 
 
@@ -94,9 +96,9 @@ class PaeeClient:
         model_name: str = MODEL_NAME,
     ):
         if protocol not in PROTOCOLS:
-            raise ValueError(f"protocol {protocol!r} is not one of {PROTOCOLS}")
+            raise PaeeUserError(f"protocol {protocol!r} is not one of {PROTOCOLS}")
         if retries < 0 or concurrency < 1:
-            raise ValueError(f"retries must be >= 0 and concurrency >= 1, got {retries}, {concurrency}")
+            raise PaeeUserError(f"retries must be >= 0 and concurrency >= 1, got {retries}, {concurrency}")
         self.url = url.removeprefix("http://").removeprefix("https://")
         self.protocol = protocol
         self.timeout_s = timeout_s
@@ -209,13 +211,5 @@ class PaeeClient:
 
 def result_records(title: str, triples: Sequence[Mapping[str, Any]], with_names: bool = True,
                    with_scores: bool = True) -> list[dict[str, Any]]:
-    """Official DocRED ``result.json`` records ``{title, h_idx, t_idx, r}`` (+ r_name, score)."""
-    records = []
-    for t in triples:
-        record = {"title": title, "h_idx": t["h_idx"], "t_idx": t["t_idx"], "r": t["r"]}
-        if with_names:
-            record["r_name"] = t.get("r_name", t["r"])
-        if with_scores:
-            record["score"] = t["score"]
-        records.append(record)
-    return records
+    """Official DocRED ``result.json`` records ``{title, h_idx, t_idx, r}`` (+ r_name, score) of served triples."""
+    return [select_fields({"title": title, **t}, with_names, with_scores) for t in triples]

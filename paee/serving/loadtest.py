@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from paee.data.schema import Document
+from paee.errors import PaeeUserError
 from paee.serving.client import MODEL_NAME, PROTOCOLS, PaeeClient, PaeeServingError, encode_document
 
 DEFAULT_CONCURRENCY = 32
@@ -70,15 +71,15 @@ class LoadConfig:
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
-            raise ValueError(f"protocol {self.protocol!r} is not one of {PROTOCOLS}")
+            raise PaeeUserError(f"protocol {self.protocol!r} is not one of {PROTOCOLS}")
         for name in ("concurrency", "max_requests"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise PaeeUserError(f"{name} must be a positive integer, got {value!r}")
         if not self.max_seconds > 0 or not self.timeout_s > 0:
-            raise ValueError(f"max_seconds and timeout_s must be > 0, got {self.max_seconds}, {self.timeout_s}")
+            raise PaeeUserError(f"max_seconds and timeout_s must be > 0, got {self.max_seconds}, {self.timeout_s}")
         if self.retries < 0 or self.warmup < 0:
-            raise ValueError(f"retries and warmup must be >= 0, got {self.retries}, {self.warmup}")
+            raise PaeeUserError(f"retries and warmup must be >= 0, got {self.retries}, {self.warmup}")
 
 
 @dataclass
@@ -204,7 +205,7 @@ def run_load(documents: Sequence[Document | Mapping[str, Any] | str | bytes], co
         PaeeServingError: the server is not reachable or the ensemble is not ready before the run.
     """
     if not documents:
-        raise ValueError("the load test needs at least one document")
+        raise PaeeUserError("the load test needs at least one document")
     payloads = [encode_document(d) for d in documents]
     titles = [_title(d) for d in documents]
     client = PaeeClient(config.url, config.protocol, timeout_s=config.timeout_s, retries=config.retries,

@@ -28,6 +28,7 @@ Usage::
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -41,6 +42,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+
+from paee.errors import PaeeFailure
 
 #: Loopback only: the servers this module starts are never reachable from other machines.
 DEFAULT_HOST = "127.0.0.1"
@@ -68,7 +71,7 @@ PYTRITON_LIBS = "nvidia_pytriton.libs"
 STUB_PROGRAM_NAME = "python3"
 
 
-class TritonServerError(RuntimeError):
+class TritonServerError(PaeeFailure):
     """tritonserver cannot be found, set up, started, or did not become ready (message holds the log tail)."""
 
 
@@ -91,8 +94,6 @@ class TritonInstallation:
 
 def _pytriton_root() -> Path | None:
     """The installed ``pytriton`` package folder, found without importing it (its import is heavy)."""
-    import importlib.util
-
     spec = importlib.util.find_spec("pytriton")
     if spec is None or not spec.submodule_search_locations:
         return None

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from tokenizers import Tokenizer
+from transformers import AutoConfig
 
 from paee.data.featurizer import FeaturizerConfig
 from paee.data.relations import RelationVocab, read_relation_names
 from paee.data.schema import Document
 from paee.data.tokenizer import TokenizerSpec, build_wordpiece_tokenizer, load_tokenizer
+from paee.errors import PaeeUserError
 from paee.model.config import LossWeights, PaeeConfig, tiny_bert_config
 from paee.model.head import HeadConfig
 
@@ -76,12 +78,10 @@ def prepare_encoder(encoder: str, train_docs: Sequence[Document], tiny: TinyEnco
         return EncoderSource(hf_config, tokenizer, None, dict(tiny.head))
     directory = Path(encoder)
     if not directory.is_dir():
-        raise FileNotFoundError(
+        raise PaeeUserError(
             f"--encoder {encoder!r} is neither '{TINY_ENCODER}' nor a local directory with a Hugging Face "
             "checkpoint (config.json, weights, tokenizer files); nothing is downloaded"
         )
-    from transformers import AutoConfig  # deferred: heavy import, only for real encoders
-
     hf_config = AutoConfig.from_pretrained(directory, local_files_only=True).to_dict()
     return EncoderSource(hf_config, load_tokenizer(directory), directory, {})
 
@@ -93,27 +93,15 @@ def make_model_config(
     head_overrides: Mapping[str, Any] | None = None,
     loss: LossWeights | None = None,
 ) -> PaeeConfig:
-    """The `PaeeConfig` whose sizes agree with the encoder, the tokenizer and the data."""
+    """The `PaeeConfig` of a new model: the encoder's, the data's sizes and relations, head hyperparameters."""
     spec = TokenizerSpec.from_tokenizer(source.tokenizer, featurizer_config.marker)
-    hf = source.hf_config
-    head = HeadConfig(**{
-        **source.head_defaults,
-        **dict(head_overrides or {}),
-        "hidden_size": hf["hidden_size"],
-        "num_heads": hf["num_attention_heads"],
-        "num_relations": relations.num_classes,
-        "num_entity_types": featurizer_config.num_entity_types,
-        "max_entities": featurizer_config.max_entities,
-        "max_sentences": featurizer_config.max_sentences,
-    })
     return PaeeConfig(
-        encoder=hf,
-        num_relations=relations.num_classes,
-        num_entity_types=featurizer_config.num_entity_types,
-        max_entities=featurizer_config.max_entities,
+        encoder=source.hf_config,
+        featurizer=featurizer_config,
+        relations=relations,
         start_tokens=list(spec.start_tokens),
         end_tokens=list(spec.end_tokens),
-        head=head,
+        head=HeadConfig(**{**source.head_defaults, **dict(head_overrides or {})}),
         loss=loss if loss is not None else LossWeights(),
     )
 

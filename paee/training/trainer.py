@@ -21,19 +21,17 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from paee.data.decode import decode, to_result_records
+from paee.checkpoint import Checkpoint, CheckpointError
 from paee.data.featurizer import DocFeatures, Featurizer, collate
-from paee.data.relations import RelationVocab
 from paee.data.schema import Document
-from paee.data.tokenizer import TokenizerSpec
+from paee.errors import PaeeUserError
 from paee.evaluation.metrics import Scores, evaluate, train_fact_names
-from paee.inference import run_model, to_tensors
-from paee.model.config import PaeeConfig
+from paee.inference import Predictor, to_tensors
 from paee.model.paee import PaeeModel
-from paee.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from paee.training.plots import plot_training_curves
 
 BEST_CHECKPOINT = "best.pt"
@@ -107,25 +105,34 @@ def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 class Trainer:
-    """Trains one PAEE model and writes `best.pt`, `last.pt` and `metrics.jsonl` into `out_dir`."""
+    """Trains one PAEE model and writes `best.pt`, `last.pt` and `metrics.jsonl` into `out_dir`.
+
+    Args:
+        model: a model from `paee.model.paee.build_model` (its configuration travels into the checkpoints).
+        tokenizer: the model's tokenizer (with the configuration, it makes the featurizer).
+        out_dir: the run folder.
+        config: the optimisation settings.
+        device: default CUDA (this rank's GPU under torchrun) when visible, else CPU.
+    """
 
     def __init__(
         self,
         model: PaeeModel,
-        model_config: PaeeConfig,
-        featurizer: Featurizer,
-        relations: RelationVocab,
+        tokenizer: Tokenizer,
         out_dir: str | Path,
         config: TrainConfig,
         device: torch.device | None = None,
     ):
+        if model.config is None:
+            raise PaeeUserError("the trainer needs a model built from a PaeeConfig (build_model)")
         self.dist = _init_distributed()
         self.config = config
         self.out_dir = Path(out_dir)
-        self.model_config = model_config
-        self.featurizer = featurizer
-        self.relations = relations
-        self.pad_id = TokenizerSpec.from_tokenizer(featurizer.tokenizer).pad_id
+        self.model_config = model.config
+        self.tokenizer = tokenizer
+        self.featurizer = Featurizer(tokenizer, self.model_config.featurizer, self.model_config.relations)
+        self.relations = self.model_config.relations
+        self.pad_id = self.featurizer.spec.pad_id
         if device is None:
             device = torch.device(f"cuda:{self.dist.local_rank}" if torch.cuda.is_available() else "cpu")
         self.device = device
@@ -198,11 +205,11 @@ class Trainer:
         return summary
 
     def evaluate(self, docs: Sequence[Document], features: Sequence[DocFeatures], ign_facts: frozenset) -> Scores:
-        outputs = run_model(self.model, features, self.pad_id, self.config.eval_batch_size, self.device)
-        records: list[dict] = []
-        for doc, out in zip(docs, outputs):
-            triples = decode(out.logits, out.logits.shape[0], pair_prob=out.pair_prob)
-            records += to_result_records(doc.title, triples, self.relations)
+        """Dev scores, decoded exactly as `paee-predict` decodes this model (gating included)."""
+        predictor = Predictor(self.model, self.featurizer, device=self.device, batch_size=self.config.eval_batch_size,
+                              decode_config=self.model_config.decode_config())
+        records = predictor.predict_records(docs, features=features)
+        self.model.train()
         return evaluate(records, docs, ign_facts)
 
     # --- internals ----------------------------------------------------------------------------
@@ -279,9 +286,9 @@ class Trainer:
         }
 
     def _resume(self, optimizer, scheduler) -> dict[str, Any]:
-        ckpt = load_checkpoint(self.out_dir / LAST_CHECKPOINT, map_location=self.device)
+        ckpt = Checkpoint.load(self.out_dir / LAST_CHECKPOINT, map_location=self.device)
         if ckpt.training_state is None:
-            raise ValueError(f"{self.out_dir / LAST_CHECKPOINT} holds no training state to resume from")
+            raise CheckpointError(f"{self.out_dir / LAST_CHECKPOINT} holds no training state to resume from")
         self.model.load_state_dict(ckpt.state_dict)
         ts = ckpt.training_state
         optimizer.load_state_dict(ts["optimizer"])
@@ -296,15 +303,7 @@ class Trainer:
     def _save(self, path: Path, training_state: dict | None, metadata: dict) -> None:
         if not self.dist.is_main:
             return
-        save_checkpoint(path, Checkpoint(
-            model_config=self.model_config,
-            featurizer_config=self.featurizer.config,
-            tokenizer=self.featurizer.tokenizer,
-            relations=self.relations,
-            state_dict=self.model.state_dict(),
-            training_state=training_state,
-            metadata=metadata,
-        ))
+        Checkpoint(self.model_config, self.tokenizer, self.model.state_dict(), training_state, metadata).save(path)
 
     def _log(self, log, record: dict) -> None:
         if log is None:

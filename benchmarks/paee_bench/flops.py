@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from paee.errors import PaeeUserError
+
 #: Hugging Face config keys the count reads.
 CONFIG_KEYS = ("hidden_size", "num_hidden_layers", "intermediate_size")
 
@@ -38,10 +40,10 @@ def encoder_flops(config: Mapping[str, Any], length: int, window: int) -> int:
     """Matmul FLOPs of the encoder for one document run at ``length`` tokens (two windows above ``window``)."""
     missing = [k for k in CONFIG_KEYS if k not in config]
     if missing:
-        raise ValueError(f"encoder config lacks {missing}; cannot count FLOPs")
+        raise PaeeUserError(f"encoder config lacks {missing}; cannot count FLOPs")
     hidden, layers, intermediate = (int(config[k]) for k in ("hidden_size", "num_hidden_layers", "intermediate_size"))
     if length < 1:
-        raise ValueError(f"length must be >= 1, got {length}")
+        raise PaeeUserError(f"length must be >= 1, got {length}")
     if length <= window:
         return layers * layer_flops(length, hidden, intermediate)
     return 2 * layers * layer_flops(window, hidden, intermediate)

@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from paee.data.docred import read_documents
+from paee.data.errors import PaeeDataError
 from paee.data.featurizer import DocFeatures, Featurizer
 from paee.data.schema import Document
+from paee.data.synthetic import generate_corpus
 
 #: How many refusal reasons the report quotes.
 QUOTED_REASONS = 5
@@ -59,15 +62,12 @@ def _spread(values: Sequence[int]) -> dict[str, float]:
 
 def load_documents(path: str | Path | None, limit: int | None, synthetic_count: int, seed: int) -> tuple[list[Document], str]:
     """Documents of ``path`` (its first ``limit``), or ``synthetic_count`` seeded synthetic ones; and a description."""
-    from paee.data.docred import read_documents
-    from paee.data.synthetic import generate_corpus
-
     if path is None:
         docs = generate_corpus(n_docs=synthetic_count, seed=f"paee-bench-{seed}")
         return docs, f"synthetic (paee.data.synthetic, seed 'paee-bench-{seed}', {synthetic_count} documents)"
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"--docs {path}: no such file")
+        raise PaeeDataError(f"--docs {path}: no such file")
     docs = read_documents(path)  # DocumentError names the document and field
     described = f"{path} ({len(docs)} documents"
     if limit is not None and limit < len(docs):
@@ -78,8 +78,6 @@ def load_documents(path: str | Path | None, limit: int | None, synthetic_count: 
 
 def featurize_set(docs: Sequence[Document], featurizer: Featurizer, source: str) -> DocumentSet:
     """Keep the documents the featurizer accepts; relations unknown to the checkpoint are dropped from the labels."""
-    from paee.data.errors import PaeeDataError
-
     relations = featurizer.relations
     usable = [
         dataclasses.replace(d, facts=tuple(f for f in d.facts if f.relation in relations)) if relations is not None else d
@@ -89,7 +87,7 @@ def featurize_set(docs: Sequence[Document], featurizer: Featurizer, source: str)
     kept = [(d, r) for d, r in zip(usable, results) if not isinstance(r, PaeeDataError)]
     reasons = [f"{d.where}: {r}" for d, r in zip(usable, results) if isinstance(r, PaeeDataError)]
     if not kept:
-        raise ValueError(f"{source}: the featurizer refused every document, e.g. {reasons[:QUOTED_REASONS]}")
+        raise PaeeDataError(f"{source}: the featurizer refused every document, e.g. {reasons[:QUOTED_REASONS]}")
     return DocumentSet(source, [d for d, _ in kept], [f for _, f in kept], len(reasons), reasons[:QUOTED_REASONS])
 
 

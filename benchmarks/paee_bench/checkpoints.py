@@ -6,7 +6,7 @@
                       trained on the benchmark documents. Speed depends on sizes, not on weights, so this
                       is what a trained BERT-base PAEE costs; its predictions are meaningless.
 
-Both are saved as ordinary self-contained checkpoints (`paee.training.checkpoint`), so every backend
+Both are saved as ordinary self-contained checkpoints (`paee.checkpoint`), so every backend
 loads them exactly as it would load ``best.pt``.
 """
 
@@ -15,9 +15,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
+from paee.checkpoint import Checkpoint
 from paee.data.featurizer import FeaturizerConfig
 from paee.data.relations import RelationVocab
 from paee.data.schema import Document
+from paee.data.tokenizer import build_wordpiece_tokenizer
+from paee.errors import PaeeUserError
+from paee.model.config import tiny_bert_config
+from paee.model.paee import PaeeModel, build_model
+from paee.training.setup import EncoderSource, make_model_config, prepare_encoder
 
 KINDS = ("tiny", "bert-base-random")
 #: BERT-base sizes (Devlin et al. 2019).
@@ -28,19 +36,12 @@ TOKENIZER_VOCAB = 8000
 
 
 def random_model(kind: str, docs: Sequence[Document], relations: RelationVocab, featurizer_config: FeaturizerConfig,
-                 seed: int = 0):
+                 seed: int = 0) -> tuple[PaeeModel, EncoderSource]:
     """(model in eval mode, `EncoderSource`) of a random-weight model of ``kind``; the tokenizer learns ``docs``."""
-    import torch
-
-    from paee.data.tokenizer import build_wordpiece_tokenizer
-    from paee.model.config import tiny_bert_config
-    from paee.model.paee import build_model
-    from paee.training.setup import EncoderSource, make_model_config, prepare_encoder
-
     if kind not in KINDS:
-        raise ValueError(f"checkpoint kind {kind!r} is not one of {KINDS}")
+        raise PaeeUserError(f"checkpoint kind {kind!r} is not one of {KINDS}")
     if not docs:
-        raise ValueError("a random model needs documents to train its tokenizer on")
+        raise PaeeUserError("a random model needs documents to train its tokenizer on")
     if kind == "tiny":
         source = prepare_encoder("tiny", docs)
     else:
@@ -55,14 +56,11 @@ def random_model(kind: str, docs: Sequence[Document], relations: RelationVocab, 
 def make_checkpoint(kind: str, docs: Sequence[Document], relations: RelationVocab, path: str | Path,
                     featurizer_config: FeaturizerConfig | None = None, seed: int = 0) -> Path:
     """Write a random-weight checkpoint of ``kind`` to ``path`` (see the module docstring)."""
-    from paee.training.checkpoint import Checkpoint, save_checkpoint
-
     featurizer_config = featurizer_config or FeaturizerConfig()
     model, source = random_model(kind, docs, relations, featurizer_config, seed)
     path = Path(path)
     metadata = {"made_by": "paee_bench.checkpoints", "kind": kind, "seed": seed, "weights": "random"}
-    save_checkpoint(path, Checkpoint(model.config, featurizer_config, source.tokenizer, relations, model.state_dict(),
-                                     metadata=metadata))
+    Checkpoint.from_model(model, source.tokenizer, metadata=metadata).save(path)
     return path
 
 

@@ -11,8 +11,10 @@ import os
 import platform
 from typing import Any
 
+import torch
+
+from paee.runtime.sessions import cpu_flags
 from paee_export.parity import versions
-from paee_export.runtimes import cpu_flags
 
 #: /proc/cpuinfo flags that decide which CPU kernels run (matrix units, vector widths, int8 dot products).
 CPU_FLAGS_OF_INTEREST = (
@@ -53,10 +55,6 @@ def load_average() -> list[float] | None:
 
 def gpu_info() -> dict[str, Any]:
     """CUDA devices as torch sees them ({"available": False, "reason": ...} without one)."""
-    try:
-        import torch
-    except ImportError:
-        return {"available": False, "reason": "torch is not installed"}
     if not torch.cuda.is_available():
         return {"available": False, "reason": f"torch {torch.__version__} sees no CUDA device"}
     return {
@@ -68,8 +66,6 @@ def gpu_info() -> dict[str, Any]:
 
 
 def thread_settings() -> dict[str, Any]:
-    import torch
-
     return {
         "torch_intra_op": torch.get_num_threads(),
         "torch_inter_op": torch.get_num_interop_threads(),

@@ -9,7 +9,6 @@ run goes on: the report always lists every requested backend.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import random
 import sys
@@ -19,12 +18,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from paee.checkpoint import Checkpoint
+from paee.data.relations import RelationVocab
+from paee.data.synthetic import rel2id, rel_info
+from paee.model.paee import PaeeModel
+from paee_bench.agreement import compare, f1_score, served_triples
+from paee_bench.artifacts import Artifacts
 from paee_bench.backends import BACKENDS, BackendSkipped, BenchContext, TorchRunner
+from paee_bench.checkpoints import make_checkpoint
 from paee_bench.documents import DocumentSet, featurize_set, load_documents
+from paee_bench.environment import environment, load_average
 from paee_bench.flops import encoder_flops
+from paee_bench.head_loop import compare_head_loops, head_loop_batch
 from paee_bench.measure import (
-    Decoder,
     LatencyPass,
     latency_in_process,
     latency_server,
@@ -33,6 +41,9 @@ from paee_bench.measure import (
     throughput_server,
     warmup_indices,
 )
+from paee_bench.peak import PeakUnavailable, measure_peak
+from paee_bench.plots import write_plots
+from paee_bench.report import FORMAT, FORMAT_VERSION, render_markdown, write_json
 from paee_bench.settings import BenchSettings
 
 REFERENCE = "torch"
@@ -43,11 +54,8 @@ def _log(settings: BenchSettings, message: str) -> None:
         print(f"[paee-bench] {message}", file=sys.stderr, flush=True)
 
 
-def _relations(settings: BenchSettings, docs: list) -> Any:
+def _relations(settings: BenchSettings, docs: list) -> RelationVocab:
     """Relation vocabulary of a made checkpoint: --rel2id, else the documents' labels, else the synthetic one."""
-    from paee.data.relations import RelationVocab
-    from paee.data.synthetic import rel2id, rel_info
-
     if settings.rel2id is not None:
         info = Path(settings.rel2id).with_name("rel_info.json")
         return RelationVocab.from_files(settings.rel2id, info if info.is_file() else None)
@@ -57,18 +65,8 @@ def _relations(settings: BenchSettings, docs: list) -> Any:
     return RelationVocab.from_rel2id(rel2id(), rel_info())
 
 
-def _load_model(path: Path) -> tuple[Any, Any]:
-    from paee.model.paee import build_model
-    from paee.training.checkpoint import load_checkpoint
-
-    ckpt = load_checkpoint(path)
-    model = build_model(ckpt.model_config)
-    model.load_state_dict(ckpt.state_dict)
-    return ckpt, model.eval()
-
-
-def _model_block(path: Path, ckpt: Any, model: Any) -> dict[str, Any]:
-    hf = ckpt.model_config.encoder
+def _model_block(path: Path, ckpt: Checkpoint, model: PaeeModel) -> dict[str, Any]:
+    hf = ckpt.config.encoder
     return {
         "checkpoint": str(path),
         "metadata": ckpt.metadata,
@@ -76,18 +74,14 @@ def _model_block(path: Path, ckpt: Any, model: Any) -> dict[str, Any]:
         "intermediate_size": hf["intermediate_size"], "vocab_size": hf["vocab_size"],
         "encoder_params_M": round(sum(p.numel() for p in model.encoder.parameters()) / 1e6, 2),
         "head_params_M": round(sum(p.numel() for p in model.head.parameters()) / 1e6, 2),
-        "variant": ckpt.model_config.head.variant, "backbone": ckpt.model_config.head.backbone,
-        "max_entities": ckpt.model_config.head.max_entities, "num_relations": ckpt.relations.num_classes,
+        "variant": ckpt.config.head.variant, "backbone": ckpt.config.head.backbone,
+        "max_entities": ckpt.dims.max_entities, "num_relations": ckpt.relations.num_classes,
         "window": int(model.encoder.window),
     }  # fmt: skip
 
 
 def _peaks(settings: BenchSettings) -> dict[str, Any]:
     """Matmul peaks of the (device, precision) pairs the requested backends are read against."""
-    import torch
-
-    from paee_bench.peak import PeakUnavailable, measure_peak
-
     wanted = sorted({(BACKENDS[n].device, BACKENDS[n].precision) for n in settings.backends
                      if BACKENDS[n].kind == "in-process"})
     peaks: dict[str, Any] = {}
@@ -126,15 +120,12 @@ def _encoder_block(spec: Any, latency: LatencyPass, hf: dict, window: int, peaks
 class _Run:
     """State shared by the steps of one run."""
 
-    def __init__(self, settings: BenchSettings, dset: DocumentSet, ckpt: Any, model: Any, ctx: BenchContext,
-                 peaks: dict[str, Any]) -> None:
-        from paee.data.tokenizer import TokenizerSpec
-
+    def __init__(self, settings: BenchSettings, dset: DocumentSet, ckpt: Checkpoint, model: PaeeModel,
+                 ctx: BenchContext, peaks: dict[str, Any]) -> None:
         self.s, self.dset, self.ckpt, self.model, self.ctx, self.peaks = settings, dset, ckpt, model, ctx, peaks
         self.featurizer = ctx.featurizer
-        self.pad_id = TokenizerSpec.from_tokenizer(self.featurizer.tokenizer).pad_id
-        head = ckpt.model_config.head
-        self.decoder = Decoder(head.ppp_threshold if head.gate_pairs else None)
+        self.pad_id = self.featurizer.spec.pad_id
+        self.decode_config = ckpt.decode_config()
         self.warmup = warmup_indices(dset.features, settings.warmup)
         self.reference: LatencyPass | None = None
         self.reference_f1: float | None = None
@@ -143,12 +134,10 @@ class _Run:
         d = self.dset
         if spec.kind == "server":
             return latency_server(runner, d.docs, d.features, self.warmup, self.s.progress, name)
-        return latency_in_process(runner, d.docs, d.features, self.featurizer, self.pad_id, self.decoder, self.warmup,
+        return latency_in_process(runner, d.docs, d.features, self.featurizer, self.pad_id, self.decode_config, self.warmup,
                                   self.s.progress, name)
 
     def reference_pass(self) -> LatencyPass:
-        from paee_bench.agreement import f1_score
-
         _log(self.s, "PyTorch fp32 reference pass")
         self.reference = self.latency(TorchRunner(self.model, "cpu", "fp32"), BACKENDS[REFERENCE], REFERENCE)
         if self.dset.labelled:
@@ -156,8 +145,6 @@ class _Run:
         return self.reference
 
     def backend(self, name: str) -> dict[str, Any]:
-        from paee_bench.agreement import compare, served_triples
-
         spec = BACKENDS[name]
         entry: dict[str, Any] = {"kind": spec.kind, "device": spec.device, "precision": spec.precision,
                                  "description": spec.description}
@@ -179,7 +166,7 @@ class _Run:
             entry.update(
                 status="ok", runtime=runner.runtime, latency_ms=stage_summary(latency.timings),
                 docs_per_s=round(1000 / mean_ms, 3),
-                encoder=_encoder_block(spec, latency, self.ckpt.model_config.encoder, int(self.model.encoder.window),
+                encoder=_encoder_block(spec, latency, self.ckpt.config.encoder, int(self.model.encoder.window),
                                        self.peaks),
                 parity=compare(self.dset.docs, self.ckpt.relations, self.reference.triples, self.reference.logits or [],
                                triples, latency.logits, self.reference_f1),
@@ -200,12 +187,10 @@ class _Run:
             return {"concurrency": {c: load["docs_per_s"] for c, load in loads.items()}, "load": loads}
         _log(self.s, f"{name}: throughput at batch sizes {self.s.batch_sizes}")
         return {"batch_size": {str(b): round(throughput_in_process(runner, docs, self.featurizer, self.pad_id,
-                                                                   self.decoder, b), 3)
+                                                                   self.decode_config, b), 3)
                                for b in self.s.batch_sizes}}  # fmt: skip
 
     def head_vs_loop(self) -> dict[str, Any]:
-        from paee_bench.head_loop import compare_head_loops, head_loop_batch
-
         if not self.s.head_loop_docs:
             return {"reason": "--head-loop-docs 0"}
         _log(self.s, f"batched head against the per-pair loop on {self.s.head_loop_docs} documents")
@@ -218,15 +203,6 @@ class _Run:
 
 def run(settings: BenchSettings) -> dict[str, Any]:
     """Run the benchmark of ``settings`` and write its files into ``settings.out``; returns the results."""
-    import torch
-
-    from paee.data.featurizer import Featurizer
-    from paee_bench.artifacts import Artifacts
-    from paee_bench.checkpoints import make_checkpoint
-    from paee_bench.environment import environment, load_average
-    from paee_bench.plots import write_plots
-    from paee_bench.report import FORMAT, FORMAT_VERSION, render_markdown, write_json
-
     settings = settings.resolved()
     settings.check()
     started = time.perf_counter()
@@ -248,13 +224,13 @@ def run(settings: BenchSettings) -> dict[str, Any]:
         vocabulary_docs = load_documents(settings.docs, None, settings.synthetic_docs, settings.seed)[0]
         checkpoint = make_checkpoint(settings.make_checkpoint, vocabulary_docs, _relations(settings, docs),
                                      out / "checkpoint.pt", seed=settings.seed)
-    ckpt, model = _load_model(Path(checkpoint))  # type: ignore[arg-type]
-    # truncate as paee-predict does for real data: every document runs, losses are counted in the report
-    fconfig = dataclasses.replace(ckpt.featurizer_config, truncate=True)
-    featurizer = Featurizer(ckpt.tokenizer, fconfig, ckpt.relations)
+    ckpt = Checkpoint.load(Path(checkpoint))  # type: ignore[arg-type]
+    model = ckpt.build_model()
+    # truncate as `paee-predict --truncate` does: every document runs, losses are counted in the report
+    featurizer = ckpt.featurizer(truncate=True)
     dset = featurize_set(docs, featurizer, source)
 
-    artifacts = Artifacts(model, ckpt, fconfig, out / "artifacts", progress=settings.progress)
+    artifacts = Artifacts(model, ckpt, featurizer, out / "artifacts", progress=settings.progress)
     urls = {p: u for p, u in (("http", settings.url), ("grpc", settings.grpc_url)) if u}
     ctx = BenchContext(model, featurizer, artifacts, settings.threads, max(settings.batch_sizes + settings.concurrency),
                        settings.triton_precision, settings.repository, urls)

@@ -22,30 +22,32 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import torch
+import torch
 
-    from paee.model.paee import PaeeModel
+from paee.data.featurizer import collate
+from paee.errors import PaeeFailure
+from paee.inference import to_tensors
+from paee.model.paee import PaeeModel
+from paee.model.pair_map import ATTENTION_NORM_EPS, localized_context
+from paee.runtime.contract import MODEL_INPUTS
 
 RTOL, ATOL = 1e-4, 1e-5
 
 
-class HeadLoopMismatch(AssertionError):
+class HeadLoopMismatch(PaeeFailure):
     """A loop implementation disagrees with the batched one (a bug in one of them: no time is reported)."""
 
 
-def batched(model: "PaeeModel", enc: Any, t: dict[str, "torch.Tensor"]) -> "torch.Tensor":
-    from paee.model.pair_map import localized_context
-
+def batched(model: PaeeModel, enc: Any, t: dict[str, torch.Tensor]) -> torch.Tensor:
     context = localized_context(enc.token_emb, enc.entity_attn)  # [B, N, N, H]
     features = model.head.pair_features
     return context if features is None else features(context, t["entity_type"], t["same_sent"])  # [B, N, N, D]
 
 
-def _features(model: "PaeeModel", context: "torch.Tensor", entity_type: "torch.Tensor", same_sent: "torch.Tensor",
-              subj: "torch.Tensor", obj: "torch.Tensor") -> "torch.Tensor":
+def _features(model: PaeeModel, context: torch.Tensor, entity_type: torch.Tensor, same_sent: torch.Tensor,
+              subj: torch.Tensor, obj: torch.Tensor) -> torch.Tensor:
     """W1 c + embeddings for pairs listed by subject / object index (context [P, H] -> [P, D])."""
     pf = model.head.pair_features
     if pf is None:
@@ -54,18 +56,14 @@ def _features(model: "PaeeModel", context: "torch.Tensor", entity_type: "torch.T
             + pf.obj_type_emb(entity_type[obj]))  # fmt: skip
 
 
-def _pair_context(h_att: "torch.Tensor", t_att: "torch.Tensor", token_emb: "torch.Tensor") -> "torch.Tensor":
+def _pair_context(h_att: torch.Tensor, t_att: torch.Tensor, token_emb: torch.Tensor) -> torch.Tensor:
     """ATLOP's localized context of P pairs, the peers' way: attention rows [P, K, L] x2, tokens [L, H] -> [P, H]."""
-    from paee.model.pair_map import ATTENTION_NORM_EPS
-
     ht_att = (h_att * t_att).mean(1)  # [P, L], mean over heads
     ht_att = ht_att / (ht_att.sum(1, keepdim=True) + ATTENTION_NORM_EPS)
     return ht_att @ token_emb  # [P, H]
 
 
-def per_document(model: "PaeeModel", enc: Any, t: dict[str, "torch.Tensor"]) -> "torch.Tensor":
-    import torch
-
+def per_document(model: PaeeModel, enc: Any, t: dict[str, torch.Tensor]) -> torch.Tensor:
     token_emb, attn = enc.token_emb, enc.entity_attn  # [B, L, H], [B, N, K, L]
     batch, num_ent = attn.shape[:2]
     out = None
@@ -83,9 +81,7 @@ def per_document(model: "PaeeModel", enc: Any, t: dict[str, "torch.Tensor"]) -> 
     return out
 
 
-def per_pair(model: "PaeeModel", enc: Any, t: dict[str, "torch.Tensor"]) -> "torch.Tensor":
-    import torch
-
+def per_pair(model: PaeeModel, enc: Any, t: dict[str, torch.Tensor]) -> torch.Tensor:
     token_emb, attn = enc.token_emb, enc.entity_attn  # [B, L, H], [B, N, K, L]
     batch, num_ent = attn.shape[:2]
     out = None
@@ -114,20 +110,16 @@ def _median_seconds(fn: Callable[[], Any], repeats: int) -> float:
     return statistics.median(times)
 
 
-def compare_head_loops(model: "PaeeModel", batch: dict[str, Any], repeats: int = 3) -> dict[str, Any]:
+def compare_head_loops(model: PaeeModel, batch: dict[str, Any], repeats: int = 3) -> dict[str, Any]:
     """Check the three implementations agree on ``batch`` (collated numpy), then time them."""
-    import torch
-
-    from paee.inference import MODEL_INPUT_KEYS, to_tensors
-
     model.eval()
-    t = to_tensors(batch, torch.device("cpu"), (*MODEL_INPUT_KEYS, "num_entities"))
+    t = to_tensors(batch, torch.device("cpu"), (*MODEL_INPUTS, "num_entities"))
     counts = [int(n) for n in t["num_entities"]]
     real = torch.zeros(t["same_sent"].shape, dtype=torch.bool)  # [B, N, N] real ordered pairs s != o
     for b, n in enumerate(counts):
         real[b, :n, :n] = ~torch.eye(n, dtype=torch.bool)
     with torch.no_grad():
-        enc = model.encoder(t["input_ids"], t["attention_mask"], t["mention_pos"], t["mention_mask"])
+        enc = model.encode(t)
         impls = {"batched": batched, "per_document": per_document, "per_pair": per_pair}
         outputs = {name: fn(model, enc, t) for name, fn in impls.items()}
         diffs = {}
@@ -137,9 +129,7 @@ def compare_head_loops(model: "PaeeModel", batch: dict[str, Any], repeats: int =
             if not torch.allclose(got, want, rtol=RTOL, atol=ATOL):
                 raise HeadLoopMismatch(f"{name} differs from the batched stage by up to {diffs[name]:.3g}")
         seconds = {name: _median_seconds(lambda fn=fn: fn(model, enc, t), repeats) for name, fn in impls.items()}
-        head_inputs = dict(token_emb=enc.token_emb, entity_emb=enc.entity_emb, entity_attn=enc.entity_attn,
-                           **{k: t[k] for k in ("entity_type", "entity_mask", "sent_span", "sent_mask", "same_sent")})
-        whole_head = _median_seconds(lambda: model.head(**head_inputs), repeats)
+        whole_head = _median_seconds(lambda: model.run_head(t, enc), repeats)
     docs = len(counts)
     per_doc_ms = {name: round(1000 * s / docs, 3) for name, s in seconds.items()}
     return {
@@ -163,8 +153,6 @@ def compare_head_loops(model: "PaeeModel", batch: dict[str, Any], repeats: int =
 
 def head_loop_batch(features: Sequence[Any], count: int, pad_id: int, max_length: int) -> dict[str, Any]:
     """The first ``count`` documents as one collated batch (the same inputs for every implementation)."""
-    from paee.data.featurizer import collate
-
     return collate(list(features[:count]), pad_id=pad_id, max_length=max_length)
 
 

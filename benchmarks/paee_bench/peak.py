@@ -30,6 +30,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
+
+from paee.errors import PaeeFailure
 
 #: Side of the square product: big enough to reach the kernels' steady state on a CPU.
 DEFAULT_SIZE = 2048
@@ -39,7 +42,7 @@ DEFAULT_REPEATS = 5
 WARMUP = 2
 
 
-class PeakUnavailable(RuntimeError):
+class PeakUnavailable(PaeeFailure):
     """No method can measure this precision here (the message says why)."""
 
 
@@ -73,8 +76,6 @@ def _median_seconds(fn: Callable[[], Any], repeats: int, sync: Callable[[], None
 
 
 def _torch_matmul(dtype_name: str, device: str, size: int, repeats: int) -> float:
-    import torch
-
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype_name]
     gen = torch.Generator(device="cpu").manual_seed(0)
     a = torch.randn(size, size, generator=gen).to(device=device, dtype=dtype)
@@ -97,8 +98,6 @@ def _numpy_matmul(size: int, repeats: int) -> float:
 
 
 def _torch_int_mm(size: int, repeats: int) -> float:
-    import torch
-
     if not hasattr(torch, "_int_mm"):
         raise PeakUnavailable("this torch has no torch._int_mm")
     gen = torch.Generator().manual_seed(0)

@@ -29,10 +29,11 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from paee.data.decode import Triple, decode
+from paee.data.decode import DecodeConfig, Triple
 from paee.data.featurizer import DocFeatures, Featurizer, collate
 from paee.data.schema import Document
-from paee_export.runtimes import length_batches
+from paee.runtime.pipeline import decode_output, document_outputs, length_batches
+from paee.serving.loadtest import LoadConfig, run_load
 
 #: Length buckets used to pick warm-up documents (and the CUDA-graph runner's padded lengths).
 WARMUP_BUCKETS = (128, 256, 512, 768, 1024)
@@ -96,18 +97,9 @@ def _bucket(tokens: int) -> int:
     return next((b for b in WARMUP_BUCKETS if tokens <= b), WARMUP_BUCKETS[-1])
 
 
-class Decoder:
-    """Decoding as `paee.inference.Predictor` does it (gating when the checkpoint's head gates pairs)."""
-
-    def __init__(self, gate_threshold: float | None) -> None:
-        self.gate_threshold = gate_threshold
-
-    def __call__(self, logits: np.ndarray, pair_prob: np.ndarray, n: int) -> list[Triple]:
-        return decode(logits, n, pair_prob=pair_prob, gate_threshold=self.gate_threshold)
-
-
 def latency_in_process(runner: Any, docs: Sequence[Document], features: Sequence[DocFeatures], featurizer: Featurizer,
-                       pad_id: int, decoder: Decoder, warmup: Sequence[int], progress: bool, desc: str) -> LatencyPass:
+                       pad_id: int, decode_config: DecodeConfig, warmup: Sequence[int], progress: bool, desc: str
+                       ) -> LatencyPass:
     """Batch-1 latency of every document, stage by stage (see the module docstring)."""
     max_length = featurizer.config.max_length
 
@@ -120,12 +112,12 @@ def latency_in_process(runner: Any, docs: Sequence[Document], features: Sequence
         t2 = time.perf_counter()
         logits, pair_prob = runner.head(batch, encoded)
         t3 = time.perf_counter()
-        n = feats.num_entities
-        triples = decoder(logits[0], pair_prob[0], n)
+        (out,) = document_outputs({"logits": logits, "pair_prob": pair_prob}, [0], [feats])
+        triples = decode_output(out, decode_config)
         t4 = time.perf_counter()
-        timing = DocTiming(doc.index, feats.num_tokens, int(batch["input_ids"].shape[1]), n, 1000 * (t4 - t0),
-                           1000 * (t1 - t0), 1000 * (t2 - t1), 1000 * (t3 - t2), 1000 * (t4 - t3))
-        return timing, triples, logits[0, :n, :n].copy()
+        timing = DocTiming(doc.index, feats.num_tokens, int(batch["input_ids"].shape[1]), feats.num_entities,
+                           1000 * (t4 - t0), 1000 * (t1 - t0), 1000 * (t2 - t1), 1000 * (t3 - t2), 1000 * (t4 - t3))
+        return timing, triples, out.logits.copy()
 
     for i in warmup:
         one(docs[i])
@@ -157,8 +149,8 @@ def latency_server(runner: Any, docs: Sequence[Document], features: Sequence[Doc
     return LatencyPass(timings, triples, None, time.perf_counter() - started)
 
 
-def throughput_in_process(runner: Any, docs: Sequence[Document], featurizer: Featurizer, pad_id: int, decoder: Decoder,
-                          batch_size: int) -> float:
+def throughput_in_process(runner: Any, docs: Sequence[Document], featurizer: Featurizer, pad_id: int,
+                          decode_config: DecodeConfig, batch_size: int) -> float:
     """Documents per second through the whole pipeline in length-sorted batches of ``batch_size``."""
     max_length = featurizer.config.max_length
 
@@ -167,8 +159,8 @@ def throughput_in_process(runner: Any, docs: Sequence[Document], featurizer: Fea
         for idx in length_batches(features, batch_size):
             batch = collate([features[i] for i in idx], pad_id=pad_id, max_length=max_length)
             logits, pair_prob = runner.head(batch, runner.encode(batch))
-            for row, i in enumerate(idx):
-                decoder(logits[row], pair_prob[row], features[i].num_entities)
+            for out in document_outputs({"logits": logits, "pair_prob": pair_prob}, idx, features):
+                decode_output(out, decode_config)
 
     run(docs[:batch_size])  # warm-up: this batch shape once
     started = time.perf_counter()
@@ -179,8 +171,6 @@ def throughput_in_process(runner: Any, docs: Sequence[Document], featurizer: Fea
 def throughput_server(runner: Any, docs: Sequence[Document], concurrency: int) -> dict[str, Any]:
     """Closed-loop load at ``concurrency`` clients over the documents once (`paee.serving.loadtest.run_load`):
     documents/s, per-request latency under that load, failures."""
-    from paee.serving.loadtest import LoadConfig, run_load
-
     config = LoadConfig(runner.url, runner.protocol, concurrency=concurrency, max_requests=len(docs),
                         max_seconds=SERVER_LOAD_MAX_SECONDS, timeout_s=SERVER_LOAD_MAX_SECONDS, warmup=concurrency)
     report = run_load([doc.to_json() for doc in docs], config)
@@ -198,5 +188,5 @@ def stage_summary(timings: Sequence[DocTiming]) -> dict[str, dict[str, float]]:
     return summary
 
 
-__all__ = ["DocTiming", "LatencyPass", "Decoder", "percentiles", "warmup_indices", "latency_in_process",
+__all__ = ["DocTiming", "LatencyPass", "percentiles", "warmup_indices", "latency_in_process",
            "latency_server", "throughput_in_process", "throughput_server", "stage_summary"]

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from paee.errors import PaeeUserError
 from paee_bench.backends import DEFAULT_BACKENDS
+from paee_bench.environment import usable_cores
 
 #: Defaults of a full run. Why these: the issue's sweep (batch 1/4/16, concurrency 1/8/32); 3 warm-up
 #: documents plus one per length bucket; a 2048-wide matmul reaches the CPU kernels' steady state.
@@ -59,37 +61,35 @@ class BenchSettings:
 
     def resolved(self) -> BenchSettings:
         """A copy with every unset size taken from `QUICK` / `FULL`, and the thread count fixed."""
-        from paee_bench.environment import usable_cores
-
         preset = QUICK if self.quick else FULL
         values = {k: (v if getattr(self, k) is None else getattr(self, k)) for k, v in preset.items()}
         threads = self.threads or usable_cores()
         return dataclasses.replace(self, threads=threads, **values)
 
     def check(self) -> None:
-        """Raise ValueError naming the option for settings that cannot work."""
+        """Raise PaeeUserError (a ValueError) naming the option for settings that cannot work."""
         if (self.checkpoint is None) == (self.make_checkpoint is None):
-            raise ValueError("give exactly one of --checkpoint FILE and --make-checkpoint KIND")
+            raise PaeeUserError("give exactly one of --checkpoint FILE and --make-checkpoint KIND")
         if self.checkpoint is not None and not Path(self.checkpoint).is_file():
-            raise ValueError(f"--checkpoint {self.checkpoint}: no such checkpoint file")
+            raise PaeeUserError(f"--checkpoint {self.checkpoint}: no such checkpoint file")
         if self.limit is not None and self.docs is None:
-            raise ValueError("--limit takes the first K documents of --docs; without --docs use --synthetic-docs")
+            raise PaeeUserError("--limit takes the first K documents of --docs; without --docs use --synthetic-docs")
         if self.docs is not None and not Path(self.docs).is_file():
-            raise ValueError(f"--docs {self.docs}: no such file")
+            raise PaeeUserError(f"--docs {self.docs}: no such file")
         if self.rel2id is not None and not Path(self.rel2id).is_file():
-            raise ValueError(f"--rel2id {self.rel2id}: no such file")
+            raise PaeeUserError(f"--rel2id {self.rel2id}: no such file")
         if self.repository is not None and not Path(self.repository).is_dir():
-            raise ValueError(f"--repository {self.repository}: no such folder")
+            raise PaeeUserError(f"--repository {self.repository}: no such folder")
         for name in ("batch_sizes", "concurrency"):
             values = getattr(self, name) or []
             if any(v < 1 for v in values):
-                raise ValueError(f"--{name.replace('_', '-')} must be positive integers, got {values}")
+                raise PaeeUserError(f"--{name.replace('_', '-')} must be positive integers, got {values}")
         for name in ("limit", "threads", "synthetic_docs", "throughput_docs"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+                raise PaeeUserError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
         if self.out.exists() and not self.out.is_dir():
-            raise ValueError(f"--out {self.out} exists and is not a folder")
+            raise PaeeUserError(f"--out {self.out} exists and is not a folder")
 
     def to_json(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}

@@ -17,8 +17,10 @@ import shlex
 import sys
 from pathlib import Path
 
+from paee.errors import run_command
 from paee_bench.backends import BACKENDS, parse_backends
 from paee_bench.checkpoints import KINDS
+from paee_bench.runner import run
 from paee_bench.settings import FULL, QUICK, BenchSettings
 
 
@@ -91,20 +93,16 @@ def main(argv: list[str] | None = None) -> int:
         settings.check()
     except ValueError as err:
         parser.error(str(err))
-    from paee.data.errors import PaeeDataError
-    from paee.training.checkpoint import CheckpointError
-    from paee_bench.runner import run
 
-    try:
+    def body() -> int:
         results = run(settings)
-    except (CheckpointError, PaeeDataError, FileNotFoundError, ValueError) as err:
-        print(f"paee-bench: error: {err}", file=sys.stderr)
-        return 2
-    ran = [n for n, e in results["backends"].items() if e["status"] == "ok"]
-    others = [f"{n} ({e['status']})" for n, e in results["backends"].items() if e["status"] != "ok"]
-    print(f"ran {', '.join(ran) or 'nothing'}; not run: {', '.join(others) or 'none'}")
-    print(f"report: {Path(settings.out) / 'results.md'} (results.json, plots beside it), {results['seconds']:.0f} s")
-    return 0
+        ran = [n for n, e in results["backends"].items() if e["status"] == "ok"]
+        others = [f"{n} ({e['status']})" for n, e in results["backends"].items() if e["status"] != "ok"]
+        print(f"ran {', '.join(ran) or 'nothing'}; not run: {', '.join(others) or 'none'}")
+        print(f"report: {Path(settings.out) / 'results.md'} (results.json, plots beside it), {results['seconds']:.0f} s")
+        return 0
+
+    return run_command(body, "paee-bench")
 
 
 if __name__ == "__main__":

@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from paee.data.decode import Triple, to_result_records
+from paee.data.decode import Triple
 from paee.data.relations import RelationVocab
 from paee.data.schema import Document
+from paee.evaluation.metrics import score_triples
 from paee_export.parity import pair_argmax_agreement, triple_agreement
 
 
@@ -30,12 +31,7 @@ def served_triples(served: Sequence[Sequence[dict[str, Any]]], relations: Relati
 
 
 def f1_score(docs: Sequence[Document], triples: Sequence[Sequence[Triple]], relations: RelationVocab) -> float:
-    from paee.evaluation.metrics import evaluate
-
-    records: list[dict[str, Any]] = []
-    for doc, doc_triples in zip(docs, triples):
-        records += to_result_records(doc.title, doc_triples, relations)
-    return float(evaluate(records, docs).f1)
+    return float(score_triples(docs, triples, relations).f1)
 
 
 def _score_diff(reference: Sequence[Sequence[Triple]], other: Sequence[Sequence[Triple]]) -> float | None:

@@ -12,21 +12,28 @@ CPU without bf16 units); the report lists it as skipped. Nothing is emulated or 
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
+import torch
 
-from paee_export.graphs import ENCODER, ENCODER_GRAPHS, ENCODER_LONG
+from paee.data.featurizer import Featurizer
+from paee.errors import PaeeFailure, PaeeUserError
+from paee.inference import to_tensors
+from paee.model.paee import PaeeModel
+from paee.runtime.contract import MODEL_INPUTS
+from paee.runtime.sessions import ORT_HINT, ORT_PROVIDERS, bf16_cpu_support, module_available
+from paee.serving.client import PaeeClient
+from paee.serving.server import TritonServer, TritonServerError, find_triton
+from paee_bench.artifacts import Artifacts
+from paee_export.plan import PLANS, resolve_plan, unmet_requirements
+from paee_export.tensorrt_build import tensorrt_available
 
-if TYPE_CHECKING:
-    from paee.data.featurizer import Featurizer
-    from paee.model.paee import PaeeModel
-    from paee_bench.artifacts import Artifacts
 
-
-class BackendSkipped(RuntimeError):
+class BackendSkipped(PaeeFailure):
     """This backend cannot run on this machine; the message is the reason the report shows."""
 
 
@@ -60,9 +67,9 @@ class ServerRunner(Protocol):
 class BenchContext:
     """What backends are built from: the fp32 reference model, its featurizer, exported files, settings."""
 
-    model: "PaeeModel"
-    featurizer: "Featurizer"
-    artifacts: "Artifacts"
+    model: PaeeModel
+    featurizer: Featurizer
+    artifacts: Artifacts
     threads: int
     max_batch_size: int
     triton_precision: str = "fp32"
@@ -76,8 +83,6 @@ class BenchContext:
         if self.urls:
             return self.urls
         if self._server is None:
-            from paee.serving.server import TritonServer, TritonServerError, find_triton
-
             try:
                 find_triton()
             except TritonServerError as err:
@@ -92,21 +97,16 @@ class BenchContext:
 
 # --- PyTorch ------------------------------------------------------------------------------------------------
 
+#: Weight dtypes of the PyTorch backends.
+TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
 
 class TorchRunner:
     """The PyTorch model on a device at a dtype (bf16 / fp16: a copy of the model with weights in that dtype)."""
 
-    def __init__(self, model: "PaeeModel", device: str, dtype_name: str) -> None:
-        import copy
-
-        import torch
-
-        from paee.inference import MODEL_INPUT_KEYS
-
-        self.torch = torch
-        self.keys = MODEL_INPUT_KEYS
+    def __init__(self, model: PaeeModel, device: str, dtype_name: str) -> None:
         self.device = torch.device(device)
-        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype_name]
+        dtype = TORCH_DTYPES[dtype_name]
         self.model = model if dtype == torch.float32 and device == "cpu" else copy.deepcopy(model).to(self.device, dtype)
         self.model.eval()
         self.runtime = {"runtime": f"torch {torch.__version__} eager", "device": device, "weights": dtype_name,
@@ -114,27 +114,19 @@ class TorchRunner:
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
-            self.torch.cuda.synchronize(self.device)
+            torch.cuda.synchronize(self.device)
 
     def encode(self, batch: Mapping[str, np.ndarray]) -> Any:
-        from paee.inference import to_tensors
-
-        with self.torch.no_grad():
-            tensors = to_tensors(batch, self.device, self.keys)
-            encoded = self.model.encoder(
-                tensors["input_ids"], tensors["attention_mask"], tensors["mention_pos"], tensors["mention_mask"]
-            )
+        with torch.no_grad():
+            tensors = to_tensors(batch, self.device, MODEL_INPUTS)
+            encoded = self.model.encode(tensors)
         self._sync()
         return tensors, encoded
 
     def head(self, batch: Mapping[str, np.ndarray], encoded: Any) -> tuple[np.ndarray, np.ndarray]:
         tensors, enc = encoded
-        with self.torch.no_grad():
-            out = self.model.head(
-                token_emb=enc.token_emb, entity_emb=enc.entity_emb, entity_attn=enc.entity_attn,
-                entity_type=tensors["entity_type"], entity_mask=tensors["entity_mask"], sent_span=tensors["sent_span"],
-                sent_mask=tensors["sent_mask"], same_sent=tensors["same_sent"],
-            )  # fmt: skip
+        with torch.no_grad():
+            out = self.model.run_head(tensors, enc)
         return out.logits.float().cpu().numpy(), out.pair_prob.float().cpu().numpy()  # .cpu() waits for the GPU
 
     def close(self) -> None:
@@ -149,13 +141,13 @@ class CudaGraphRunner(TorchRunner):
     warm-up documents hold one per bucket, so no capture is timed.
     """
 
-    def __init__(self, model: "PaeeModel", dtype_name: str = "fp32") -> None:
+    def __init__(self, model: PaeeModel, dtype_name: str = "fp32") -> None:
         super().__init__(model, "cuda", dtype_name)
-        from paee_bench.measure import WARMUP_BUCKETS
+        from paee_bench.measure import WARMUP_BUCKETS  # measure imports this module's runners
 
         self.buckets = WARMUP_BUCKETS
         self.graphs: dict[tuple[int, int], Any] = {}
-        self.runtime["runtime"] = f"torch {self.torch.__version__} CUDA graphs (encoder, head)"
+        self.runtime["runtime"] = f"torch {torch.__version__} CUDA graphs (encoder, head)"
 
     def _padded(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         length = batch["input_ids"].shape[1]
@@ -166,10 +158,7 @@ class CudaGraphRunner(TorchRunner):
         return out
 
     def _capture(self, batch: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        from paee.inference import to_tensors
-
-        torch = self.torch
-        static = to_tensors(batch, self.device, self.keys)
+        static = to_tensors(batch, self.device, MODEL_INPUTS)
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.no_grad(), torch.cuda.stream(stream):
@@ -179,14 +168,9 @@ class CudaGraphRunner(TorchRunner):
         enc_graph, head_graph = torch.cuda.CUDAGraph(), torch.cuda.CUDAGraph()
         with torch.no_grad():
             with torch.cuda.graph(enc_graph):
-                enc = self.model.encoder(static["input_ids"], static["attention_mask"], static["mention_pos"],
-                                         static["mention_mask"])
+                enc = self.model.encode(static)
             with torch.cuda.graph(head_graph):
-                out = self.model.head(
-                    token_emb=enc.token_emb, entity_emb=enc.entity_emb, entity_attn=enc.entity_attn,
-                    entity_type=static["entity_type"], entity_mask=static["entity_mask"], sent_span=static["sent_span"],
-                    sent_mask=static["sent_mask"], same_sent=static["same_sent"],
-                )  # fmt: skip
+                out = self.model.run_head(static, enc)
         return {"static": static, "encoder": enc_graph, "head": head_graph, "out": out}
 
     def encode(self, batch: Mapping[str, np.ndarray]) -> Any:
@@ -196,7 +180,7 @@ class CudaGraphRunner(TorchRunner):
             self.graphs[key] = self._capture(padded)
         graph = self.graphs[key]
         for name, tensor in graph["static"].items():
-            tensor.copy_(self.torch.from_numpy(padded[name]))
+            tensor.copy_(torch.from_numpy(padded[name]))
         graph["encoder"].replay()
         self._sync()
         return graph
@@ -209,13 +193,9 @@ class CudaGraphRunner(TorchRunner):
 
 def _torch(device: str, dtype_name: str, graphs: bool = False) -> Callable[[BenchContext], InProcessRunner]:
     def make(ctx: BenchContext) -> InProcessRunner:
-        import torch
-
         if device == "cuda" and not torch.cuda.is_available():
             raise BackendSkipped(f"no CUDA device visible to torch {torch.__version__}")
         if device == "cpu" and dtype_name == "bf16":
-            from paee_export.runtimes import bf16_cpu_support
-
             supported, reason = bf16_cpu_support()
             if not supported:
                 raise BackendSkipped(reason)
@@ -226,25 +206,21 @@ def _torch(device: str, dtype_name: str, graphs: bool = False) -> Callable[[Benc
     return make
 
 
-# --- ONNX Runtime / OpenVINO --------------------------------------------------------------------------------
+# --- the export's plans on ONNX Runtime / OpenVINO ------------------------------------------------------------
 
 
 class OnnxRunner:
-    """An `OnnxPipeline`'s sessions (ONNX Runtime / OpenVINO), the encoder and the head called separately."""
+    """An `OnnxPipeline` over a plan's files, the encoder and the head called separately."""
 
     def __init__(self, pipeline: Any, runtime: dict[str, Any]) -> None:
         self.pipeline = pipeline
-        self.runtime = {
-            **runtime,
-            "sessions": {name: f"{s.backend} {s.effective_precision}" for name, s in pipeline.encoders.items()}
-            | {"head": f"{pipeline.head.backend} {pipeline.head.effective_precision}"},
-        }
+        self.runtime = {**runtime, "sessions": pipeline.describe()}
 
     def encode(self, batch: Mapping[str, np.ndarray]) -> Any:
-        return self.pipeline.encoder_for(batch["input_ids"].shape[1]).run(batch)
+        return self.pipeline.encode(batch)
 
     def head(self, batch: Mapping[str, np.ndarray], encoded: Any) -> tuple[np.ndarray, np.ndarray]:
-        out = self.pipeline.head.run({**batch, **encoded})
+        out = self.pipeline.run_head(batch, encoded)
         return np.asarray(out["logits"], dtype=np.float32), np.asarray(out["pair_prob"], dtype=np.float32)
 
     def close(self) -> None:
@@ -252,111 +228,48 @@ class OnnxRunner:
 
 
 def _require(module: str, hint: str) -> None:
-    import importlib.util
-
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:  # its parent package is missing
-        found = False
-    if not found:
+    if not module_available(module):
         raise BackendSkipped(hint)
 
 
-def _pipeline(ctx: BenchContext, encoders: Mapping[str, Any], precision: str, **kwargs: Any) -> Any:
-    from paee_export.runtimes import OnnxPipeline
+def _plan(name: str | None = None, request: tuple[str, str] | None = None) -> Callable[[BenchContext], InProcessRunner]:
+    """A CPU export plan: ``name`` exactly (skipped where its requirements are missing), or what the export
+    ships here for ``request`` (the plan resolved with its fallbacks, as ``paee-export`` resolves it)."""
 
-    return OnnxPipeline(encoders, ctx.artifacts.head(), ctx.featurizer, precision, threads=ctx.threads,
-                        window=ctx.artifacts.dims.window, **kwargs)
-
-
-def _ort(precision: str) -> Callable[[BenchContext], InProcessRunner]:
     def make(ctx: BenchContext) -> InProcessRunner:
-        from paee_export.runtimes import ORT_HINT
-
         _require("onnxruntime", ORT_HINT)
-        files = ctx.artifacts.fused() if precision == "fp32" else ctx.artifacts.int8()
-        pipeline = _pipeline(ctx, files, precision, head_precision="fp32")
-        return OnnxRunner(pipeline, {"files": {k: v.name for k, v in files.items()}, "threads": ctx.threads})
+        if request is not None:
+            plan, _ = resolve_plan(*request)
+        else:
+            plan = PLANS[name]  # type: ignore[index]
+            unmet = unmet_requirements(plan)
+            if unmet:
+                raise BackendSkipped("; ".join(why for _, why in unmet))
+        files = {g: b.path.name for g, b in ctx.artifacts.build(plan).items()}
+        return OnnxRunner(ctx.artifacts.pipeline(plan, ctx.threads), {"plan": plan.name, "files": files, "threads": ctx.threads})
 
     return make
 
 
-def _openvino(precision: str) -> Callable[[BenchContext], InProcessRunner]:
-    """OpenVINO for the short encoder and the head; the long encoder on ONNX Runtime (OpenVINO 2026.4
-    cannot compile its window merge), as `paee-export --precision bf16` ships it."""
-
-    def make(ctx: BenchContext) -> InProcessRunner:
-        from paee_export.runtimes import OPENVINO_HINT, bf16_cpu_support, create_session
-
-        _require("openvino", OPENVINO_HINT)
-        art = ctx.artifacts
-        if precision == "bf16":
-            supported, reason = bf16_cpu_support()
-            if not supported:
-                raise BackendSkipped(reason)
-            short = art.openvino_encoder()
-            long = create_session(art.fused()[ENCODER_LONG], "fp32", threads=ctx.threads)
-            pipeline = _pipeline(ctx, {ENCODER: short, ENCODER_LONG: long}, "bf16")
-            files = {ENCODER: short.name, ENCODER_LONG: art.fused()[ENCODER_LONG].name}
-        else:  # int8 as paee-export ships it: static int8 encoder on OpenVINO, head bf16 on OpenVINO (else fp32 ORT),
-            # the long encoder ORT dynamic int8
-            from paee_export.pipeline import int8_head_runtime
-
-            short = create_session(art.int8_openvino(), "int8", threads=ctx.threads, backend="openvino")
-            long = create_session(art.int8()[ENCODER_LONG], "int8", threads=ctx.threads)
-            head = int8_head_runtime()
-            pipeline = _pipeline(ctx, {ENCODER: short, ENCODER_LONG: long}, "int8", head_precision=head["precision"],
-                                 backend=head["backend"])
-            files = {ENCODER: art.int8_openvino().name, ENCODER_LONG: art.int8()[ENCODER_LONG].name}
-        return OnnxRunner(pipeline, {"files": files, "threads": ctx.threads})
-
-    return make
-
-
-def _ort_gpu(provider: str) -> Callable[[BenchContext], InProcessRunner]:
-    """ONNX Runtime on the GPU: the plain exports (the GPU flavour's files) with the CUDA / TensorRT provider."""
+def _gpu_plan(device: str) -> Callable[[BenchContext], InProcessRunner]:
+    """The GPU flavour's fp32 files (gpu-fp32) on ONNX Runtime's CUDA or TensorRT provider."""
 
     def make(ctx: BenchContext) -> InProcessRunner:
         try:
             import onnxruntime as ort
         except ImportError as err:
             raise BackendSkipped("ONNX Runtime is not installed (pip install onnxruntime-gpu)") from err
-        available = ort.get_available_providers()
-        if provider not in available:
-            raise BackendSkipped(f"ONNX Runtime {ort.__version__} has no {provider} (available: {', '.join(available)}); "
-                                 "install onnxruntime-gpu on a CUDA host")
-        if provider == "TensorrtExecutionProvider":
-            from paee_export.tensorrt_build import tensorrt_available
-
+        missing = [p for p in ORT_PROVIDERS[device] if p not in ort.get_available_providers()]
+        if missing:
+            raise BackendSkipped(f"ONNX Runtime {ort.__version__} has no {', '.join(missing)} (available: "
+                                 f"{', '.join(ort.get_available_providers())}); install onnxruntime-gpu on a CUDA host")
+        if device == "tensorrt":
             ok, reason = tensorrt_available()
             if not ok:
                 raise BackendSkipped(reason)
-        plain = ctx.artifacts.plain()
-        sessions = {name: _GpuSession(plain[name], provider, ort) for name in ENCODER_GRAPHS}
-        pipeline = _pipeline(ctx, sessions, "fp32")
-        pipeline.head = _GpuSession(ctx.artifacts.head(), provider, ort)
-        return OnnxRunner(pipeline, {"files": {k: v.name for k, v in plain.items()}, "provider": provider})
+        return OnnxRunner(ctx.artifacts.pipeline("gpu-fp32", ctx.threads, device), {"plan": "gpu-fp32", "device": device})
 
     return make
-
-
-class _GpuSession:
-    """An ONNX Runtime session on a GPU provider (CUDA falls in behind TensorRT for unsupported nodes)."""
-
-    backend = "onnxruntime"
-    precision = effective_precision = "fp32"
-
-    def __init__(self, path: Any, provider: str, ort: Any) -> None:
-        providers = [provider, "CUDAExecutionProvider", "CPUExecutionProvider"] if provider != "CUDAExecutionProvider" \
-            else [provider, "CPUExecutionProvider"]
-        self._session = ort.InferenceSession(str(path), providers=providers)
-        self.input_names = [i.name for i in self._session.get_inputs()]
-        self.output_names = [o.name for o in self._session.get_outputs()]
-        self.backend = f"onnxruntime {provider}"
-
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outputs = self._session.run(self.output_names, {name: feeds[name] for name in self.input_names})
-        return dict(zip(self.output_names, outputs))
 
 
 # --- Triton -------------------------------------------------------------------------------------------------
@@ -366,8 +279,6 @@ class TritonRunner:
     """The ``paee`` ensemble over HTTP or gRPC (`paee.serving.client.PaeeClient`)."""
 
     def __init__(self, url: str, protocol: str, max_concurrency: int, precision: str) -> None:
-        from paee.serving.client import PaeeClient
-
         self.url, self.protocol = url, protocol
         self.client = PaeeClient(url, protocol=protocol, timeout_s=600, retries=2, concurrency=max_concurrency)
         self.runtime = {"runtime": f"Triton ensemble over {protocol}", "url": url, "precision": precision}
@@ -408,13 +319,16 @@ class BackendSpec:
 BACKENDS: dict[str, BackendSpec] = {
     "torch": BackendSpec("in-process", "cpu", "fp32", "PyTorch eager, fp32 (the reference)", _torch("cpu", "fp32")),
     "torch-bf16": BackendSpec("in-process", "cpu", "bf16", "PyTorch eager, bf16 weights", _torch("cpu", "bf16")),
-    "ort": BackendSpec("in-process", "cpu", "fp32", "ONNX Runtime fp32, fused attention", _ort("fp32")),
-    "ort-int8": BackendSpec("in-process", "cpu", "int8", "ONNX Runtime int8 dynamic quantisation (fp32 head)", _ort("int8")),
-    "openvino-bf16": BackendSpec("in-process", "cpu", "bf16", "OpenVINO bf16 (long encoder ORT fp32)", _openvino("bf16")),
-    "openvino-int8": BackendSpec("in-process", "cpu", "int8", "OpenVINO static int8 encoder, bf16 head (long encoder ORT int8)",
-                                 _openvino("int8")),
-    "ort-cuda": BackendSpec("in-process", "cuda", "fp32", "ONNX Runtime CUDA provider, fp32", _ort_gpu("CUDAExecutionProvider")),
-    "trt": BackendSpec("in-process", "cuda", "fp32", "ONNX Runtime TensorRT provider", _ort_gpu("TensorrtExecutionProvider")),
+    "ort": BackendSpec("in-process", "cpu", "fp32", "export plan cpu-fp32: ONNX Runtime fp32, fused attention",
+                       _plan("cpu-fp32")),
+    "ort-int8": BackendSpec("in-process", "cpu", "int8", "export plan cpu-int8-dynamic: ONNX Runtime dynamic int8, fp32 head",
+                            _plan("cpu-int8-dynamic")),
+    "openvino-bf16": BackendSpec("in-process", "cpu", "bf16", "export plan cpu-bf16: OpenVINO bf16 (long encoder ORT fp32)",
+                                 _plan("cpu-bf16")),
+    "openvino-int8": BackendSpec("in-process", "cpu", "int8", "what --precision int8 ships here (plan cpu-int8 or its fallback)",
+                                 _plan(request=("cpu", "int8"))),
+    "ort-cuda": BackendSpec("in-process", "cuda", "fp32", "ONNX Runtime CUDA provider, gpu-fp32 files", _gpu_plan("cuda")),
+    "trt": BackendSpec("in-process", "cuda", "fp32", "ONNX Runtime TensorRT provider, gpu-fp32 files", _gpu_plan("tensorrt")),
     "torch-cuda": BackendSpec("in-process", "cuda", "fp32", "PyTorch eager on CUDA, fp32", _torch("cuda", "fp32")),
     "torch-cuda-fp16": BackendSpec("in-process", "cuda", "fp16", "PyTorch eager on CUDA, fp16 weights", _torch("cuda", "fp16")),
     "torch-cuda-bf16": BackendSpec("in-process", "cuda", "bf16", "PyTorch eager on CUDA, bf16 weights", _torch("cuda", "bf16")),
@@ -432,7 +346,7 @@ def parse_backends(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in BACKENDS]
     if unknown or not names:
-        raise ValueError(f"unknown backend(s) {unknown or text!r}; choose from {', '.join(BACKENDS)}")
+        raise PaeeUserError(f"unknown backend(s) {unknown or text!r}; choose from {', '.join(BACKENDS)}")
     return list(dict.fromkeys(names))
 
 

