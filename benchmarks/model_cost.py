@@ -19,14 +19,16 @@ import time
 import numpy as np
 import torch
 
+from paee.data.featurizer import FeaturizerConfig
+from paee.data.relations import RelationVocab
+from paee.data.schema import DOCRED_ENTITY_TYPES
 from paee.model.config import PaeeConfig
-from paee.model.head import HeadConfig
 from paee.model.paee import build_model
 
 BERT_BASE = dict(model_type="bert", vocab_size=28996, hidden_size=768, num_hidden_layers=12,
                  num_attention_heads=12, intermediate_size=3072, max_position_embeddings=512)
 DOCRED_RELATIONS = 97
-DOCRED_TYPES = 7
+DOCRED_TYPES = len(DOCRED_ENTITY_TYPES) + 1  # type ids with the padding type 0
 
 
 def synthetic_batch(tokens: int, entities: int, n_max: int, mentions: int = 3, sentences: int = 10,
@@ -100,21 +102,19 @@ def main(argv: list[str] | None = None) -> dict:
 
     torch.manual_seed(0)
     device = torch.device(args.device)
-    head = HeadConfig(hidden_size=768, num_heads=12, num_relations=DOCRED_RELATIONS, num_entity_types=DOCRED_TYPES)
-    config = PaeeConfig(encoder=dict(BERT_BASE), num_relations=DOCRED_RELATIONS, num_entity_types=DOCRED_TYPES, head=head)
+    relations = RelationVocab.from_ids(f"P{r}" for r in range(1, DOCRED_RELATIONS))
+    config = PaeeConfig(encoder=dict(BERT_BASE), featurizer=FeaturizerConfig(), relations=relations)
     model = build_model(config).to(device)
-    batch = {k: v.to(device) for k, v in synthetic_batch(args.tokens, args.entities, config.max_entities).items()}
+    dims = config.dims
+    batch = {k: v.to(device) for k, v in synthetic_batch(args.tokens, args.entities, dims.max_entities).items()}
     train_batch = {**batch, **{k: v.to(device) for k, v in targets(batch, args.entities, DOCRED_RELATIONS).items()}}
-    enc_keys = ("input_ids", "attention_mask", "mention_pos", "mention_mask")
 
     model.eval()
     with torch.no_grad():
-        enc_out = model.encoder(**{k: batch[k] for k in enc_keys})
-        head_inputs = dict(token_emb=enc_out.token_emb, entity_emb=enc_out.entity_emb, entity_attn=enc_out.entity_attn,
-                           **{k: batch[k] for k in ("entity_type", "entity_mask", "sent_span", "sent_mask", "same_sent")})
+        encoded = model.encode(batch)
         t_forward = timed(lambda: model(batch), device, args.warmup, args.repeats)
-        t_encoder = timed(lambda: model.encoder(**{k: batch[k] for k in enc_keys}), device, args.warmup, args.repeats)
-        t_head = timed(lambda: model.head(**head_inputs), device, args.warmup, args.repeats)
+        t_encoder = timed(lambda: model.encode(batch), device, args.warmup, args.repeats)
+        t_head = timed(lambda: model.run_head(batch, encoded), device, args.warmup, args.repeats)
 
     model.train()
 
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
     peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     result = {
-        "tokens": args.tokens, "entities": args.entities, "max_entities": config.max_entities, "device": str(device),
+        "tokens": args.tokens, "entities": args.entities, "max_entities": dims.max_entities, "device": str(device),
         "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
         "params_encoder_M": round(sum(p.numel() for p in model.encoder.parameters()) / 1e6, 2),
         "params_head_M": round(sum(p.numel() for p in model.head.parameters()) / 1e6, 2),

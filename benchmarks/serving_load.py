@@ -46,6 +46,21 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from paee.checkpoint import Checkpoint
+from paee.data.docred import read_documents
+from paee.data.featurizer import FeaturizerConfig
+from paee.data.relations import RelationVocab
+from paee.data.synthetic import generate_corpus, rel2id, rel_info
+from paee.runtime.pipeline import OnnxPipeline
+from paee.serving.client import PaeeClient
+from paee.serving.loadtest import LoadConfig, run_load
+from paee.serving.server import TritonServer
+from paee_bench.checkpoints import KINDS, REALISTIC_FRACTION, raise_threshold, random_model
+from paee_export.parity import versions
+from paee_export.pipeline import export_checkpoint
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 REDOCRED_DEV = SHARED_DATA / "redocred" / "dev_revised.json"
@@ -53,20 +68,9 @@ REL2ID = SHARED_DATA / "meta" / "rel2id.json"
 REL_INFO = SHARED_DATA / "meta" / "rel_info.json"
 #: Issue 5's goal: Triton end to end at concurrency 1 costs at most this times the in-process pipeline.
 RATIO_GOAL = 1.25
-#: Fraction of (pair, relation) slots above threshold after `raise_threshold`: ~1 triple per 10 pairs,
-#: the order of DocRED's 3-7% relational pairs.
-REALISTIC_FRACTION = 0.001
 #: Synthetic documents when no DocRED file is available.
 SYNTHETIC_DOCS = 60
 REPOSITORIES = {"dynamic_batching": True, "no_dynamic_batching": False}
-#: Random-weight models built in code (`paee.training.setup.TinyEncoderSize` fields; ``head: {}`` = the
-#: default, full-size head). BERT-base: Devlin et al. 2019; vocabulary smaller than BERT's (the corpus is
-#: small; the embedding table does not change the encoder's cost).
-MODEL_SIZES: dict[str, dict[str, Any]] = {
-    "tiny": {},
-    "bert-base-random": {"hidden_size": 768, "num_layers": 12, "num_heads": 12, "intermediate_size": 3072,
-                         "vocab_size": 8000, "head": {}},
-}
 #: Scores of Triton and the in-process pipeline: the same graphs, same runtime; rounding only.
 SCORE_ATOL = 1e-3
 
@@ -76,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="work and result folder")
     model = p.add_mutually_exclusive_group()
     model.add_argument("--checkpoint", type=Path, default=None, help="a PAEE checkpoint")
-    model.add_argument("--model", choices=tuple(MODEL_SIZES), default="tiny",
+    model.add_argument("--model", choices=KINDS, default="tiny",
                        help="without --checkpoint: the random-weight model to build (default: tiny)")
     p.add_argument("--realistic-threshold", action="store_true",
                    help="raise the given checkpoint's threshold logit as for the tiny model (random-weight checkpoints)")
@@ -104,102 +108,34 @@ def log(message: str, started: float = time.perf_counter()) -> None:
 
 def read_docs(path: Path | None, limit: int, seed: int) -> tuple[list, str]:
     """The benchmark documents and where they came from."""
-    from paee.data.docred import read_documents
-
     if path is None and REDOCRED_DEV.is_file():
         path = REDOCRED_DEV
     if path is not None:
         return read_documents(path)[:limit], str(path)
-    from paee.data.synthetic import generate_corpus
-
     return generate_corpus(n_docs=min(limit, SYNTHETIC_DOCS), seed=seed), f"synthetic (seed {seed})"
 
 
-def raise_threshold(model: Any, features: Sequence[Any], pad_id: int, fraction: float) -> float:
-    """Shift the threshold class's bias so that ``fraction`` of the (pair, relation) margins lie above it."""
-    import numpy as np
-    import torch
-
-    from paee.inference import run_model
-
-    margins = [  # logit_r - logit_TH over ordered pairs s != o of each document: [pairs, R-1]
-        (o.logits[..., 1:] - o.logits[..., :1])[~np.eye(o.logits.shape[0], dtype=bool)]
-        for o in run_model(model, features, pad_id)
-    ]
-    shift = float(np.quantile(np.concatenate(margins), 1 - fraction))
-    with torch.no_grad():
-        model.head.classifier.bilinear.bias[0] += shift
-    return shift
-
-
 def make_checkpoint(args: argparse.Namespace, docs: Sequence[Any], out: Path) -> tuple[Path, dict[str, Any]]:
-    """The checkpoint to serve: the given one (maybe with its threshold raised) or a tiny random one."""
-    import torch
-
-    from paee.data.featurizer import Featurizer, FeaturizerConfig
-    from paee.data.relations import RelationVocab
-    from paee.data.tokenizer import TokenizerSpec
-    from paee.model.paee import build_model
-    from paee.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-
+    """The checkpoint to serve: the given one (maybe with its threshold raised) or a random one of ``--model``."""
     torch.manual_seed(args.seed)
     if args.checkpoint is not None:
         if not args.realistic_threshold:
             return args.checkpoint, {"path": str(args.checkpoint)}
-        ckpt = load_checkpoint(args.checkpoint)
-        model = build_model(ckpt.model_config).eval()
-        model.load_state_dict(ckpt.state_dict)
-        config, fconfig, tokenizer, relations = ckpt.model_config, ckpt.featurizer_config, ckpt.tokenizer, ckpt.relations
+        ckpt = Checkpoint.load(args.checkpoint)
+        model, tokenizer = ckpt.build_model(), ckpt.tokenizer
         info: dict[str, Any] = {"path": str(args.checkpoint)}
     else:
-        from paee.data.synthetic import rel2id, rel_info
-        from paee.training.setup import TinyEncoderSize, make_model_config, prepare_encoder
-
         relations = (RelationVocab.from_files(REL2ID, REL_INFO) if REL2ID.is_file() and REL_INFO.is_file()
                      else RelationVocab.from_rel2id(rel2id(), rel_info()))
-        source = prepare_encoder("tiny", docs, TinyEncoderSize(**MODEL_SIZES[args.model]))
-        fconfig, tokenizer = FeaturizerConfig(truncate=True), source.tokenizer
-        config = make_model_config(source, relations, fconfig)
-        model = build_model(config).eval()
-        info = {"path": None, "kind": f"{args.model} (random weights)", "sizes": MODEL_SIZES[args.model]}
-    featurizer = Featurizer(tokenizer, fconfig, relations)
-    features = [f for f in featurizer.featurize_many(docs, errors="collect") if not isinstance(f, Exception)]
-    info["threshold_shift"] = raise_threshold(model, features, TokenizerSpec.from_tokenizer(tokenizer).pad_id,
-                                              REALISTIC_FRACTION)
+        model, source = random_model(args.model, docs, relations, FeaturizerConfig(truncate=True), seed=args.seed)
+        tokenizer = source.tokenizer
+        info = {"path": None, "kind": f"{args.model} (random weights)"}
+    featurizer = Checkpoint.from_model(model, tokenizer).featurizer()
+    info["threshold_shift"] = raise_threshold(model, featurizer, docs, REALISTIC_FRACTION)
     path = out / "checkpoint.pt"
-    save_checkpoint(path, Checkpoint(config, fconfig, tokenizer, relations, model.state_dict()))
+    Checkpoint.from_model(model, tokenizer).save(path)
     info["written"] = str(path)
     return path, info
-
-
-# --- the in-process pipeline on the repository's own files ---------------------------------------
-
-
-def repository_pipeline(repo: Path) -> tuple[Any, Any]:
-    """`OnnxPipeline` on the graphs, tokenizer, featurizer and decoding settings the server runs, and the
-    relation vocabulary of its postprocess model."""
-    from paee.data.featurizer import Featurizer, FeaturizerConfig
-    from paee.data.relations import RelationVocab
-    from paee.data.tokenizer import load_tokenizer
-    from paee_export.runtimes import OnnxPipeline, graph_session
-
-    version = repo / "paee_encoder" / "1"
-    runtime = json.loads((version / "assets" / "runtime.json").read_text())
-    encoders = {g["name"]: graph_session(version, runtime, g) for g in runtime["graphs"]}
-    head_version = repo / "paee_head" / "1"
-    head_runtime = json.loads((head_version / "assets" / "runtime.json").read_text())
-    (head_graph,) = head_runtime["graphs"]
-    pre = repo / "paee_preprocess" / "1" / "assets"
-    featurizer = Featurizer(load_tokenizer(pre), FeaturizerConfig.from_json((pre / "featurizer.json").read_text()))
-    post = repo / "paee_postprocess" / "1" / "assets"
-    decoding = json.loads((post / "decode.json").read_text())
-    relations = RelationVocab.from_json(json.loads((post / "relations.json").read_text()))
-    window = max(g["length_range"][1] for g in runtime["graphs"] if g["name"] == "encoder")
-    pipeline = OnnxPipeline(
-        encoders, graph_session(head_version, head_runtime, head_graph), featurizer, batch_size=1, window=window,
-        gate_threshold=decoding.get("gate_threshold"), top_k=decoding.get("top_k"),
-    )
-    return pipeline, relations
 
 
 # --- measurements --------------------------------------------------------------------------------
@@ -242,8 +178,6 @@ def triple_key_set(triples: Sequence[Any], relations: Any = None) -> set[tuple[i
 
 
 def environment() -> dict[str, Any]:
-    from paee_export.parity import versions
-
     return {
         "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
@@ -264,11 +198,6 @@ def ms(seconds: Sequence[float]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from paee.serving.client import PaeeClient
-    from paee.serving.loadtest import LoadConfig, run_load
-    from paee.serving.server import TritonServer
-    from paee_export.pipeline import export_checkpoint
-
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
@@ -289,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         repos[name] = exported.repository
         result.setdefault("export", {"precision": exported.precision, "warnings": exported.warnings})
 
-    pipeline, relations = repository_pipeline(repos["dynamic_batching"])
+    pipeline = OnnxPipeline.from_repository(repos["dynamic_batching"], batch_size=1)
+    relations = pipeline.relations
     features = pipeline.featurizer.featurize_many(docs, errors="collect")
     refused = [str(f) for f in features if isinstance(f, Exception)]
     docs = [d for d, f in zip(docs, features) if not isinstance(f, Exception)]

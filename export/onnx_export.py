@@ -260,6 +260,8 @@ def warnings_suppressed() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=Warning, module=r"torch\..*|transformers\..*|paee\..*")
         warnings.filterwarnings("ignore", message=".*Converting a tensor to a Python.*")
+        # the TorchScript exporter is chosen on purpose for the encoders (DEFAULT_EXPORTERS says why)
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
         yield
 
 

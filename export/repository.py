@@ -246,6 +246,9 @@ def write_repository(
         raise RepositoryError(f"output {out} already exists and is not empty; pass force=True (--force) to replace it")
     for model in MODEL_NAMES[1:]:
         _instances(instances, model)
+    missing = [f"{name}: {graph.path}" for name, graph in graphs.items() if not Path(graph.path).is_file()]
+    if missing:
+        raise RepositoryError(f"graph files do not exist: {', '.join(missing)}")
     writer = _Writer(
         templates=templates_dir(), checkpoint=checkpoint, dims=checkpoint.dims, max_batch_size=max_batch_size,
         instances=instances, batching=f"dynamic_batching {{ max_queue_delay_microseconds: {max_queue_delay_us} }}"

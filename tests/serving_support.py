@@ -104,15 +104,14 @@ def real_model_files(tmp_path_factory, redocred_dev_path, rel2id_path, rel_info_
     margins of the served documents lie above it: the model predicts some triples per document and
     leaves most pairs empty, so agreement of the triple sets tests the decision, not just "all" or "none".
     """
-    import numpy as np
     import torch
 
     from paee.data.docred import read_documents
     from paee.data.featurizer import Featurizer, FeaturizerConfig
     from paee.data.relations import RelationVocab
-    from paee.inference import Predictor
     from paee.model.paee import build_model
     from paee.training.setup import make_model_config, prepare_encoder
+    from paee_bench.checkpoints import raise_threshold
 
     out = tmp_path_factory.mktemp("serving_real")
     torch.manual_seed(0)
@@ -127,12 +126,7 @@ def real_model_files(tmp_path_factory, redocred_dev_path, rel2id_path, rel_info_
     config = make_model_config(source, relations, featurizer_config)
     model = build_model(config).eval()
 
-    outputs = Predictor(model, featurizer, device="cpu").outputs(docs)
-    margins = np.concatenate([  # [pairs, R-1]: logit_r - logit_TH of every ordered pair s != o
-        (o.logits[..., 1:] - o.logits[..., :1])[~np.eye(o.logits.shape[0], dtype=bool)] for o in outputs
-    ])
-    with torch.no_grad():
-        model.head.classifier.bilinear.bias[0] += float(np.quantile(margins, 1 - REAL_POSITIVE_FRACTION))
+    raise_threshold(model, featurizer, docs, REAL_POSITIVE_FRACTION)
     files = _export_tiny(out, model, source)
     return {**files, "docs": docs, "lengths": {d.title: n for d, n in zip(pool, lengths)}}
 

@@ -18,9 +18,10 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tritonclient.grpc")
 
+from paee.runtime.layout import ModelRuntime, version_dir  # noqa: E402
+from paee.runtime.sessions import bf16_cpu_support, openvino_available  # noqa: E402
 from paee_export.cli import main  # noqa: E402
 from paee_export.repository import parse_config  # noqa: E402
-from paee_export.runtimes import bf16_cpu_support, openvino_available  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -38,16 +39,15 @@ def files(tmp_path_factory) -> dict[str, Path]:
     from paee.data.featurizer import Featurizer, FeaturizerConfig
     from paee.data.relations import RelationVocab
     from paee.data.synthetic import generate_corpus, rel2id, rel_info
-    from paee.training.checkpoint import Checkpoint, save_checkpoint
+    from paee.checkpoint import Checkpoint
     from paee_bench.checkpoints import random_model
 
     out = tmp_path_factory.mktemp("export_cli")
     docs = generate_corpus(n_docs=8, seed=1)
     relations = RelationVocab.from_rel2id(rel2id(), rel_info())
     model, source = random_model("tiny", docs, relations, FeaturizerConfig(), seed=0)
-    config = model.config
     checkpoint = out / "run" / "best.pt"
-    save_checkpoint(checkpoint, Checkpoint(config, FeaturizerConfig(), source.tokenizer, relations, model.state_dict()))
+    Checkpoint.from_model(model, source.tokenizer).save(checkpoint)
     # one document longer than a window (so encoder_long is compared too) and one short one
     featurizer = Featurizer(source.tokenizer, FeaturizerConfig(), relations)
     lengths = [f.num_tokens for f in featurizer.featurize_many(docs)]
@@ -92,11 +92,11 @@ def test_fp32_cpu_export_writes_a_complete_repository(fp32_repo, files):
     assert len(relations["ids"]) > 1
 
     report = _report(fp32_repo)
-    assert report["target"] == "cpu" and report["precision"] == "fp32"
+    assert report["target"] == "cpu" and report["precision"] == "fp32" and report["plan"] == "cpu-fp32"
     for graph in ("encoder", "encoder_long"):  # the shipped encoders are the fused ones
-        assert report["fused_attention"][graph] == {"fused_attention": files["layers"], "layers": files["layers"]}
+        assert report["build"]["fused_attention"][graph] == {"fused_attention": files["layers"], "layers": files["layers"]}
         assert report["graphs"][graph]["fused_attention"] == files["layers"]
-    fp32 = report["parity"]["variants"]["ort_fp32"]
+    fp32 = report["parity"]["variants"]["cpu-fp32"]
     assert fp32["end_to_end"]["logits"]["max_abs"] <= FP32_ATOL
     assert fp32["head"]["logits"]["max_abs"] <= FP32_ATOL
     assert fp32["end_to_end"]["triples"]["jaccard"] == 1.0
@@ -104,6 +104,10 @@ def test_fp32_cpu_export_writes_a_complete_repository(fp32_repo, files):
     assert report["parity"]["long_documents"] >= 1  # encoder_long was compared too
     assert report["versions"]["onnxruntime"] and report["tensorrt"] == {"requested": False}
     assert _leftovers(fp32_repo.parent, "repo_fp32") == ["repo_fp32"]
+    # nothing machine-specific or generated at run time travels in the repository
+    manifest = (fp32_repo / "paee_repository.json").read_text()
+    assert "/tmp" not in manifest and "paee-export-" not in manifest
+    assert not list(fp32_repo.rglob("__pycache__"))
 
 
 def test_existing_repository_needs_force(fp32_repo, files, capsys):
@@ -121,20 +125,18 @@ def test_int8_export_with_force_replaces_the_repository(fp32_repo, files):
     report = _report(repo)
     assert report["precision"] == "int8"  # replaced, not merged
     runtime = json.loads((repo / "paee_encoder" / "1" / "assets" / "runtime.json").read_text())
-    assert runtime["precision"] == "int8"
+    graphs = {g["name"]: g for g in runtime["graphs"]}
+    assert graphs["encoder"]["precision"] == graphs["encoder_long"]["precision"] == "int8"
     head = json.loads((repo / "paee_head" / "1" / "assets" / "runtime.json").read_text())["graphs"][0]
     if openvino_available():
         # static int8 encoder on OpenVINO, calibrated on synthetic documents; the head at bf16 where the CPU can
-        graphs = {g["name"]: g for g in runtime["graphs"]}
         assert graphs["encoder"]["backend"] == "openvino" and graphs["encoder_long"]["backend"] == "onnxruntime"
         assert head["precision"] == ("bf16" if bf16_cpu_support()[0] else "fp32")
-        assert "synthetic documents" in report["quantization"]["calibration"]
+        assert "synthetic documents" in report["build"]["calibration"]["encoder"]
         assert report["graphs"]["encoder"]["op_histogram"].get("QuantizeLinear", 0) > 0
-        variant = "openvino_int8"
     else:
-        assert "dynamic" in report["quantization"]["scheme"]
-        variant = "ort_int8"
-    int8 = report["parity"]["variants"][variant]["end_to_end"]
+        assert report["plan"] == "cpu-int8-dynamic" and graphs["encoder"]["backend"] == "onnxruntime"
+    int8 = report["parity"]["variants"][report["plan"]]["end_to_end"]
     assert 0.0 <= int8["triples"]["jaccard"] <= 1.0 and "identical_documents" in int8["triples"]
     assert 0.9 <= int8["pair_argmax_agreement"] <= 1.0
     assert report["graphs"]["encoder"]["initializer_dtypes"].get("INT8", 0) > 0
@@ -148,7 +150,7 @@ def test_int8_repository_serves_what_its_runtimes_compute_in_process(files):
     from paee.data.docred import read_documents
     from paee.serving.client import PaeeClient
     from paee.serving.server import TritonServer, TritonServerError, find_triton
-    from paee_bench.serving_load import repository_pipeline
+    from paee.runtime.pipeline import OnnxPipeline
 
     repo = files["root"] / "repo_replaced"
     if not (repo / "export_report.json").exists():
@@ -158,12 +160,14 @@ def test_int8_repository_serves_what_its_runtimes_compute_in_process(files):
     except TritonServerError as e:
         pytest.skip(f"no tritonserver: {e}")
     docs = read_documents(files["parity_docs"])
-    pipeline, relations = repository_pipeline(repo)
+    pipeline = OnnxPipeline.from_repository(repo, batch_size=1)  # one document per request, as served here
+    relations = pipeline.relations
     expected = [{(t.head, t.tail, relations.ids[t.relation]) for t in triples} for triples in pipeline.predict(docs)]
     with TritonServer(repo, http_port=0, grpc_port=0, metrics_port=0, stop_timeout_s=20) as server:
         with PaeeClient(server.http_url, protocol="http", timeout_s=120) as client:
             served = [{(t["h_idx"], t["t_idx"], t["r"]) for t in client.predict(d.to_json())} for d in docs]
     assert served == expected and any(expected)
+    assert not list(repo.rglob("__pycache__"))  # serving writes nothing into the repository
 
 
 def test_tensorrt_without_tensorrt_exports_and_says_why(files, capsys):
@@ -179,7 +183,8 @@ def test_tensorrt_without_tensorrt_exports_and_says_why(files, capsys):
     assert "tensorrt: skipped" in capsys.readouterr().out
     configs = {p.parent.name: parse_config(p.read_text(), str(p)) for p in repo.glob("*/config.pbtxt")}
     assert configs["paee_head"].platform == "onnxruntime_onnx"  # ONNX with the TensorRT accelerator instead
-    assert report["parity"]["variants"]["ort_fp32"]["end_to_end"]["logits"]["max_abs"] <= FP32_ATOL
+    assert report["parity"]["variants"]["gpu-fp32"]["end_to_end"]["logits"]["max_abs"] <= FP32_ATOL
+    assert report["parity"]["skipped_variants"] == {}  # fp32 GPU files run on ONNX Runtime's CPU provider here
 
 
 def _assert_user_error(capsys, rc: int, *words: str) -> None:
@@ -230,3 +235,27 @@ def test_calibration_is_for_int8_only(files, tmp_path, capsys):
                "--calibration", str(files["parity_docs"]), "--quiet"])
     _assert_user_error(capsys, rc, "--calibration", "int8")
     assert list(tmp_path.iterdir()) == []
+
+
+def _runtime_entries(repo: Path) -> dict[str, list[dict]]:
+    """Per graph-running model, its runtime.json graph entries (file, lengths, runtime, precision)."""
+    return {model: [g.to_json() for g in ModelRuntime.read(version_dir(repo, model)).graphs]
+            for model in ("paee_encoder", "paee_head")}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8", "bf16"])
+def test_bench_serves_the_repository_the_export_writes(files, precision):
+    """paee-bench's Triton repository of a precision runs every graph as paee-export's does (one plan table)."""
+    from paee.checkpoint import Checkpoint
+    from paee_bench.artifacts import Artifacts
+
+    exported = files["root"] / f"repo_plan_{precision}"
+    if not exported.exists():
+        assert _export(files, exported, "--precision", precision, "--no-parity") == 0
+    ckpt = Checkpoint.load(files["checkpoint"])
+    artifacts = Artifacts(ckpt.build_model(), ckpt, ckpt.featurizer(truncate=True), files["root"] / f"bench_{precision}",
+                          progress=False)
+    benched = artifacts.repository(precision, threads=None, max_batch_size=8)
+    assert _runtime_entries(benched) == _runtime_entries(exported)
+    manifests = [json.loads((r / "paee_repository.json").read_text()) for r in (benched, exported)]
+    assert manifests[0]["plan"] == manifests[1]["plan"] and manifests[0]["graphs"] == manifests[1]["graphs"]

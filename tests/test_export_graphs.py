@@ -17,18 +17,20 @@ from paee.data.relations import RelationVocab  # noqa: E402
 from paee.data.synthetic import generate_corpus, rel2id  # noqa: E402
 from paee.model.paee import build_model  # noqa: E402
 from paee.training.setup import prepare_encoder, make_model_config  # noqa: E402
-from paee_export import graphs  # noqa: E402
-from paee_export.graphs import ENCODER, ENCODER_LONG, HEAD, ExportDims, GraphSpecError, example_inputs  # noqa: E402
+from paee.runtime.contract import ENCODER, ENCODER_LONG, HEAD, GraphSpecError  # noqa: E402
+from paee.runtime.sessions import bf16_cpu_support, create_session  # noqa: E402
 from paee_export.onnx_export import (  # noqa: E402
+    ExportError,
     ExportValidationError,
     check_graph,
     compare_outputs,
+    example_inputs,
     export_graphs,
+    read_graph_metadata,
     torch_outputs,
     validate_graph,
 )
 from paee_export.optimize import convert_fp16, fp32_islands, graph_stats, optimize_encoder, quantize_int8  # noqa: E402
-from paee_export.runtimes import create_session, read_graph_metadata  # noqa: E402
 from paee_export.tensorrt_build import bucket_profile, build_engine, tensorrt_available  # noqa: E402
 
 NUM_LAYERS = 2  # the tiny encoder's depth (TinyEncoderSize default)
@@ -43,9 +45,9 @@ def tiny(tmp_path_factory):
     featurizer_config = FeaturizerConfig()
     torch.manual_seed(0)
     model = build_model(make_model_config(source, relations, featurizer_config)).eval()
-    dims = ExportDims.from_model(model, featurizer_config.max_mentions, featurizer_config.max_sentences)
+    dims = model.config.dims
     out = tmp_path_factory.mktemp("graphs")
-    exported = export_graphs(model, out, dims)
+    exported = export_graphs(model, out)
     return model, dims, exported, out
 
 
@@ -58,10 +60,12 @@ def test_specs_name_the_contract(tiny):
     assert exported[ENCODER_LONG].spec.length_range == (513, 1024)
     entity_attn = exported[ENCODER].spec.outputs[2]
     assert entity_attn.dims == ("batch", dims.max_entities, dims.num_heads, "length")
-    assert graphs.encoder_for_length(512, 512, 1024) == ENCODER
-    assert graphs.encoder_for_length(520, 512, 1024) == ENCODER_LONG
+    assert dims.encoder_for_length(512) == ENCODER
+    assert dims.encoder_for_length(520) == ENCODER_LONG
     with pytest.raises(GraphSpecError, match="outside"):
-        graphs.encoder_for_length(1025, 512, 1024)
+        dims.encoder_for_length(1025)
+    assert {name: g.exporter for name, g in exported.items()} == {
+        ENCODER: "torchscript", ENCODER_LONG: "torchscript", HEAD: "dynamo"}
 
 
 def test_check_feeds_lists_every_problem(tiny):
@@ -185,8 +189,6 @@ def ov_encoder(tiny):
 
 
 def test_openvino_bf16_runs_the_short_encoder_and_head(tiny, ov_encoder, tmp_path):
-    from paee_export.runtimes import bf16_cpu_support
-
     model, _, exported, _ = tiny
     supported, _ = bf16_cpu_support()
     for name, path, atol in ((ENCODER, ov_encoder.path, 0.05), (HEAD, exported[HEAD].path, 0.05)):
@@ -270,20 +272,9 @@ def test_graph_stats_reports_size_and_ops(tiny):
     assert stats.fused_attention == 0
 
 
-def test_runtimes_module_imports_no_torch():
-    """runtimes.py runs inside Triton's python backend: importing it must not pull in torch."""
-    import subprocess
-    import sys
-
-    code = "import sys, paee_export.runtimes; print('torch' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "False"
-
-
 def test_exporter_override_is_validated(tiny, tmp_path):
     from paee_export.onnx_export import export_graph
 
     model, _, exported, _ = tiny
-    with pytest.raises(ValueError, match="exporter"):
+    with pytest.raises(ExportError, match="exporter 'tflite'"):
         export_graph(model, exported[HEAD].spec, tmp_path / "x.onnx", exporter="tflite")
-    assert dataclasses.replace(exported[HEAD].spec, exporter="dynamo").exporter == "dynamo"

@@ -15,10 +15,11 @@ from paee.data.synthetic import generate_corpus, rel2id  # noqa: E402
 from paee.inference import Predictor  # noqa: E402
 from paee.model.paee import build_model  # noqa: E402
 from paee.training.setup import make_model_config, prepare_encoder  # noqa: E402
-from paee_export.graphs import ENCODER, ENCODER_LONG, HEAD, ExportDims  # noqa: E402
+from paee.runtime.contract import ENCODER, ENCODER_LONG, HEAD  # noqa: E402
+from paee.runtime.pipeline import OnnxPipeline  # noqa: E402
+from paee.runtime.sessions import SessionError, create_session  # noqa: E402
 from paee_export.onnx_export import export_graphs  # noqa: E402
 from paee_export.parity import Variant, format_parity_table, parity_report, triple_agreement  # noqa: E402
-from paee_export.runtimes import OnnxPipeline  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +31,13 @@ def setup(tmp_path_factory):
     torch.manual_seed(1)
     model = build_model(make_model_config(source, relations, config)).eval()
     featurizer = Featurizer(source.tokenizer, config, relations)
-    dims = ExportDims.from_model(model, config.max_mentions, config.max_sentences)
-    exported = export_graphs(model, tmp_path_factory.mktemp("graphs"), dims, validate=False)
+    exported = export_graphs(model, tmp_path_factory.mktemp("graphs"), validate=False)
     return model, featurizer, relations, docs, {name: e.path for name, e in exported.items()}
+
+
+def _pipeline(paths, featurizer, graphs=(ENCODER, ENCODER_LONG, HEAD), batch_size=3) -> OnnxPipeline:
+    sessions = {name: create_session(paths[name], "fp32") for name in graphs}
+    return OnnxPipeline(sessions, featurizer, window=512, batch_size=batch_size)
 
 
 def test_documents_cover_both_length_buckets(setup):
@@ -43,11 +48,8 @@ def test_documents_cover_both_length_buckets(setup):
 
 def test_onnx_pipeline_gives_the_predictors_triples(setup):
     model, featurizer, relations, docs, paths = setup
-    expected = Predictor(model, featurizer, relations, device="cpu", batch_size=3).predict(docs)
-    pipeline = OnnxPipeline(
-        {ENCODER: paths[ENCODER], ENCODER_LONG: paths[ENCODER_LONG]}, paths[HEAD], featurizer, "fp32", batch_size=3
-    )
-    got = pipeline.predict(docs)
+    expected = Predictor(model, featurizer, device="cpu", batch_size=3).predict(docs)
+    got = _pipeline(paths, featurizer).predict(docs)
     assert sum(len(t) for t in expected) > 0  # random weights still predict triples: a real comparison
     assert [[(t.head, t.tail, t.relation) for t in doc] for doc in got] == [
         [(t.head, t.tail, t.relation) for t in doc] for doc in expected
@@ -59,16 +61,16 @@ def test_onnx_pipeline_gives_the_predictors_triples(setup):
 
 def test_pipeline_without_the_long_graph_says_which_graph_is_missing(setup):
     _, featurizer, _, docs, paths = setup
-    pipeline = OnnxPipeline(paths[ENCODER], paths[HEAD], featurizer, "fp32")
-    with pytest.raises(RuntimeError, match="encoder_long"):
+    pipeline = _pipeline(paths, featurizer, graphs=(ENCODER, HEAD))
+    with pytest.raises(SessionError, match="encoder_long"):
         pipeline.predict(docs)
 
 
 def test_parity_report_covers_graphs_and_end_to_end(setup):
     model, featurizer, _, docs, paths = setup
-    variants = {"ort_fp32": Variant({ENCODER: paths[ENCODER], ENCODER_LONG: paths[ENCODER_LONG]}, paths[HEAD], files=[str(paths[HEAD])])}
+    variants = {"cpu-fp32": Variant(_pipeline(paths, featurizer), "fp32", files=[paths[HEAD]])}
     report = parity_report(model, docs[:6], featurizer, variants, batch_size=3)
-    entry = report["variants"]["ort_fp32"]
+    entry = report["variants"]["cpu-fp32"]
     assert entry["encoder"]["token_emb"]["max_abs"] <= 1e-4
     assert entry["head"]["logits"]["max_abs"] <= 1e-4
     assert entry["end_to_end"]["logits"]["max_abs"] <= 1e-4
@@ -77,7 +79,7 @@ def test_parity_report_covers_graphs_and_end_to_end(setup):
     assert report["long_documents"] >= 1
     assert report["versions"]["onnxruntime"]
     table = format_parity_table(report)
-    assert "ort_fp32" in table and "jaccard" in table
+    assert "cpu-fp32" in table and "jaccard" in table
 
 
 def test_triple_agreement_counts():

@@ -4,9 +4,6 @@ assets travel inside the repository, atomic writes, --force and error cases, tor
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +14,15 @@ pytest.importorskip("tritonclient.grpc")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
+from paee.checkpoint import Checkpoint  # noqa: E402
+from paee.data.decode import DecodeConfig  # noqa: E402
 from paee.data.featurizer import FeaturizerConfig  # noqa: E402
 from paee.data.relations import RelationVocab  # noqa: E402
+from paee.model.config import PaeeConfig  # noqa: E402
+from paee.model.head import HeadConfig  # noqa: E402
 from paee_export import repository  # noqa: E402
+from paee_export.build import BuiltGraph  # noqa: E402
+from paee_export.plan import PLANS  # noqa: E402
 from paee_export.repository import RepositoryError, parse_config, write_repository  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +33,7 @@ FEATURIZER = FeaturizerConfig(max_entities=N, max_mentions=M, max_sentences=S, m
 
 
 def _fake_graph(path: Path, inputs: list[tuple[str, int, list]], outputs: list[tuple[str, int, list]],
-                meta: dict | None = None, external: bool = False) -> Path:
+                external: bool = False) -> Path:
     """A tiny ONNX file with the contract's names and shapes (outputs are constants; never run here)."""
     nodes, inits = [], []
     for name, dtype, dims in outputs:
@@ -45,9 +48,6 @@ def _fake_graph(path: Path, inputs: list[tuple[str, int, list]], outputs: list[t
         initializer=inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    if meta is not None:
-        entry = model.metadata_props.add()
-        entry.key, entry.value = "paee.graph", json.dumps(meta)
     path.parent.mkdir(parents=True, exist_ok=True)
     if external:
         onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
@@ -55,12 +55,6 @@ def _fake_graph(path: Path, inputs: list[tuple[str, int, list]], outputs: list[t
     else:
         onnx.save_model(model, str(path))
     return path
-
-
-def _dims_meta(graph: str, length_range: list[int]) -> dict:
-    return {"graph": graph, "length_range": length_range, "dims": {
-        "max_entities": N, "max_mentions": M, "max_sentences": S, "hidden_size": H, "num_heads": K,
-        "num_relations": R, "window": 512, "max_length": 1024}}
 
 
 ENC_IN = [("input_ids", TensorProto.INT64, ["batch", "length"]), ("attention_mask", TensorProto.INT64, ["batch", "length"]),
@@ -74,22 +68,34 @@ HEAD_OUT = [("logits", TensorProto.FLOAT, ["batch", N, N, R]), ("pair_prob", Ten
 def graphs(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("graphs")
     return {
-        "encoder": _fake_graph(d / "encoder.onnx", ENC_IN, ENC_OUT, _dims_meta("encoder", [1, 512])),
-        "encoder_long": _fake_graph(d / "encoder_long.onnx", ENC_IN, ENC_OUT, _dims_meta("encoder_long", [513, 1024])),
-        "head": _fake_graph(d / "head.onnx", ENC_OUT, HEAD_OUT, _dims_meta("head", [1, 1024]), external=True),
-        "plain_encoder": _fake_graph(d / "plain.onnx", ENC_IN, ENC_OUT),  # no metadata: H, K from shapes
+        "encoder": _fake_graph(d / "encoder.onnx", ENC_IN, ENC_OUT),
+        "encoder_long": _fake_graph(d / "encoder_long.onnx", ENC_IN, ENC_OUT),
+        "head": _fake_graph(d / "head.onnx", ENC_OUT, HEAD_OUT, external=True),
     }
+
+
+def _checkpoint(tokenizer, featurizer: FeaturizerConfig = FEATURIZER) -> Checkpoint:
+    """The model artefact the writer reads (configuration, tokenizer); no weights are needed to write configs."""
+    encoder = {"model_type": "bert", "hidden_size": H, "num_attention_heads": K, "max_position_embeddings": 512}
+    config = PaeeConfig(encoder=encoder, featurizer=featurizer, relations=RELATIONS, head=HeadConfig(variant="atlop"))
+    return Checkpoint(config, tokenizer, state_dict={})
+
+
+def _built(graphs: dict[str, Path], plan: str) -> dict[str, BuiltGraph]:
+    """The fake files as the graphs of an export plan."""
+    dims = _checkpoint(None).dims
+    return {name: BuiltGraph(name, graphs[name], g.backend, g.precision, dims.length_range(name))
+            for name, g in PLANS[plan].graphs.items()}
+
+
+def _write(out: Path, graphs: dict[str, Path], tokenizer, plan: str = "cpu-fp32", featurizer: FeaturizerConfig = FEATURIZER,
+           **kwargs) -> Path:
+    return write_repository(out, _checkpoint(tokenizer, featurizer), PLANS[plan], _built(graphs, plan), **kwargs)
 
 
 @pytest.fixture(scope="module")
 def tokenizer(tiny_tokenizer):
     return tiny_tokenizer
-
-
-def _write(out: Path, graphs: dict[str, Path], tokenizer, **kwargs) -> Path:
-    kwargs.setdefault("encoder_onnx", [graphs["encoder"], graphs["encoder_long"]])
-    return write_repository(out, head_onnx=graphs["head"], tokenizer_json=tokenizer, featurizer_config=FEATURIZER,
-                            relations=RELATIONS, **kwargs)
 
 
 def _configs(repo: Path) -> dict[str, object]:
@@ -126,10 +132,12 @@ def test_cpu_repository_layout_and_every_config_parses(tmp_path, graphs, tokeniz
     assert json.loads((repo / "export_report.json").read_text()) == {"parity": "ok"}
     manifest = json.loads((repo / "paee_repository.json").read_text())
     assert manifest["buckets"] == list(range(64, 1025, 64)) and manifest["target"] == "cpu"
+    assert manifest["plan"] == "cpu-fp32" and manifest["dims"]["max_entities"] == N
+    assert "/tmp" not in json.dumps(manifest)  # no machine-specific paths
 
 
 def test_assets_and_graphs_travel_inside_the_repository(tmp_path, graphs, tokenizer):
-    repo = _write(tmp_path / "repo", graphs, tokenizer, gate_threshold=0.3, top_k=2, precision="int8")
+    repo = _write(tmp_path / "repo", graphs, tokenizer, plan="cpu-int8", decode_config=DecodeConfig(0.3, 2))
     pre = repo / "paee_preprocess" / "1" / "assets"
     assert json.loads((pre / "tokenizer.json").read_text()) == json.loads(tokenizer.to_str())
     assert FeaturizerConfig.from_json((pre / "featurizer.json").read_text()) == FEATURIZER
@@ -137,8 +145,10 @@ def test_assets_and_graphs_travel_inside_the_repository(tmp_path, graphs, tokeni
     assert RelationVocab.from_json(json.loads((post / "relations.json").read_text())) == RELATIONS
     assert json.loads((post / "decode.json").read_text()) == {"gate_threshold": 0.3, "top_k": 2}
     runtime = json.loads((repo / "paee_encoder" / "1" / "assets" / "runtime.json").read_text())
-    assert runtime["precision"] == "int8"
-    assert [(g["name"], g["length_range"]) for g in runtime["graphs"]] == [("encoder", [1, 512]), ("encoder_long", [513, 1024])]
+    assert [(g["name"], g["length_range"], g["backend"], g["precision"]) for g in runtime["graphs"]] == [
+        ("encoder", [1, 512], "openvino", "int8"), ("encoder_long", [513, 1024], "onnxruntime", "int8")]
+    head = json.loads((repo / "paee_head" / "1" / "assets" / "runtime.json").read_text())["graphs"]
+    assert [(g["backend"], g["precision"]) for g in head] == [("openvino", "bf16")]  # the plan's, per graph
     for g in runtime["graphs"]:
         assert (repo / "paee_encoder" / "1" / g["path"]).is_file()
     head_dir = repo / "paee_head" / "1" / "graphs" / "head"
@@ -146,7 +156,7 @@ def test_assets_and_graphs_travel_inside_the_repository(tmp_path, graphs, tokeni
 
 
 def test_gpu_flavour_uses_native_models_and_the_directory_form_for_external_data(tmp_path, graphs, tokenizer):
-    repo = _write(tmp_path / "repo", graphs, tokenizer, target="gpu", precision="fp16")
+    repo = _write(tmp_path / "repo", graphs, tokenizer, plan="gpu-fp16")
     configs = _configs(repo)
     assert configs["paee_head"].platform == "onnxruntime_onnx"
     accel = configs["paee_head"].optimization.execution_accelerators.gpu_execution_accelerator[0]
@@ -163,19 +173,18 @@ def test_gpu_flavour_uses_native_models_and_the_directory_form_for_external_data
 def test_gpu_flavour_with_tensorrt_plans(tmp_path, graphs, tokenizer):
     plan = tmp_path / "head.plan"
     plan.write_bytes(b"not a real engine")
-    repo = write_repository(tmp_path / "repo", encoder_onnx=graphs["encoder"], head_onnx=graphs["head"],
-                            tokenizer_json=tokenizer, relations=RELATIONS, target="gpu",
-                            featurizer_config=FeaturizerConfig(max_entities=N, max_mentions=M, max_sentences=S, max_length=512),
-                            tensorrt_plans={"head": plan})
+    repo = _write(tmp_path / "repo", graphs, tokenizer, plan="gpu-fp32", tensorrt_plans={"head": plan})
     configs = _configs(repo)
     assert configs["paee_head"].platform == "tensorrt_plan" and (repo / "paee_head" / "1" / "model.plan").is_file()
-    assert configs["paee_encoder"].platform == "onnxruntime_onnx"  # one encoder graph: no router
+    assert configs["paee_encoder_short"].platform == "onnxruntime_onnx"  # no engine for it: ONNX + TensorRT accelerator
+    routes = json.loads((repo / "paee_encoder" / "1" / "assets" / "runtime.json").read_text())["routes"]
+    assert routes == [{"model": "paee_encoder_short", "length_range": [1, 512]},
+                      {"model": "paee_encoder_long", "length_range": [513, 1024]}]
 
 
-def test_dims_read_from_output_shapes_when_graphs_carry_no_metadata(tmp_path, graphs, tokenizer):
-    repo = write_repository(tmp_path / "repo", encoder_onnx=graphs["plain_encoder"], head_onnx=graphs["head"],
-                            tokenizer_json=tokenizer, relations=RELATIONS,
-                            featurizer_config=FeaturizerConfig(max_entities=N, max_mentions=M, max_sentences=S, max_length=300))
+def test_dims_and_buckets_come_from_the_checkpoint(tmp_path, graphs, tokenizer):
+    short = FeaturizerConfig(max_entities=N, max_mentions=M, max_sentences=S, max_length=300)
+    repo = _write(tmp_path / "repo", graphs, tokenizer, featurizer=short)
     enc = {t.name: list(t.dims) for t in _configs(repo)["paee_encoder"].output}
     assert enc["entity_attn"] == [N, K, -1]
     assert json.loads((repo / "paee_repository.json").read_text())["buckets"] == [64, 128, 192, 256, 300]
@@ -217,47 +226,21 @@ def test_failure_leaves_nothing_behind_and_keeps_the_old_repository(tmp_path, gr
 
 
 def test_argument_errors_name_the_problem(tmp_path, graphs, tokenizer):
-    with pytest.raises(RepositoryError, match="served by no encoder graph"):
-        _write(tmp_path / "a", graphs, tokenizer, encoder_onnx=graphs["encoder"])  # max_length 1024, short graph only
-    with pytest.raises(RepositoryError, match="target"):
-        _write(tmp_path / "b", graphs, tokenizer, target="tpu")
-    with pytest.raises(RepositoryError, match="fp16 is a GPU precision"):
-        _write(tmp_path / "c", graphs, tokenizer, precision="fp16")
-    with pytest.raises(RepositoryError, match="does not exist"):
-        _write(tmp_path / "d", graphs, tokenizer, encoder_onnx=tmp_path / "missing.onnx")
-    with pytest.raises(RepositoryError, match="other shapes"):
-        write_repository(tmp_path / "e", encoder_onnx=[graphs["encoder"], graphs["encoder_long"]], head_onnx=graphs["head"],
-                         tokenizer_json=tokenizer, relations=RELATIONS, featurizer_config=FeaturizerConfig())  # N=42
+    built = _built(graphs, "cpu-fp32")
+    with pytest.raises(RepositoryError, match="plan cpu-fp32 has graphs"):
+        write_repository(tmp_path / "a", _checkpoint(tokenizer), PLANS["cpu-fp32"], {"head": built["head"]})
+    with pytest.raises(RepositoryError, match="GPU plan"):
+        _write(tmp_path / "b", graphs, tokenizer, tensorrt_plans={"head": graphs["head"]})
+    with pytest.raises(RepositoryError, match="graph files do not exist: encoder"):
+        _write(tmp_path / "c", {**graphs, "encoder": tmp_path / "missing.onnx"}, tokenizer)
+    with pytest.raises(RepositoryError, match="max_batch_size"):
+        _write(tmp_path / "d", graphs, tokenizer, max_batch_size=0)
     assert not any(tmp_path.iterdir())
 
 
 def test_a_broken_template_is_caught_by_the_protobuf_parser():
     with pytest.raises(RepositoryError, match="does not parse"):
         parse_config('name: "x"\nbackend: "python"\ninput [ { name: "a" data_type: TYPE_NOPE dims: [ 1 ] } ]')
-
-
-def test_python_models_import_no_torch(tmp_path):
-    """Import every triton_repo model.py with a stand-in for Triton's pb_utils; torch must stay unloaded."""
-    stub = tmp_path / "triton_python_backend_utils.py"
-    stub.write_text("def triton_string_to_numpy(s):\n    return object\n")
-    script = textwrap.dedent(f"""
-        import importlib.util, sys
-        sys.path.insert(0, {str(tmp_path)!r})
-        for path in {[str(p) for p in sorted((ROOT / "triton_repo").glob("*/1/model.py"))]!r}:
-            spec = importlib.util.spec_from_file_location("m" + str(abs(hash(path))), path)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            assert hasattr(module, "TritonPythonModel"), path
-        import paee_export.runtimes  # what the runners import at initialize
-        import paee.serving, paee.serving.client, paee.serving.server, paee.serving.loadtest, paee.serving.batching
-        import paee.cli.serve, paee.cli.client
-        bad = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
-        print("TORCH" if bad else "CLEAN")
-    """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "CLEAN"
-    assert len(list((ROOT / "triton_repo").glob("*/1/model.py"))) == 4
 
 
 def test_dynamic_batching_can_be_switched_off_and_instances_set_per_model(tmp_path, graphs, tokenizer):
@@ -289,7 +272,7 @@ def test_dynamic_batching_can_be_switched_off_and_instances_set_per_model(tmp_pa
 
 
 def test_gpu_flavour_without_dynamic_batching(tmp_path, graphs, tokenizer):
-    configs = _configs(_write(tmp_path / "repo", graphs, tokenizer, target="gpu", dynamic_batching=False))
+    configs = _configs(_write(tmp_path / "repo", graphs, tokenizer, plan="gpu-fp32", dynamic_batching=False))
     assert configs["paee_head"].platform == "onnxruntime_onnx"
     assert not any(c.HasField("dynamic_batching") for c in configs.values())
 
@@ -312,7 +295,7 @@ def test_export_cli_flags_reach_the_pipeline():
 
 def test_run_by_length_groups_runs_once_per_length_and_splits_back():
     """The python models' group-run-split (numpy only): requests of equal L run together, in order."""
-    from paee.serving.batching import GroupFailure, run_by_length
+    from paee.runtime.batching import GroupFailure, run_by_length
 
     def request(length: int, batch: int, tag: float) -> dict:
         return {"input_ids": np.full((batch, length), tag), "extra": np.full((batch, 2), tag)}

@@ -1,6 +1,6 @@
 """Fixtures of the microbenchmarks (`test_micro.py`): a tiny random PAEE model and documents, built in code.
 
-Run them with ``pytest benchmarks/ --benchmark-only`` (the project's default options skip benchmarks).
+Run them with ``pytest benchmarks/micro --benchmark-only`` (the project's default options skip benchmarks).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ def tiny_setup() -> TinySetup:
     from paee.data.featurizer import Featurizer, FeaturizerConfig, collate
     from paee.data.relations import RelationVocab
     from paee.data.synthetic import generate_corpus, rel2id, rel_info
-    from paee.data.tokenizer import TokenizerSpec
-    from paee.inference import MODEL_INPUT_KEYS, to_tensors
+    from paee.inference import to_tensors
+    from paee.runtime.contract import MODEL_INPUTS
     from paee_bench.checkpoints import random_model
 
     torch.set_num_threads(1)  # comparable across machines with different core counts
@@ -44,7 +44,7 @@ def tiny_setup() -> TinySetup:
     featurizer = Featurizer(source.tokenizer, config, relations)
     features = featurizer.featurize_many(docs)
     index = next(i for i, f in enumerate(features) if f.num_tokens > MIN_TOKENS)
-    pad_id = TokenizerSpec.from_tokenizer(source.tokenizer).pad_id
+    pad_id = featurizer.spec.pad_id
     batch = collate([features[index]], pad_id=pad_id, max_length=config.max_length)
     return TinySetup(model, featurizer, pad_id, docs[index], batch, to_tensors(batch, torch.device("cpu"),
-                                                                              (*MODEL_INPUT_KEYS, "num_entities")))
+                                                                              (*MODEL_INPUTS, "num_entities")))

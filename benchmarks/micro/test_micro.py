@@ -29,11 +29,11 @@ def test_featurize(benchmark, tiny_setup):
 
 
 def test_encoder(benchmark, tiny_setup):
-    t, encoder = tiny_setup.tensors, tiny_setup.model.encoder
+    t, model = tiny_setup.tensors, tiny_setup.model
 
     def run():
         with torch.no_grad():
-            return encoder(t["input_ids"], t["attention_mask"], t["mention_pos"], t["mention_mask"])
+            return model.encode(t)
 
     out = benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=2)
     benchmark.extra_info.update(_sizes(tiny_setup))
@@ -43,16 +43,15 @@ def test_encoder(benchmark, tiny_setup):
 def _encoded(setup):
     t = setup.tensors
     with torch.no_grad():
-        return setup.model.encoder(t["input_ids"], t["attention_mask"], t["mention_pos"], t["mention_mask"])
+        return setup.model.encode(t)
 
 
 def test_head(benchmark, tiny_setup):
-    t, head, enc = tiny_setup.tensors, tiny_setup.model.head, _encoded(tiny_setup)
+    t, model, enc = tiny_setup.tensors, tiny_setup.model, _encoded(tiny_setup)
 
     def run():
         with torch.no_grad():
-            return head(token_emb=enc.token_emb, entity_emb=enc.entity_emb, entity_attn=enc.entity_attn,
-                        **{k: t[k] for k in ("entity_type", "entity_mask", "sent_span", "sent_mask", "same_sent")})
+            return model.run_head(t, enc)
 
     out = benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=2)
     benchmark.extra_info.update(_sizes(tiny_setup))
@@ -64,7 +63,7 @@ def test_decode(benchmark, tiny_setup):
 
     t, model = tiny_setup.tensors, tiny_setup.model
     with torch.no_grad():
-        out = model({k: v for k, v in t.items() if k != "num_entities"})
+        out = model(t)
     logits, pair_prob = out.logits[0].numpy(), out.pair_prob[0].numpy()
     n = int(t["num_entities"][0])
     triples = benchmark.pedantic(decode, args=(logits, n), kwargs={"pair_prob": pair_prob}, rounds=ROUNDS * 5,

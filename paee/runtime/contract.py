@@ -49,40 +49,48 @@ class GraphSpecError(PaeeUserError):
 
 
 class TensorDecl(NamedTuple):
-    """One tensor of the contract: dtype name and axes (dynamic names, size letters, literal ints)."""
+    """One tensor of the contract: dtype name, axes (dynamic names, size letters, literal ints), meaning."""
 
     dtype: str
     axes: tuple[str | int, ...]
+    meaning: str
 
 
 #: The served ensemble's request and response: one UTF-8 JSON document in, its triples as JSON out.
 REQUEST = "DOCUMENT"
 RESPONSE = "TRIPLES"
 
-#: Every tensor of the contract (README "Tensor contract" renders this table).
+#: Every tensor of the contract; the README's "Tensor contract" table is `markdown_table()` of it.
 TENSORS: dict[str, TensorDecl] = {
-    REQUEST: TensorDecl("bytes", (BATCH, 1)),
-    RESPONSE: TensorDecl("bytes", (BATCH, 1)),
+    REQUEST: TensorDecl("bytes", (BATCH, 1), "served request: one document as UTF-8 JSON (DocRED or text form)"),
+    RESPONSE: TensorDecl("bytes", (BATCH, 1), "served response: the document's triples as UTF-8 JSON"),
     # featurizer (`paee.data.featurizer.collate`, the preprocess model) -> graphs
-    "input_ids": TensorDecl("int64", (BATCH, LENGTH)),
-    "attention_mask": TensorDecl("int64", (BATCH, LENGTH)),
-    "mention_pos": TensorDecl("int64", (BATCH, "N", "M")),
-    "mention_mask": TensorDecl("float32", (BATCH, "N", "M")),
-    "entity_type": TensorDecl("int64", (BATCH, "N")),
-    "entity_mask": TensorDecl("float32", (BATCH, "N")),
-    "sent_span": TensorDecl("int64", (BATCH, "S", 2)),
-    "sent_mask": TensorDecl("float32", (BATCH, "S")),
-    "same_sent": TensorDecl("int64", (BATCH, "N", "N")),
+    "input_ids": TensorDecl("int64", (BATCH, LENGTH), "wordpieces with entity markers, padded with the pad id"),
+    "attention_mask": TensorDecl("int64", (BATCH, LENGTH), "1 on real tokens"),
+    "mention_pos": TensorDecl("int64", (BATCH, "N", "M"), "token index of each mention's start marker (0 where padded)"),
+    "mention_mask": TensorDecl("float32", (BATCH, "N", "M"), "1 on real mentions"),
+    "entity_type": TensorDecl("int64", (BATCH, "N"), "1..T entity type id, 0 on padding"),
+    "entity_mask": TensorDecl("float32", (BATCH, "N"), "1 on real entities"),
+    "sent_span": TensorDecl("int64", (BATCH, "S", 2), "token span [start, end) of each sentence"),
+    "sent_mask": TensorDecl("float32", (BATCH, "S"), "1 on real sentences"),
+    "same_sent": TensorDecl("int64", (BATCH, "N", "N"), "1 where some mention of s and some mention of o share a sentence"),
     # per-document scalars travel as [B, 1]: a batched Triton tensor needs an axis per row
-    "num_entities": TensorDecl("int64", (BATCH, 1)),
-    "title": TensorDecl("bytes", (BATCH, 1)),
+    "num_entities": TensorDecl("int64", (BATCH, 1), "n, the real entity count"),
+    "title": TensorDecl("bytes", (BATCH, 1), "the document's title, UTF-8"),
     # encoder -> head
-    "token_emb": TensorDecl("float32", (BATCH, LENGTH, "H")),
-    "entity_emb": TensorDecl("float32", (BATCH, "N", "H")),
-    "entity_attn": TensorDecl("float32", (BATCH, "N", "K", LENGTH)),
+    "token_emb": TensorDecl("float32", (BATCH, LENGTH, "H"), "last hidden state of every token"),
+    "entity_emb": TensorDecl("float32", (BATCH, "N", "H"), "logsumexp over the entity's mention embeddings"),
+    "entity_attn": TensorDecl("float32", (BATCH, "N", "K", LENGTH), "mean attention row of the entity's mention markers"),
     # head -> decoder
-    "logits": TensorDecl("float32", (BATCH, "N", "N", "R")),
-    "pair_prob": TensorDecl("float32", (BATCH, "N", "N")),
+    "logits": TensorDecl("float32", (BATCH, "N", "N", "R"), "relation logits of each ordered pair, class 0 = threshold"),
+    "pair_prob": TensorDecl("float32", (BATCH, "N", "N"), "Potential Pair Prediction probability (1 without PPP)"),
+    # training targets (`collate` with num_relations; read by the losses only)
+    "labels": TensorDecl("float32", (BATCH, "N", "N", "R"), "multi-hot relations; class 0 set on valid pairs without one"),
+    "pair_mask": TensorDecl("float32", (BATCH, "N", "N"), "valid ordered pairs: s != o, both < n"),
+    "has_relation": TensorDecl("float32", (BATCH, "N", "N"), "target of Potential Pair Prediction"),
+    "subj_roles": TensorDecl("float32", (BATCH, "N", "R"), "entity is subject of some fact of class r (column 0: of none)"),
+    "obj_roles": TensorDecl("float32", (BATCH, "N", "R"), "entity is object of some fact of class r (column 0: of none)"),
+    "evidence": TensorDecl("float32", (BATCH, "N", "N", "S"), "1 on the evidence sentences of each fact"),
 }
 
 #: Who reads and writes what.
@@ -94,6 +102,8 @@ HEAD_INPUTS = ENCODER_OUTPUTS + HEAD_FEATURES
 HEAD_OUTPUTS = ("logits", "pair_prob")
 #: What the PyTorch model reads from a collated batch (`paee.model.paee.PaeeModel`).
 MODEL_INPUTS = ENCODER_INPUTS + HEAD_FEATURES
+#: Training targets: the loss is computed when a batch carries them (`paee.model.paee.PaeeModel`).
+TARGETS = ("labels", "pair_mask", "has_relation", "subj_roles", "obj_roles")
 #: What the decoder needs besides the head's outputs, per document.
 DOCUMENT_FIELDS = ("num_entities", "title")
 #: The preprocess model's outputs and the postprocess model's inputs (Triton).
@@ -284,6 +294,15 @@ class GraphSpec:
             raise GraphSpecError(f"feeds do not match graph {self.name!r}: " + "; ".join(problems))
 
 
+def markdown_table() -> str:
+    """The contract as the README's "Tensor contract" table (a test keeps the README equal to it)."""
+    rows = ["| key | dtype | shape | meaning |", "| --- | --- | --- | --- |"]
+    for name, decl in TENSORS.items():
+        shape = ", ".join({BATCH: "B", LENGTH: "L"}.get(a, str(a)) if isinstance(a, str) else str(a) for a in decl.axes)
+        rows.append(f"| `{name}` | {decl.dtype} | [{shape}] | {decl.meaning} |")
+    return "\n".join(rows)
+
+
 def graph_spec(name: str, dims: ModelDims) -> GraphSpec:
     """The contract of graph ``name`` for a model of ``dims``."""
     if name not in GRAPH_IO:
@@ -301,6 +320,6 @@ __all__ = [
     "BATCH", "DEFAULT_WINDOW", "DOCUMENT_FIELDS", "ENCODER", "ENCODER_GRAPHS", "ENCODER_INPUTS", "ENCODER_LONG",
     "ENCODER_OUTPUTS", "GRAPH_IO", "GRAPH_NAMES", "HEAD", "HEAD_FEATURES", "HEAD_INPUTS", "HEAD_OUTPUTS", "LENGTH",
     "LENGTH_INPUT", "LONG_INPUT_WINDOWS", "MODEL_INPUTS", "NUMPY_DTYPES", "POSTPROCESS_INPUTS", "PREPROCESS_OUTPUTS",
-    "REQUEST", "RESPONSE", "SERVING_STEPS", "TENSORS", "GraphSpec", "GraphSpecError", "ModelDims", "TensorDecl", "TensorSpec", "graph_spec", "graph_specs",
-    "tensor_spec", "tensor_specs",
+    "REQUEST", "RESPONSE", "SERVING_STEPS", "TARGETS", "TENSORS", "GraphSpec", "GraphSpecError", "ModelDims", "TensorDecl", "TensorSpec", "graph_spec", "graph_specs",
+    "markdown_table", "tensor_spec", "tensor_specs",
 ]  # fmt: skip

@@ -67,6 +67,8 @@ PYTHON_STUB = "triton_python_backend_stub"
 PYTRITON_DIST = "tritonserver"
 #: Folder beside the ``pytriton`` package with the wheel's bundled shared libraries (auditwheel layout).
 PYTRITON_LIBS = "nvidia_pytriton.libs"
+#: Where the python models' bytecode caches appear in a repository while it is served.
+PYCACHE_GLOB = "*/*/__pycache__"
 #: The program name the stub's embedded Python searches on PATH to find its prefix.
 STUB_PROGRAM_NAME = "python3"
 
@@ -206,6 +208,7 @@ class TritonServer:
         self._workdir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file = None
+        self._caches_before: set[Path] = set()
         self.log_path: Path | None = None
 
     # --- endpoints ------------------------------------------------------------------------------
@@ -273,6 +276,9 @@ class TritonServer:
         if self._process is not None:
             raise TritonServerError("this TritonServer is already started")
         install = find_triton()
+        # the stub imports each python model's model.py from the repository and caches its bytecode there
+        # (its embedded interpreter ignores PYTHONDONTWRITEBYTECODE); what serving adds, stopping removes
+        self._caches_before = set(self.model_repository.glob(PYCACHE_GLOB))
         backends, env = self._prepare(install)
         assert self._workdir is not None
         self.log_path = self._log_path_arg or self._workdir / "tritonserver.log"
@@ -356,6 +362,8 @@ class TritonServer:
         return code
 
     def _cleanup(self) -> None:
+        for cache in set(self.model_repository.glob(PYCACHE_GLOB)) - self._caches_before:
+            shutil.rmtree(cache, ignore_errors=True)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
