@@ -120,20 +120,17 @@ def score_document(gold: Sequence[Entity], found: Sequence[Entity], counts: Coun
                 if gspan == fspan:
                     exact_gold.add(gi)
                     exact_found.add(fi)
-    for g, e in enumerate(gold):
-        found_typed = any(found[f].type == e.type for f in covered_by[g])
-        for suffix in ("", f"/{e.type}"):
-            counts["gold_entities" + suffix] += 1
-            counts["gold_entities_found" + suffix] += bool(covered_by[g])
-            counts["gold_entities_found_typed" + suffix] += found_typed
-        counts["gold_entities_split"] += len(covered_by[g]) >= 2
-    for f, e in enumerate(found):
-        correct_typed = any(gold[g].type == e.type for g in covering[f])
-        for suffix in ("", f"/{e.type}"):
-            counts["found_entities" + suffix] += 1
-            counts["found_entities_correct" + suffix] += bool(covering[f])
-            counts["found_entities_correct_typed" + suffix] += correct_typed
-        counts["found_entities_merged"] += len(covering[f]) >= 2
+    # each side: its entities, the other side's entities each one overlaps, and the names of its counts
+    sides = ((gold, covered_by, found, ("gold_entities", "found", "split")),
+             (found, covering, gold, ("found_entities", "correct", "merged")))
+    for entities, matches, others, (name, hit, several) in sides:
+        for e, entity in enumerate(entities):
+            typed = any(others[o].type == entity.type for o in matches[e])
+            for suffix in ("", f"/{entity.type}"):
+                counts[name + suffix] += 1
+                counts[f"{name}_{hit}{suffix}"] += bool(matches[e])
+                counts[f"{name}_{hit}_typed{suffix}"] += typed
+            counts[f"{name}_{several}"] += len(matches[e]) >= 2
     counts["gold_mentions"] += len(gold_mentions)
     counts["gold_mentions_covered"] += len(covered_gold)
     counts["gold_mentions_exact"] += len(exact_gold)
@@ -150,33 +147,32 @@ def summarise(counts: Counter) -> dict[str, Any]:
     c = counts
     per_type = {}
     for t in DOCRED_ENTITY_TYPES:
-        per_type[t] = {
-            "gold_entities": c[f"gold_entities/{t}"],
-            "recall": _ratio(c[f"gold_entities_found/{t}"], c[f"gold_entities/{t}"]),
-            "recall_typed": _ratio(c[f"gold_entities_found_typed/{t}"], c[f"gold_entities/{t}"]),
-            "detected_entities": c[f"found_entities/{t}"],
-            "precision": _ratio(c[f"found_entities_correct/{t}"], c[f"found_entities/{t}"]),
-            "precision_typed": _ratio(c[f"found_entities_correct_typed/{t}"], c[f"found_entities/{t}"]),
-        }
+        per_type[t] = {"gold_entities": c[f"gold_entities/{t}"], "detected_entities": c[f"found_entities/{t}"],
+                       **_ratios(c, ENTITY_RATIOS, f"/{t}")}
     return {
-        "entities": {
-            "gold": c["gold_entities"], "detected": c["found_entities"],
-            "recall": _ratio(c["gold_entities_found"], c["gold_entities"]),
-            "precision": _ratio(c["found_entities_correct"], c["found_entities"]),
-            "recall_typed": _ratio(c["gold_entities_found_typed"], c["gold_entities"]),
-            "precision_typed": _ratio(c["found_entities_correct_typed"], c["found_entities"]),
-            "split_gold_entities": c["gold_entities_split"],
-            "merged_detected_entities": c["found_entities_merged"],
-        },
-        "mentions": {
-            "gold": c["gold_mentions"], "detected": c["found_mentions"],
-            "recall_overlap": _ratio(c["gold_mentions_covered"], c["gold_mentions"]),
-            "precision_overlap": _ratio(c["found_mentions_covering"], c["found_mentions"]),
-            "recall_exact": _ratio(c["gold_mentions_exact"], c["gold_mentions"]),
-            "precision_exact": _ratio(c["found_mentions_exact"], c["found_mentions"]),
-        },
+        "entities": {"gold": c["gold_entities"], "detected": c["found_entities"], **_ratios(c, ENTITY_RATIOS),
+                     "split_gold_entities": c["gold_entities_split"],
+                     "merged_detected_entities": c["found_entities_merged"]},
+        "mentions": {"gold": c["gold_mentions"], "detected": c["found_mentions"], **_ratios(c, MENTION_RATIOS)},
         "per_type": per_type,
     }
+
+
+#: Summary figure -> (numerator count, denominator count) of `score_document`'s counts.
+ENTITY_RATIOS = {
+    "recall": ("gold_entities_found", "gold_entities"), "precision": ("found_entities_correct", "found_entities"),
+    "recall_typed": ("gold_entities_found_typed", "gold_entities"),
+    "precision_typed": ("found_entities_correct_typed", "found_entities"),
+}
+MENTION_RATIOS = {
+    "recall_overlap": ("gold_mentions_covered", "gold_mentions"),
+    "precision_overlap": ("found_mentions_covering", "found_mentions"),
+    "recall_exact": ("gold_mentions_exact", "gold_mentions"), "precision_exact": ("found_mentions_exact", "found_mentions"),
+}
+
+
+def _ratios(c: Counter, table: dict[str, tuple[str, str]], suffix: str = "") -> dict[str, float | None]:
+    return {name: _ratio(c[num + suffix], c[den + suffix]) for name, (num, den) in table.items()}
 
 
 def _fmt(value: float | None) -> str:

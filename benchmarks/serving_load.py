@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             dynamic_batching=batching, force=True, parity=False, progress=False,
         )
         repos[name] = exported.repository
-        result.setdefault("export", {"precision": exported.precision, "warnings": exported.warnings})
+        result.setdefault("export", {"plan": exported.plan.name, "warnings": exported.warnings})
 
     pipeline = OnnxPipeline.from_repository(repos["dynamic_batching"], batch_size=1)
     relations = pipeline.relations

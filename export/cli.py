@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 
 from paee.data.docred import read_documents
-from paee.errors import PaeeUserError, run_command
+from paee.errors import PaeeUserError, console_script
 from paee.runtime.sessions import PRECISIONS
 from paee_export.calibration import DEFAULT_CALIBRATION_DOCS
 from paee_export.parity import format_parity_table
-from paee_export.pipeline import check_output, export_checkpoint
+from paee_export.pipeline import check_settings, export_checkpoint
 from paee_export.plan import TARGETS, ExportRequestError, check_request
 
 #: Real documents taken from --parity-docs by default: enough to see a difference, minutes at most for
@@ -66,7 +66,7 @@ def _export(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else args.checkpoint.parent / DEFAULT_REPOSITORY_NAME
     # the cheap checks first, so that a bad option fails before documents or the checkpoint are read
     check_request(args.target, args.precision)
-    check_output(out, force=args.force, max_batch_size=args.max_batch_size, instances=args.instances)
+    check_settings(out, force=args.force, max_batch_size=args.max_batch_size, instances=args.instances)
     parity_docs = read_documents(args.parity_docs)[: args.parity_limit] if args.parity_docs and not args.no_parity else None
     calibration = read_documents(args.calibration)[:DEFAULT_CALIBRATION_DOCS] if args.calibration else None
     result = export_checkpoint(
@@ -84,13 +84,11 @@ def _export(args: argparse.Namespace) -> int:
     trt = report.tensorrt
     if trt.get("requested"):
         print("tensorrt: " + (f"built {', '.join(trt['built'])}" if "built" in trt else f"skipped: {trt.get('skipped') or trt.get('failed')}"))
-    print(f"repository ({result.target}, {result.precision}, plan {result.plan.name}): {result.repository}")
+    print(f"repository ({result.plan.target}, {result.plan.precision}, plan {result.plan.name}): {result.repository}")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_command(lambda: _export(args), "paee-export")
+main = console_script(build_parser, _export)
 
 
 if __name__ == "__main__":

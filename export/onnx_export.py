@@ -44,7 +44,7 @@ from paee.model.paee import PaeeModel
 from paee.runtime.contract import (
     BATCH, ENCODER, ENCODER_GRAPHS, ENCODER_LONG, GRAPH_NAMES, HEAD, LENGTH, GraphSpec, GraphSpecError, graph_specs,
 )
-from paee.runtime.sessions import create_session
+from paee.runtime.sessions import ORT_HINT, create_session, import_runtime
 from paee_export.graphs import wrap_graph
 
 if TYPE_CHECKING:
@@ -144,11 +144,7 @@ class ExportedGraph:
 
 
 def _require_onnx() -> "onnx":
-    try:
-        import onnx
-    except ImportError as err:  # optional dependency
-        raise ImportError("ONNX export needs onnx and onnxruntime: pip install 'paee[cpu]'") from err
-    return onnx
+    return import_runtime("onnx", ORT_HINT)
 
 
 # -- the trace ----------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ import numpy as np
 
 from paee.errors import PaeeFailure
 from paee.runtime.contract import ENCODER_LONG, LENGTH
-from paee.runtime.sessions import RuntimeUnavailableError, onnx_io_names
+from paee.runtime.sessions import ORT_HINT, import_runtime, onnx_io_names
 from paee_export.onnx_export import EXTERNAL_DATA_THRESHOLD_BYTES, METADATA_KEY, save_model
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,6 @@ STATIC_INT8_OP_TYPES = ("MatMul",)
 #: Version of the com.microsoft contrib-op domain (the only one that exists).
 CONTRIB_OPSET_VERSION = 1
 
-ORT_HINT = "graph optimisation needs onnxruntime and onnx: pip install 'paee[cpu]'"
 
 
 class OptimizationError(PaeeFailure):
@@ -80,11 +79,7 @@ class GraphStats:
 
 
 def _onnx():
-    try:
-        import onnx
-    except ImportError as err:
-        raise RuntimeUnavailableError(ORT_HINT) from err
-    return onnx
+    return import_runtime("onnx", ORT_HINT)
 
 
 def graph_stats(path: str | Path) -> GraphStats:
@@ -131,11 +126,8 @@ def optimize_encoder(
     (the tests validate it at other lengths).
     """
     onnx = _onnx()
-    try:
-        from onnxruntime.transformers.fusion_options import FusionOptions
-        from onnxruntime.transformers.optimizer import optimize_model
-    except ImportError as err:
-        raise RuntimeUnavailableError(ORT_HINT) from err
+    FusionOptions = import_runtime("onnxruntime.transformers.fusion_options", ORT_HINT).FusionOptions
+    optimize_model = import_runtime("onnxruntime.transformers.optimizer", ORT_HINT).optimize_model
     proto = onnx.load(str(in_path))
     if static_dims is None:
         static_dims = _default_static_dims(proto)
@@ -207,11 +199,8 @@ def convert_fp16(
 ) -> GraphStats:
     """fp16 copy of a graph with ``keep_fp32_ops`` in fp32 and fp32 inputs/outputs; checks it loads in ORT."""
     onnx = _onnx()
-    try:
-        from onnxruntime.transformers.float16 import convert_float_to_float16
-        from onnxruntime.transformers.onnx_model import OnnxModel
-    except ImportError as err:
-        raise RuntimeUnavailableError(ORT_HINT) from err
+    convert_float_to_float16 = import_runtime("onnxruntime.transformers.float16", ORT_HINT).convert_float_to_float16
+    OnnxModel = import_runtime("onnxruntime.transformers.onnx_model", ORT_HINT).OnnxModel
     proto = onnx.load(str(in_path))
     converted = convert_float_to_float16(proto, keep_io_types=True, op_block_list=list(keep_fp32_ops))
     # the converter appends its Cast nodes at the end of the node list; onnx.checker wants topological order
@@ -225,17 +214,14 @@ def convert_fp16(
 def quantize_int8(in_path: str | Path, out_path: str | Path, op_types: Sequence[str] = INT8_OP_TYPES, per_channel: bool = False) -> GraphStats:
     """ONNX Runtime dynamic quantisation: int8 weights of ``op_types``, activations quantised at run time."""
     onnx = _onnx()
-    try:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-    except ImportError as err:
-        raise RuntimeUnavailableError(ORT_HINT) from err
+    quantization = import_runtime("onnxruntime.quantization", ORT_HINT)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     size = Path(in_path).stat().st_size
     try:
-        quantize_dynamic(
+        quantization.quantize_dynamic(
             str(in_path), str(out_path), op_types_to_quantize=list(op_types), per_channel=per_channel,
-            weight_type=QuantType.QInt8, use_external_data_format=size > EXTERNAL_DATA_THRESHOLD_BYTES,
+            weight_type=quantization.QuantType.QInt8, use_external_data_format=size > EXTERNAL_DATA_THRESHOLD_BYTES,
             # ONNX shape inference cannot type the outputs of ORT contrib ops (fused graphs): say fp32
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )  # fmt: skip
@@ -264,10 +250,8 @@ def quantize_int8_static(
     path, so the int8 export pairs this file with OpenVINO.
     """
     onnx = _onnx()
-    try:
-        from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
-    except ImportError as err:
-        raise RuntimeUnavailableError(ORT_HINT) from err
+    q = import_runtime("onnxruntime.quantization", ORT_HINT)
+    CalibrationDataReader, QuantType = q.CalibrationDataReader, q.QuantType
 
     class _Feeds(CalibrationDataReader):
         def __init__(self, feeds: Iterable[Mapping[str, np.ndarray]], names: Sequence[str]) -> None:
@@ -291,10 +275,10 @@ def quantize_int8_static(
         if node.op_type in op_types and not any(name in constants for name in node.input)
     ]  # fmt: skip
     try:
-        quantize_static(
+        q.quantize_static(
             str(in_path), str(out_path), _Feeds(calibration, onnx_io_names(in_path)),
-            quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-            per_channel=True, op_types_to_quantize=list(op_types), calibrate_method=CalibrationMethod.MinMax,
+            quant_format=q.QuantFormat.QDQ, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+            per_channel=True, op_types_to_quantize=list(op_types), calibrate_method=q.CalibrationMethod.MinMax,
             use_external_data_format=size > EXTERNAL_DATA_THRESHOLD_BYTES, nodes_to_exclude=activation_products,
             extra_options={"WeightSymmetric": True, "ActivationSymmetric": True},
         )  # fmt: skip
@@ -317,10 +301,7 @@ def _declare_contrib_domain(proto) -> None:
 def _check_loads(path: str | Path) -> None:
     """The file passes onnx.checker and ONNX Runtime (CPU) builds a session from it."""
     onnx = _onnx()
-    try:
-        import onnxruntime as ort
-    except ImportError as err:
-        raise RuntimeUnavailableError(ORT_HINT) from err
+    ort = import_runtime("onnxruntime", ORT_HINT)
     try:
         onnx.checker.check_model(str(path))
         ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

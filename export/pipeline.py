@@ -34,6 +34,7 @@ from paee.data.errors import PaeeDataError
 from paee.data.featurizer import Featurizer
 from paee.data.schema import Document
 from paee.data.synthetic import generate_corpus
+from paee.data.validation import is_int
 from paee.runtime.contract import HEAD, graph_specs
 from paee.runtime.pipeline import OnnxPipeline
 from paee.runtime.sessions import SessionError
@@ -41,7 +42,7 @@ from paee_export.build import BuiltGraph, GraphBuilder
 from paee_export.optimize import graph_stats
 from paee_export.parity import Variant, parity_report, versions
 from paee_export.plan import PLANS, TRITON_NATIVE, ExportPlan, ExportRequestError, check_request, resolve_plan
-from paee_export.repository import write_repository
+from paee_export.repository import check_output, write_repository
 from paee_export.tensorrt_build import EngineBuildError, bucket_profile, build_engine, tensorrt_available
 
 #: Synthetic documents always in the parity set: small, labelled, and with this package's tiny
@@ -93,14 +94,6 @@ class ExportResult:
     warnings: list[str] = field(default_factory=list)
 
     @property
-    def target(self) -> str:
-        return self.plan.target
-
-    @property
-    def precision(self) -> str:
-        return self.plan.precision
-
-    @property
     def parity(self) -> dict[str, Any] | None:
         """The parity report (None with ``parity=False``)."""
         return None if "skipped" in self.report.parity else self.report.parity
@@ -109,15 +102,12 @@ class ExportResult:
 # --- step 1: the request ---------------------------------------------------------------------------------
 
 
-def check_output(out_dir: Path, *, force: bool, max_batch_size: int, instances: int) -> None:
-    """Raise `ExportRequestError` for an output or Triton setting that cannot work; nothing is written."""
+def check_settings(out_dir: Path, *, force: bool, max_batch_size: int, instances: int) -> None:
+    """Raise a user error for an output or Triton setting that cannot work; nothing is written."""
     for name, value in (("max batch size", max_batch_size), ("instances", instances)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        if not (is_int(value) and value >= 1):
             raise ExportRequestError(f"{name} must be a positive integer, got {value!r}")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ExportRequestError(f"output {out_dir} exists and is a file, not a repository folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
-        raise ExportRequestError(f"output {out_dir} already exists and is not empty; pass --force to replace it")
+    check_output(out_dir, force)
 
 
 # --- step 4: parity -----------------------------------------------------------------------------------------
@@ -162,7 +152,7 @@ def measure_parity(builder: GraphBuilder, ckpt: Checkpoint, plan: ExportPlan, sh
                    featurizer: Featurizer, docs: Sequence[Document] | None) -> dict[str, Any]:
     """Parity with PyTorch of the fp32 reference plan and of the shipped plan (`paee_export.parity`)."""
     reference = PLANS[PARITY_REFERENCE[plan.target]]
-    window = ckpt.dims.window
+    window = ckpt.config.dims.window
     variants: dict[str, Variant] = {}
     skipped: dict[str, str] = {}
     for candidate, graphs in ((reference, builder.build(reference)), (plan, shipped)):
@@ -270,7 +260,7 @@ def export_checkpoint(
     checkpoint, out = Path(checkpoint), Path(out_dir)
     warn = warn or (lambda message: print(f"warning: {message}", file=sys.stderr, flush=True))
     check_request(target, precision)
-    check_output(out, force=force, max_batch_size=max_batch_size, instances=instances)
+    check_settings(out, force=force, max_batch_size=max_batch_size, instances=instances)
     plan, warnings = resolve_plan(target, precision)
     if tensorrt and target != "gpu":
         warnings.append("--tensorrt builds engines for the GPU repository only (--target gpu); the CPU repository runs ONNX")
@@ -293,7 +283,7 @@ def export_checkpoint(
         shipped = builder.build(plan)
 
         step("TensorRT engines" if tensorrt and target == "gpu" else "TensorRT engines: not requested")
-        trt_report, engines = tensorrt_engines(tensorrt, plan, shipped, graph_specs(ckpt.dims), work, max_batch_size)
+        trt_report, engines = tensorrt_engines(tensorrt, plan, shipped, graph_specs(ckpt.config.dims), work, max_batch_size)
         if trt_report.get("failed"):
             warn(f"TensorRT build failed, the repository uses ONNX with the TensorRT accelerator: {trt_report['failed']}")
 
@@ -306,7 +296,7 @@ def export_checkpoint(
 
         report = ExportReport(
             checkpoint=str(checkpoint), plan=plan.name, target=plan.target, precision=plan.precision,
-            requested_precision=precision, dims=ckpt.dims.to_json(),
+            requested_precision=precision, dims=ckpt.config.dims.to_json(),
             encoder_layers=int(model.encoder.backbone.config.num_hidden_layers),
             graph_runtime={name: {"backend": g.backend, "precision": g.precision} for name, g in shipped.items()},
             graphs={name: {**vars(graph_stats(g.path)), "path": g.path.name} for name, g in shipped.items()},
@@ -324,6 +314,6 @@ def export_checkpoint(
 
 
 __all__ = [
-    "PARITY_REFERENCE", "ExportReport", "ExportResult", "check_output", "export_checkpoint", "measure_parity",
+    "PARITY_REFERENCE", "ExportReport", "ExportResult", "check_settings", "export_checkpoint", "measure_parity",
     "parity_documents", "plan_variant", "tensorrt_engines",
 ]  # fmt: skip

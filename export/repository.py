@@ -39,6 +39,7 @@ from paee import __version__
 from paee.checkpoint import Checkpoint
 from paee.data.decode import DecodeConfig
 from paee.data.featurizer import MAX_SUPPORTED_LENGTH
+from paee.data.validation import is_int
 from paee.errors import PaeeUserError
 from paee.runtime.contract import ENCODER, ENCODER_GRAPHS, ENCODER_LONG, HEAD, SERVING_STEPS, ModelDims, tensor_specs
 from paee.runtime.layout import (
@@ -178,9 +179,17 @@ def copy_onnx(src: Path, dst_dir: Path, name: str = ONNX_FILE) -> Path:
     return dst_dir / name
 
 
+def check_output(out: Path, force: bool) -> None:
+    """`RepositoryError` when ``out`` cannot become the repository: a file, or a non-empty folder without force."""
+    if out.exists() and not out.is_dir():
+        raise RepositoryError(f"output {out} exists and is a file, not a repository folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise RepositoryError(f"output {out} already exists and is not empty; pass --force to replace it")
+
+
 def _instances(instances: int | Mapping[str, int], model: str) -> int:
     count = instances.get(model, 1) if isinstance(instances, Mapping) else instances
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+    if not (is_int(count) and count >= 1):
         raise RepositoryError(f"instances for {model} must be a positive integer, got {count!r}")
     return count
 
@@ -236,25 +245,22 @@ def write_repository(
         raise RepositoryError(f"plan {plan.name} has graphs {sorted(plan.graphs)}, got files for {sorted(graphs)}")
     if tensorrt_plans and plan.target != "gpu":
         raise RepositoryError("tensorrt_plans need a GPU plan (--target gpu)")
-    if not isinstance(max_batch_size, int) or isinstance(max_batch_size, bool) or max_batch_size < 1:
+    if not (is_int(max_batch_size) and max_batch_size >= 1):
         raise RepositoryError(f"max_batch_size must be a positive integer, got {max_batch_size!r}")
-    if not isinstance(max_queue_delay_us, int) or isinstance(max_queue_delay_us, bool) or max_queue_delay_us < 0:
+    if not (is_int(max_queue_delay_us) and max_queue_delay_us >= 0):
         raise RepositoryError(f"max_queue_delay_us must be an integer >= 0, got {max_queue_delay_us!r}")
-    if out.exists() and not out.is_dir():
-        raise RepositoryError(f"output {out} exists and is a file, not a repository folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise RepositoryError(f"output {out} already exists and is not empty; pass force=True (--force) to replace it")
+    check_output(out, force)
     for model in MODEL_NAMES[1:]:
         _instances(instances, model)
     missing = [f"{name}: {graph.path}" for name, graph in graphs.items() if not Path(graph.path).is_file()]
     if missing:
         raise RepositoryError(f"graph files do not exist: {', '.join(missing)}")
     writer = _Writer(
-        templates=templates_dir(), checkpoint=checkpoint, dims=checkpoint.dims, max_batch_size=max_batch_size,
+        templates=templates_dir(), checkpoint=checkpoint, dims=checkpoint.config.dims, max_batch_size=max_batch_size,
         instances=instances, batching=f"dynamic_batching {{ max_queue_delay_microseconds: {max_queue_delay_us} }}"
         if dynamic_batching else "", threads=threads,
     )
-    chosen_buckets = resolve_buckets(buckets, checkpoint.featurizer_config.max_length)
+    chosen_buckets = resolve_buckets(buckets, checkpoint.config.featurizer.max_length)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -269,7 +275,7 @@ def write_repository(
         else:
             writer.native_graphs(graphs, {k: Path(v) for k, v in (tensorrt_plans or {}).items()}, plan.precision)
         manifest = Manifest(
-            target=plan.target, precision=plan.precision, buckets=chosen_buckets, dims=checkpoint.dims.to_json(),
+            target=plan.target, precision=plan.precision, buckets=chosen_buckets, dims=checkpoint.config.dims.to_json(),
             models=sorted(p.name for p in tmp.iterdir() if p.is_dir()), paee_version=__version__,
             extra={
                 "plan": plan.name, "graphs": writer.graph_entries, "max_batch_size": max_batch_size,
@@ -326,12 +332,12 @@ class _Writer:
     def preprocess(self, settings: ServingSettings) -> None:
         assets = self._python_model(PREPROCESS, "preprocess") / ASSETS
         (assets / TOKENIZER_FILE).write_text(self.checkpoint.tokenizer.to_str(), encoding="utf-8")
-        write_json(assets / FEATURIZER_FILE, self.checkpoint.featurizer_config.to_json())
+        write_json(assets / FEATURIZER_FILE, self.checkpoint.config.featurizer.to_json())
         write_json(assets / SERVING_FILE, settings.to_json())
 
     def postprocess(self, decode_config: DecodeConfig) -> None:
         assets = self._python_model(POSTPROCESS, "postprocess") / ASSETS
-        write_json(assets / RELATIONS_FILE, self.checkpoint.relations.to_json())
+        write_json(assets / RELATIONS_FILE, self.checkpoint.config.relations.to_json())
         write_json(assets / DECODE_FILE, decode_config.to_json())
 
     def python_graphs(self, graphs: Mapping[str, BuiltGraph]) -> None:
@@ -397,6 +403,6 @@ def _replace(tmp: Path, out: Path) -> None:
 
 __all__ = [
     "BUCKET_STEP", "DEFAULT_BUCKETS", "DEFAULT_MAX_BATCH_SIZE", "DEFAULT_MAX_DOCUMENT_BYTES", "RepositoryError",
-    "copy_onnx", "ensemble_steps", "parse_config", "resolve_buckets", "templates_dir", "tensor_block",
+    "check_output", "copy_onnx", "ensemble_steps", "parse_config", "resolve_buckets", "templates_dir", "tensor_block",
     "write_repository",
 ]  # fmt: skip

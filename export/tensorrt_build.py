@@ -17,6 +17,7 @@ TensorRT or GPU; it does raise `EngineBuildError` when TensorRT exists and the b
 
 from __future__ import annotations
 
+import ctypes
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ STRONGLY_TYPED_ONLY_MAJOR = 11
 #: Default optimisation-profile batch range (Triton max_batch_size) and "opt" point.
 DEFAULT_MAX_BATCH = 8
 DEFAULT_OPT_BATCH = 4
-PRECISIONS = ("fp32", "fp16")
+TENSORRT_PRECISIONS = ("fp32", "fp16")
 
 TENSORRT_HINT = "TensorRT is not installed: pip install 'paee[gpu]' (tensorrt>=10) on a host with an NVIDIA GPU"
 
@@ -121,8 +122,6 @@ def tensorrt_available() -> tuple[bool, str]:
 
 def _cuda_device_name() -> str | None:
     """Name of CUDA device 0, via the CUDA driver (no torch dependency), or None."""
-    import ctypes
-
     for library in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
         try:
             cuda = ctypes.CDLL(library)
@@ -169,8 +168,8 @@ def build_engine(
 
     Returns a `BuildResult` with ``skipped`` set (and nothing written) when TensorRT or a GPU is missing.
     """
-    if precision not in PRECISIONS:
-        raise PaeeUserError(f"precision {precision!r} is not one of {PRECISIONS}")
+    if precision not in TENSORRT_PRECISIONS:
+        raise PaeeUserError(f"precision {precision!r} is not one of {TENSORRT_PRECISIONS}")
     profiles = profiles or [bucket_profile(spec)]
     available, reason = tensorrt_available()
     if not available:

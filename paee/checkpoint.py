@@ -32,12 +32,10 @@ from tokenizers import Tokenizer
 
 from paee import __version__
 from paee.data.decode import DecodeConfig
-from paee.data.featurizer import Featurizer, FeaturizerConfig
-from paee.data.relations import RelationVocab
+from paee.data.featurizer import Featurizer
 from paee.errors import PaeeUserError
 from paee.model.config import PaeeConfig
 from paee.model.paee import PaeeModel, build_model
-from paee.runtime.contract import ModelDims
 
 FORMAT_NAME = "paee-checkpoint"
 #: Bump when the stored layout changes; loading converts the versions it knows (`CONVERTERS`).
@@ -72,18 +70,6 @@ class Checkpoint:
             raise CheckpointError("a model built by hand (config=None) cannot be checkpointed; use build_model")
         return cls(model.config, tokenizer, model.state_dict(), **kwargs)
 
-    @property
-    def relations(self) -> RelationVocab:
-        return self.config.relations
-
-    @property
-    def featurizer_config(self) -> FeaturizerConfig:
-        return self.config.featurizer
-
-    @property
-    def dims(self) -> ModelDims:
-        return self.config.dims
-
     def build_model(self, encoder_dir: str | None = None) -> PaeeModel:
         """The model with these weights, in eval mode; weights that do not fit the configuration are a
         `CheckpointError` naming the file and the tensors."""
@@ -96,7 +82,7 @@ class Checkpoint:
 
     def featurizer(self, **overrides: Any) -> Featurizer:
         """The model's featurizer; ``overrides`` change settings for this run (e.g. ``truncate=True``)."""
-        return Featurizer(self.tokenizer, dataclasses.replace(self.config.featurizer, **overrides), self.relations)
+        return Featurizer(self.tokenizer, dataclasses.replace(self.config.featurizer, **overrides), self.config.relations)
 
     def decode_config(self, top_k: int | None = None) -> DecodeConfig:
         return self.config.decode_config(top_k)

@@ -16,8 +16,9 @@ the package, so every floor can use it.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 #: Exit status of a command whose input was at fault / whose job failed.
 USER_ERROR_STATUS = 2
@@ -64,6 +65,18 @@ def run_command(body: Callable[[], int], prog: str | None = None) -> int:
         return report(PaeeUserError(str(error)), prog)
 
 
+def console_script(build_parser: Callable[[], Any], body: Callable[[Any], int]) -> Callable[[Sequence[str] | None], int]:
+    """A console script's ``main(argv)``: parse the arguments with ``build_parser()``, then run ``body(args)``
+    through `run_command` under the parser's program name."""
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        return run_command(lambda: body(args), parser.prog)
+
+    return main
+
+
 __all__ = [
-    "FAILURE_STATUS", "USER_ERROR_STATUS", "ConfigError", "PaeeError", "PaeeFailure", "PaeeUserError", "report", "run_command",
+    "FAILURE_STATUS", "USER_ERROR_STATUS", "ConfigError", "PaeeError", "PaeeFailure", "PaeeUserError", "console_script", "report", "run_command",
 ]  # fmt: skip

@@ -46,7 +46,7 @@ def _export_tiny(out: Path, model: Any, source: Any) -> dict[str, Any]:
     plan = PLANS["cpu-fp32"]
     graphs = GraphBuilder(model, out / "onnx", ckpt.featurizer(), validate=False).build(plan)
     return {"checkpoint": checkpoint, "ckpt": ckpt, "plan": plan, "graphs": graphs, "tokenizer": source.tokenizer,
-            "featurizer": ckpt.featurizer_config, "relations": ckpt.relations}
+            "featurizer": ckpt.config.featurizer, "relations": ckpt.config.relations}
 
 
 def start_server(files: dict[str, Any], out: Path, **repository_options: Any):

@@ -90,8 +90,8 @@ def test_config_roundtrip_and_variant_flags() -> None:
     assert [(v, VARIANTS[v].use_ppp, VARIANTS[v].use_eer) for v in ("paee", "wo_ppp", "wo_eer")] == [
         ("paee", True, True), ("wo_ppp", False, True), ("wo_eer", True, False),
     ]  # fmt: skip
-    assert tiny_config(variant="wo_sw").fill == "zero" and tiny_config().fill == "sliding"
-    assert not tiny_config(variant="atlop").use_ppp and not tiny_config(variant="atlop").use_eer
+    assert tiny_config(variant="wo_sw").flags.fill == "zero" and tiny_config().flags.fill == "sliding"
+    assert not tiny_config(variant="atlop").flags.use_ppp and not tiny_config(variant="atlop").flags.use_eer
 
 
 @pytest.mark.parametrize(
@@ -182,7 +182,8 @@ def test_every_variant_forward_backward(variant: str, backbone: str) -> None:
     check_shapes(out, tiny_dims(), batch=2)
     assert all(torch.isfinite(t).all() for t in out)
     loss = out.logits.square().mean() + out.subj_logits.mean()
-    if config.use_ppp:
+    flags = config.flags
+    if flags.use_ppp:
         loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(
             out.pair_logit, torch.zeros_like(out.pair_logit)
         )
@@ -190,14 +191,14 @@ def test_every_variant_forward_backward(variant: str, backbone: str) -> None:
     grads = [p.grad for p in head.parameters() if p.requires_grad]
     assert all(g is None or torch.isfinite(g).all() for g in grads)
     assert head.classifier.bilinear.weight.grad.abs().sum() > 0
-    if not config.use_ppp:  # documented constants of a switched-off PPP
+    if not flags.use_ppp:  # documented constants of a switched-off PPP
         assert torch.equal(out.pair_prob, torch.ones_like(out.pair_prob))
         assert torch.all(out.pair_logit == PPP_OFF_LOGIT)
         assert torch.equal(torch.sigmoid(out.pair_logit), out.pair_prob)
-    if not config.use_eer:
+    if not flags.use_eer:
         assert out.subj_logits.abs().sum() == 0 and out.obj_logits.abs().sum() == 0
-    assert (head.backbone is not None) == config.use_par
-    assert (head.eer is not None) == config.use_eer
+    assert (head.backbone is not None) == flags.use_par
+    assert (head.eer is not None) == flags.use_eer
 
 
 def test_all_padding_document_stays_finite() -> None:

@@ -118,7 +118,7 @@ def test_criterion_weights_and_variants() -> None:
     assert loss.sub.item() == pytest.approx(sub, abs=1e-6) and loss.obj.item() == pytest.approx(obj, abs=1e-6)
     assert loss.total.item() == pytest.approx(at + 0.5 * pot + 2.0 * (sub + obj) / 2, abs=1e-5)
     # a head without PPP and EER: those terms are zero, the total is the AT loss alone
-    bare = PaeeCriterion.for_head(LossWeights(), SimpleNamespace(use_ppp=False, use_eer=False))(out, batch)
+    bare = PaeeCriterion.for_head(LossWeights(), SimpleNamespace(flags=SimpleNamespace(use_ppp=False, use_eer=False)))(out, batch)
     assert bare.pot.item() == bare.sub.item() == bare.obj.item() == 0.0
     assert bare.total.item() == pytest.approx(at, abs=1e-6)
 

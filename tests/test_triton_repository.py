@@ -83,7 +83,7 @@ def _checkpoint(tokenizer, featurizer: FeaturizerConfig = FEATURIZER) -> Checkpo
 
 def _built(graphs: dict[str, Path], plan: str) -> dict[str, BuiltGraph]:
     """The fake files as the graphs of an export plan."""
-    dims = _checkpoint(None).dims
+    dims = _checkpoint(None).config.dims
     return {name: BuiltGraph(name, graphs[name], g.backend, g.precision, dims.length_range(name))
             for name, g in PLANS[plan].graphs.items()}
 

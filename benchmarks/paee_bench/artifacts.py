@@ -47,7 +47,7 @@ class Artifacts:
 
     @property
     def dims(self) -> ModelDims:
-        return self.ckpt.dims
+        return self.ckpt.config.dims
 
     def _log(self, message: str) -> None:
         print(f"[paee-bench] {message}", file=sys.stderr, flush=True)

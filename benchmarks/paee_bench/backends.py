@@ -29,6 +29,7 @@ from paee.runtime.sessions import ORT_HINT, ORT_PROVIDERS, bf16_cpu_support, mod
 from paee.serving.client import PaeeClient
 from paee.serving.server import TritonServer, TritonServerError, find_triton
 from paee_bench.artifacts import Artifacts
+from paee_bench.measure import WARMUP_BUCKETS
 from paee_export.plan import PLANS, resolve_plan, unmet_requirements
 from paee_export.tensorrt_build import tensorrt_available
 
@@ -143,8 +144,6 @@ class CudaGraphRunner(TorchRunner):
 
     def __init__(self, model: PaeeModel, dtype_name: str = "fp32") -> None:
         super().__init__(model, "cuda", dtype_name)
-        from paee_bench.measure import WARMUP_BUCKETS  # measure imports this module's runners
-
         self.buckets = WARMUP_BUCKETS
         self.graphs: dict[tuple[int, int], Any] = {}
         self.runtime["runtime"] = f"torch {torch.__version__} CUDA graphs (encoder, head)"

@@ -63,41 +63,39 @@ def _pair_context(h_att: torch.Tensor, t_att: torch.Tensor, token_emb: torch.Ten
     return ht_att @ token_emb  # [P, H]
 
 
-def per_document(model: PaeeModel, enc: Any, t: dict[str, torch.Tensor]) -> torch.Tensor:
+def _ordered_pairs(n: int) -> torch.Tensor:
+    """The real ordered pairs (s, o), s != o, of a document with n entities: [n(n-1), 2]."""
+    return torch.tensor([(s, o) for s in range(n) for o in range(n) if s != o], dtype=torch.long).reshape(-1, 2)
+
+
+def _loop(model: PaeeModel, enc: Any, t: dict[str, torch.Tensor],
+          groups: Callable[[torch.Tensor], Sequence[torch.Tensor]]) -> torch.Tensor:
+    """The peers' way: a Python loop over the documents, and within each over ``groups(pairs)``: the pairs
+    ([P, 2]) computed together in one product."""
     token_emb, attn = enc.token_emb, enc.entity_attn  # [B, L, H], [B, N, K, L]
     batch, num_ent = attn.shape[:2]
     out = None
     for b in range(batch):
-        n = int(t["num_entities"][b])
-        pairs = torch.tensor([(s, o) for s in range(n) for o in range(n) if s != o], dtype=torch.long).reshape(-1, 2)
-        h_att = torch.index_select(attn[b], 0, pairs[:, 0])  # [P, K, L]
-        t_att = torch.index_select(attn[b], 0, pairs[:, 1])  # [P, K, L]
-        context = _pair_context(h_att, t_att, token_emb[b])  # [P, H]
-        feats = _features(model, context, t["entity_type"][b], t["same_sent"][b, pairs[:, 0], pairs[:, 1]],
-                          pairs[:, 0], pairs[:, 1])  # [P, D]
-        if out is None:
-            out = feats.new_zeros(batch, num_ent, num_ent, feats.shape[-1])
-        out[b, pairs[:, 0], pairs[:, 1]] = feats
+        for pairs in groups(_ordered_pairs(int(t["num_entities"][b]))):
+            h_att = torch.index_select(attn[b], 0, pairs[:, 0])  # [P, K, L]
+            t_att = torch.index_select(attn[b], 0, pairs[:, 1])  # [P, K, L]
+            context = _pair_context(h_att, t_att, token_emb[b])  # [P, H]
+            feats = _features(model, context, t["entity_type"][b], t["same_sent"][b, pairs[:, 0], pairs[:, 1]],
+                              pairs[:, 0], pairs[:, 1])  # [P, D]
+            if out is None:
+                out = feats.new_zeros(batch, num_ent, num_ent, feats.shape[-1])
+            out[b, pairs[:, 0], pairs[:, 1]] = feats
     return out
+
+
+def per_document(model: PaeeModel, enc: Any, t: dict[str, torch.Tensor]) -> torch.Tensor:
+    """ATLOP's ``get_hrt`` granularity: every real pair of a document in one product."""
+    return _loop(model, enc, t, lambda pairs: [pairs])
 
 
 def per_pair(model: PaeeModel, enc: Any, t: dict[str, torch.Tensor]) -> torch.Tensor:
-    token_emb, attn = enc.token_emb, enc.entity_attn  # [B, L, H], [B, N, K, L]
-    batch, num_ent = attn.shape[:2]
-    out = None
-    for b in range(batch):
-        n = int(t["num_entities"][b])
-        for s in range(n):
-            for o in range(n):
-                if s == o:
-                    continue
-                context = _pair_context(attn[b, s:s + 1], attn[b, o:o + 1], token_emb[b])  # [1, H], one pair
-                subj, obj = torch.tensor([s]), torch.tensor([o])
-                feats = _features(model, context, t["entity_type"][b], t["same_sent"][b, s, o].reshape(1), subj, obj)  # [1, D]
-                if out is None:
-                    out = feats.new_zeros(batch, num_ent, num_ent, feats.shape[-1])
-                out[b, s, o] = feats[0]
-    return out
+    """One ordered pair at a time."""
+    return _loop(model, enc, t, lambda pairs: list(pairs.split(1)))
 
 
 def _median_seconds(fn: Callable[[], Any], repeats: int) -> float:

@@ -75,7 +75,7 @@ def _model_block(path: Path, ckpt: Checkpoint, model: PaeeModel) -> dict[str, An
         "encoder_params_M": round(sum(p.numel() for p in model.encoder.parameters()) / 1e6, 2),
         "head_params_M": round(sum(p.numel() for p in model.head.parameters()) / 1e6, 2),
         "variant": ckpt.config.head.variant, "backbone": ckpt.config.head.backbone,
-        "max_entities": ckpt.dims.max_entities, "num_relations": ckpt.relations.num_classes,
+        "max_entities": ckpt.config.dims.max_entities, "num_relations": ckpt.config.relations.num_classes,
         "window": int(model.encoder.window),
     }  # fmt: skip
 
@@ -141,7 +141,7 @@ class _Run:
         _log(self.s, "PyTorch fp32 reference pass")
         self.reference = self.latency(TorchRunner(self.model, "cpu", "fp32"), BACKENDS[REFERENCE], REFERENCE)
         if self.dset.labelled:
-            self.reference_f1 = f1_score(self.dset.docs, self.reference.triples, self.ckpt.relations)
+            self.reference_f1 = f1_score(self.dset.docs, self.reference.triples, self.ckpt.config.relations)
         return self.reference
 
     def backend(self, name: str) -> dict[str, Any]:
@@ -159,7 +159,7 @@ class _Run:
             _log(self.s, f"{name}: latency and parity over {len(self.dset.docs)} documents")
             latency = self.reference if name == REFERENCE else self.latency(runner, spec, name)
             assert latency is not None and self.reference is not None
-            triples = latency.triples if spec.kind == "in-process" else served_triples(latency.triples, self.ckpt.relations)
+            triples = latency.triples if spec.kind == "in-process" else served_triples(latency.triples, self.ckpt.config.relations)
             if spec.kind == "server":
                 entry["precision"] = runner.runtime.get("precision", spec.precision)
             mean_ms = float(np.mean([t.total_ms for t in latency.timings]))
@@ -168,7 +168,7 @@ class _Run:
                 docs_per_s=round(1000 / mean_ms, 3),
                 encoder=_encoder_block(spec, latency, self.ckpt.config.encoder, int(self.model.encoder.window),
                                        self.peaks),
-                parity=compare(self.dset.docs, self.ckpt.relations, self.reference.triples, self.reference.logits or [],
+                parity=compare(self.dset.docs, self.ckpt.config.relations, self.reference.triples, self.reference.logits or [],
                                triples, latency.logits, self.reference_f1),
             )  # fmt: skip
             entry["throughput"] = self.throughput(runner, spec, name)

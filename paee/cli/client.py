@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from paee.errors import PaeeUserError, run_command
+from paee.errors import PaeeUserError, console_script
 from paee.serving import loadtest
 from paee.serving.client import (
     DEFAULT_CONCURRENCY, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, PROTOCOLS, PaeeClient, PaeeServingError, result_records,
@@ -99,10 +99,11 @@ def _predict(args: argparse.Namespace, raw: list) -> int:
     return 1 if failed else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    run = _load if args.load else _predict
-    return run_command(lambda: run(args, _read_documents(args.documents)), "paee-client")
+def _client(args: argparse.Namespace) -> int:
+    return (_load if args.load else _predict)(args, _read_documents(args.documents))
+
+
+main = console_script(build_parser, _client)
 
 
 if __name__ == "__main__":

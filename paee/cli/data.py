@@ -12,7 +12,7 @@ from paee.data.docred import read_documents
 from paee.data.errors import PaeeDataError
 from paee.data.stats import corpus_stats, format_stats
 from paee.data.synthetic import SyntheticConfig, write_synthetic_splits
-from paee.errors import run_command
+from paee.errors import console_script
 
 PROG = "paee-data"
 
@@ -70,10 +70,7 @@ def _stats(args: argparse.Namespace) -> int:
 COMMANDS = {"synth": _synth, "stats": _stats}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``paee-data``; returns the exit status (0 ok, 2 bad input)."""
-    args = _parser().parse_args(argv)
-    return run_command(lambda: COMMANDS[args.command](args), PROG)
+main = console_script(_parser, lambda args: COMMANDS[args.command](args))
 
 
 if __name__ == "__main__":

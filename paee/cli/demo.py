@@ -23,7 +23,7 @@ from paee.cli.train import main as train_main
 from paee.data.decode import triple_record
 from paee.data.docred import read_documents
 from paee.data.synthetic import SyntheticConfig, write_synthetic_splits
-from paee.errors import run_command
+from paee.errors import console_script
 from paee.inference import Predictor
 from paee.serving.client import PaeeClient
 from paee.serving.server import TritonServer
@@ -75,11 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "README's 'Learning' figures) or docred (DocRED-like, long documents: much harder for a "
                         "tiny model trained from scratch, and slower)")
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_command(lambda: _demo(args), "paee-demo")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -150,6 +145,9 @@ def _demo(args: argparse.Namespace) -> int:
     step(f"done; repository {repo}, checkpoint {checkpoint}")
     # A served answer that differs from the model's is a failure of the main job, not a footnote.
     return 1 if mismatched else 0
+
+
+main = console_script(build_parser, _demo)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from paee.data.docred import read_documents
-from paee.errors import run_command
+from paee.errors import console_script
 from paee.evaluation.metrics import Scores, evaluate, read_predictions, train_fact_names
 
 
@@ -70,14 +70,12 @@ def run(args: argparse.Namespace) -> Scores:
     return scores
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _evaluate(args: argparse.Namespace) -> int:
+    run(args)
+    return 0
 
-    def body() -> int:
-        run(args)
-        return 0
 
-    return run_command(body, "paee-eval")
+main = console_script(build_parser, _evaluate)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from paee.data.docred import read_documents
-from paee.errors import run_command
+from paee.errors import console_script
 from paee.inference import Predictor
 
 
@@ -40,9 +40,7 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_command(lambda: _predict(args), "paee-predict")
+main = console_script(build_parser, _predict)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from paee.data.docred import read_documents
 from paee.data.featurizer import FeaturizerConfig
-from paee.errors import PaeeUserError, run_command
+from paee.errors import PaeeUserError, console_script
 from paee.inference import resolve_device
 from paee.model.config import LossWeights
 from paee.model.head import BACKBONES, VARIANTS
@@ -115,9 +115,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_command(lambda: _train(args), "paee-train")
+main = console_script(build_parser, _train)
 
 
 if __name__ == "__main__":

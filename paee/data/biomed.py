@@ -59,7 +59,7 @@ import dataclasses
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -102,35 +102,31 @@ _SENT_SEP, _WORD_SEP, _LIST_SEP, _NAME_SEP = "|", " ", ":", "|"
 @dataclass(frozen=True)
 class ReadReport:
     """What a reader kept, dropped and changed; one per document (``extra["read_report"]``), summed by
-    `summarize`. Nothing is dropped without being counted here.
+    `summarize`. Nothing is dropped without being counted here."""
 
-    Attributes:
-        documents: documents read.
-        entities, mentions, facts: what the documents hold (mentions counted per entity).
-        relations_in_file: relation lines (PubTator) or relation pairs (``.data``) in the input.
-        dropped_relations: ``"pmid LABEL head tail: reason"`` for every relation not kept as a fact.
-        duplicate_relations: relation lines repeating a kept fact (merged into it).
-        unlinked_mentions: PubTator mentions with concept id ``-1``, dropped.
-        composite_mentions: PubTator mentions with several concept ids (one mention per concept).
-        sentence_merges: sentence boundaries of the splitter removed because a mention crossed them.
-        word_splits: words of the tokenizer split at a mention boundary.
-        excluded_pairs: ``.data`` pairs labelled ``not_include``.
-        duplicate_documents: ``.data`` lines repeating an earlier PMID, skipped.
-    """
-
-    documents: int = 0
-    entities: int = 0
-    mentions: int = 0
-    facts: int = 0
-    relations_in_file: int = 0
+    documents: int = field(default=0)
+    entities: int = field(default=0)
+    mentions: int = field(default=0)
+    """What the documents hold (mentions counted per entity)."""
+    facts: int = field(default=0)
+    relations_in_file: int = field(default=0)
+    """Relation lines (PubTator) or relation pairs (``.data``) in the input."""
     dropped_relations: tuple[str, ...] = ()
-    duplicate_relations: int = 0
-    unlinked_mentions: int = 0
-    composite_mentions: int = 0
-    sentence_merges: int = 0
-    word_splits: int = 0
-    excluded_pairs: int = 0
-    duplicate_documents: int = 0
+    """``"pmid LABEL head tail: reason"`` for every relation not kept as a fact."""
+    duplicate_relations: int = field(default=0)
+    """Relation lines repeating a kept fact (merged into it)."""
+    unlinked_mentions: int = field(default=0)
+    """PubTator mentions with concept id ``-1``, dropped."""
+    composite_mentions: int = field(default=0)
+    """PubTator mentions with several concept ids (one mention per concept)."""
+    sentence_merges: int = field(default=0)
+    """Sentence boundaries of the splitter removed because a mention crossed them."""
+    word_splits: int = field(default=0)
+    """Words of the tokenizer split at a mention boundary."""
+    excluded_pairs: int = field(default=0)
+    """``.data`` pairs labelled ``not_include``."""
+    duplicate_documents: int = field(default=0)
+    """``.data`` lines repeating an earlier PMID, skipped."""
 
     def __add__(self, other: ReadReport) -> ReadReport:
         return ReadReport(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})

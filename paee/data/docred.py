@@ -39,14 +39,20 @@ _MENTION_KEYS = ("name", "sent_id", "pos", "type")
 # --- DocRED form --------------------------------------------------------------------------------
 
 
-def _parse_sents(obj: Mapping[str, Any], where: Where) -> tuple[tuple[str, ...], ...]:
-    raw = get_field(obj, "sents", list, "sents", where, "a list of sentences, each a list of words")
+def _lists(obj: Mapping[str, Any], key: str, where: Where, items: str, parts: str) -> list[list[Any]]:
+    """``obj[key]``: a non-empty list of lists (sentences of words, entities of mentions)."""
+    raw = get_field(obj, key, list, key, where, f"a list of {items}, each a list of {parts}")
     if not raw:
-        raise where.error("sents", "the document has no sentences")
+        raise where.error(key, f"the document has no {items}")
+    for i, value in enumerate(raw):
+        if not isinstance(value, list):
+            raise where.error(f"{key}[{i}]", f"expected a list of {parts}, got {json_kind(value)}")
+    return raw
+
+
+def _parse_sents(obj: Mapping[str, Any], where: Where) -> tuple[tuple[str, ...], ...]:
     sents = []
-    for i, sent in enumerate(raw):
-        if not isinstance(sent, list):
-            raise where.error(f"sents[{i}]", f"expected a list of words, got {json_kind(sent)}")
+    for i, sent in enumerate(_lists(obj, "sents", where, "sentences", "words")):
         # One C-level pass over the words; only on failure do we look for the culprit.
         if not all(type(w) is str for w in sent):
             j = next(j for j, w in enumerate(sent) if not isinstance(w, str))
@@ -95,13 +101,8 @@ def _parse_docred(obj: Mapping[str, Any], where: Where, entity_types: Sequence[s
                   relations: RelationVocab | None) -> Document:
     title = check_title(obj, where)
     sents = _parse_sents(obj, where)
-    vertex_set = get_field(obj, "vertexSet", list, "vertexSet", where, "a list of entities, each a list of mentions")
-    if not vertex_set:
-        raise where.error("vertexSet", "the document has no entities")
     entities = []
-    for e, mentions in enumerate(vertex_set):
-        if not isinstance(mentions, list):
-            raise where.error(f"vertexSet[{e}]", f"expected a list of mentions, got {json_kind(mentions)}")
+    for e, mentions in enumerate(_lists(obj, "vertexSet", where, "entities", "mentions")):
         if not mentions:
             raise where.error(f"vertexSet[{e}]", "the entity has no mentions")
         entities.append(tuple(_parse_mention(m, f"vertexSet[{e}][{k}]", where, sents, entity_types)

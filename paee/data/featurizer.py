@@ -249,31 +249,15 @@ class Featurizer:
 
     def _prepare(self, doc: Document) -> _Prepared:
         cfg = self.config
-        n = len(doc.entities)
-        if n > cfg.max_entities:
-            raise LimitError(
-                doc.index, doc.title, "vertexSet",
-                f"has {n} entities, more than max_entities={cfg.max_entities} "
-                f"({LIMIT_SET_AT_TRAINING.format(option='--max-entities')})",
-            )
-        num_sents = len(doc.sents)
-        if num_sents > cfg.max_sentences:
-            raise LimitError(
-                doc.index, doc.title, "sents",
-                f"has {num_sents} sentences, more than max_sentences={cfg.max_sentences} "
-                f"({LIMIT_SET_AT_TRAINING.format(option='--max-sentences')})",
-            )
+        n, num_sents = len(doc.entities), len(doc.sents)
+        self._check_limit(doc, "vertexSet", f"has {n} entities", n, "max_entities")
+        self._check_limit(doc, "sents", f"has {num_sents} sentences", num_sents, "max_sentences")
         entity_type = np.zeros(n, dtype=np.int64)
         ent, slot, sent, start, end = [], [], [], [], []
         for e, mentions in enumerate(doc.entities):
             if not mentions:
                 raise DocumentError(doc.index, doc.title, f"vertexSet[{e}]", "entity has no mention")
-            if len(mentions) > cfg.max_mentions:
-                raise LimitError(
-                    doc.index, doc.title, f"vertexSet[{e}]",
-                    f"entity has {len(mentions)} mentions, more than max_mentions={cfg.max_mentions} "
-                    f"({LIMIT_SET_AT_TRAINING.format(option='--max-mentions')})",
-                )
+            self._check_limit(doc, f"vertexSet[{e}]", f"entity has {len(mentions)} mentions", len(mentions), "max_mentions")
             type_id = self._type_ids.get(mentions[0].type)
             if type_id is None:
                 raise DocumentError(
@@ -340,6 +324,14 @@ class Featurizer:
             facts=self._facts(doc),
             evidence=self._evidence(doc),
         )
+
+    def _check_limit(self, doc: Document, field: str, what: str, count: int, limit: str) -> None:
+        """`LimitError` when ``count`` exceeds the configuration's ``limit`` (a size set when the model is trained)."""
+        value = getattr(self.config, limit)
+        if count > value:
+            option = "--" + limit.replace("_", "-")
+            raise LimitError(doc.index, doc.title, field,
+                             f"{what}, more than {limit}={value} ({LIMIT_SET_AT_TRAINING.format(option=option)})")
 
     def _facts(self, doc: Document) -> np.ndarray:
         if self.relations is None or not doc.facts:

@@ -189,12 +189,7 @@ def tiny_bert_config(
             f"hidden_size ({hidden_size}) is not a multiple of num_attention_heads ({num_attention_heads})"
         )
     return BertConfig(
-        vocab_size=vocab_size,
-        hidden_size=hidden_size,
-        num_hidden_layers=num_hidden_layers,
-        num_attention_heads=num_attention_heads,
-        intermediate_size=intermediate_size,
-        max_position_embeddings=max_position_embeddings,
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
+        vocab_size=vocab_size, hidden_size=hidden_size, num_hidden_layers=num_hidden_layers,
+        num_attention_heads=num_attention_heads, intermediate_size=intermediate_size,
+        max_position_embeddings=max_position_embeddings, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
     ).to_dict()

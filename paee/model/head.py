@@ -139,7 +139,7 @@ class HeadConfig:
 
     def check_sizes(self, dims: ModelDims) -> None:
         """Raise ValueError where these hyperparameters cannot serve a model of ``dims`` (TNet's grid)."""
-        if not (self.use_par and self.backbone == "tnet"):
+        if not (self.flags.use_par and self.backbone == "tnet"):
             return
         N = dims.max_entities
         if self.tnet_patch_size > N:
@@ -151,35 +151,19 @@ class HeadConfig:
                 f"({grid} x {grid} for max_entities {N}, patch {self.tnet_patch_size})"
             )
 
-    # --- the variant table, read through properties (the loss reads use_ppp / use_eer) ---
     @property
     def flags(self) -> VariantFlags:
+        """What this variant switches on (its row of `VARIANTS`)."""
         return VARIANTS[self.variant]
-
-    @property
-    def use_par(self) -> bool:
-        return self.flags.use_par
-
-    @property
-    def use_ppp(self) -> bool:
-        return self.flags.use_ppp
-
-    @property
-    def use_eer(self) -> bool:
-        return self.flags.use_eer
-
-    @property
-    def fill(self) -> str:
-        return self.flags.fill
 
     def entity_repr_dim(self, dims: ModelDims) -> int:
         """Size of e_sub / e_obj: [He; F] with EER, the encoder's entity embedding without."""
-        return self.eer_dim + dims.num_relations if self.use_eer else dims.hidden_size
+        return self.eer_dim + dims.num_relations if self.flags.use_eer else dims.hidden_size
 
     def pair_repr_dim(self, dims: ModelDims) -> int:
         """Size of the pair representation fed to eq. 8 (Y_pair, V or c(s,o))."""
         sizes = {
-            "map": self.map_out_channels + (1 if self.use_ppp else 0),  # + the indicator channel
+            "map": self.map_out_channels + (1 if self.flags.use_ppp else 0),  # + the indicator channel
             "pair_features": self.pair_dim,
             "context": dims.hidden_size,
         }

@@ -100,7 +100,7 @@ def evidence_attention_loss(entity_attn: Tensor, sent_span: Tensor, sent_mask: T
 class PaeeCriterion(nn.Module):
     """Combines the loss terms with the configured weights; terms of absent components are zero.
 
-    `use_ppp` / `use_eer` mirror the head config (attributes of the same names; both on when absent).
+    `use_ppp` / `use_eer` are the head variant's flags (`for_head`).
     """
 
     def __init__(self, weights: LossWeights | None = None, use_ppp: bool = True, use_eer: bool = True) -> None:
@@ -111,11 +111,9 @@ class PaeeCriterion(nn.Module):
 
     @classmethod
     def for_head(cls, weights: LossWeights, head_config: Any) -> "PaeeCriterion":
-        return cls(
-            weights,
-            use_ppp=bool(getattr(head_config, "use_ppp", True)),
-            use_eer=bool(getattr(head_config, "use_eer", True)),
-        )
+        """The criterion of a head configuration: the terms of the components its variant has."""
+        flags = head_config.flags
+        return cls(weights, use_ppp=flags.use_ppp, use_eer=flags.use_eer)
 
     def forward(self, head_output: Any, batch: Mapping[str, Tensor], entity_attn: Tensor | None = None) -> PaeeLoss:
         """head_output: HeadOutput (logits, pair_logit, subj_logits, obj_logits); batch: targets and masks;

@@ -15,7 +15,7 @@ from paee.model.config import PaeeConfig
 from paee.model.encoder import EncoderGraph, EncoderOutput
 from paee.model.head import HeadGraph, HeadOutput
 from paee.model.losses import PaeeCriterion, PaeeLoss
-from paee.runtime.contract import ENCODER_INPUTS, HEAD_FEATURES, MODEL_INPUTS, TARGETS
+from paee.runtime.contract import ENCODER_INPUTS, HEAD_FEATURES, MODEL_INPUTS, TRAINING_TARGETS
 
 
 class PaeeOutput(NamedTuple):
@@ -53,12 +53,12 @@ class PaeeModel(nn.Module):
             raise ValueError(f"batch lacks input keys {missing}; it has {sorted(batch)}")
         encoded = self.encode(batch)
         out = self.run_head(batch, encoded)
-        targets = [key for key in TARGETS if key in batch]
+        targets = [key for key in TRAINING_TARGETS if key in batch]
         if not targets:
             return PaeeOutput(logits=out.logits, pair_prob=out.pair_prob, loss=None)
-        if len(targets) != len(TARGETS):
+        if len(targets) != len(TRAINING_TARGETS):
             # a half-labelled batch is a featurizer bug, not a request for a partial loss
-            absent = [key for key in TARGETS if key not in batch]
+            absent = [key for key in TRAINING_TARGETS if key not in batch]
             raise ValueError(f"batch has targets {targets} but lacks {absent}")
         loss = self.criterion(out, batch, encoded.entity_attn)
         return PaeeOutput(logits=out.logits, pair_prob=out.pair_prob, loss=loss)

@@ -103,7 +103,7 @@ HEAD_OUTPUTS = ("logits", "pair_prob")
 #: What the PyTorch model reads from a collated batch (`paee.model.paee.PaeeModel`).
 MODEL_INPUTS = ENCODER_INPUTS + HEAD_FEATURES
 #: Training targets: the loss is computed when a batch carries them (`paee.model.paee.PaeeModel`).
-TARGETS = ("labels", "pair_mask", "has_relation", "subj_roles", "obj_roles")
+TRAINING_TARGETS = ("labels", "pair_mask", "has_relation", "subj_roles", "obj_roles")
 #: What the decoder needs besides the head's outputs, per document.
 DOCUMENT_FIELDS = ("num_entities", "title")
 #: The preprocess model's outputs and the postprocess model's inputs (Triton).
@@ -320,6 +320,6 @@ __all__ = [
     "BATCH", "DEFAULT_WINDOW", "DOCUMENT_FIELDS", "ENCODER", "ENCODER_GRAPHS", "ENCODER_INPUTS", "ENCODER_LONG",
     "ENCODER_OUTPUTS", "GRAPH_IO", "GRAPH_NAMES", "HEAD", "HEAD_FEATURES", "HEAD_INPUTS", "HEAD_OUTPUTS", "LENGTH",
     "LENGTH_INPUT", "LONG_INPUT_WINDOWS", "MODEL_INPUTS", "NUMPY_DTYPES", "POSTPROCESS_INPUTS", "PREPROCESS_OUTPUTS",
-    "REQUEST", "RESPONSE", "SERVING_STEPS", "TARGETS", "TENSORS", "GraphSpec", "GraphSpecError", "ModelDims", "TensorDecl", "TensorSpec", "graph_spec", "graph_specs",
-    "markdown_table", "tensor_spec", "tensor_specs",
+    "REQUEST", "RESPONSE", "SERVING_STEPS", "TENSORS", "TRAINING_TARGETS", "GraphSpec", "GraphSpecError", "ModelDims",
+    "TensorDecl", "TensorSpec", "graph_spec", "graph_specs", "markdown_table", "tensor_spec", "tensor_specs",
 ]  # fmt: skip

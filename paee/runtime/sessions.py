@@ -89,6 +89,15 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+def import_runtime(name: str, hint: str) -> Any:
+    """The optional runtime module ``name`` (onnx, onnxruntime, openvino, ...), imported on use;
+    `RuntimeUnavailableError` with ``hint`` (what to install) where it is missing."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as err:
+        raise RuntimeUnavailableError(hint) from err
+
+
 def module_available(name: str) -> bool:
     """Whether ``name`` can be imported, found without importing it (runtimes are slow to import)."""
     try:
@@ -128,10 +137,7 @@ class OrtSession:
     backend = "onnxruntime"
 
     def __init__(self, path: str | Path, precision: str = "fp32", device: str = "cpu", threads: int | None = None) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as err:
-            raise RuntimeUnavailableError(ORT_HINT) from err
+        ort = import_runtime("onnxruntime", ORT_HINT)
         if device not in ORT_PROVIDERS:
             raise PaeeUserError(f"ONNX Runtime device {device!r} is not one of {sorted(ORT_PROVIDERS)}")
         if precision == "fp16" and device == "cpu":
@@ -170,10 +176,7 @@ class OpenVinoSession:
     backend = "openvino"
 
     def __init__(self, path: str | Path, precision: str = "bf16", device: str = "cpu", threads: int | None = None) -> None:
-        try:
-            import openvino as ov
-        except ImportError as err:
-            raise RuntimeUnavailableError(OPENVINO_HINT) from err
+        ov = import_runtime("openvino", OPENVINO_HINT)
         if device not in ("cpu", "CPU"):
             raise SessionError(f"the OpenVINO path here is CPU only, got device {device!r}")
         effective = precision
@@ -216,8 +219,7 @@ SESSION_CLASSES: dict[str, type] = {"onnxruntime": OrtSession, "openvino": OpenV
 
 def onnx_io_names(path: str | Path, kind: str = "input") -> list[str]:
     """Names of an ONNX file's graph inputs (initializers excluded) or outputs, weights not loaded."""
-    import onnx  # optional dependency of the runtimes; present wherever a graph is run
-
+    onnx = import_runtime("onnx", ORT_HINT)
     graph = onnx.load(str(path), load_external_data=False).graph
     if kind == "output":
         return [value.name for value in graph.output]
@@ -254,6 +256,6 @@ def is_session(value: Any) -> bool:
 __all__ = [
     "BACKENDS", "BF16_CPU_FLAGS", "DEFAULT_BACKEND", "ORT_HINT", "OPENVINO_HINT", "ORT_PROVIDERS", "PRECISIONS",
     "OpenVinoSession", "OrtSession", "RuntimeUnavailableError", "Session", "SessionError", "bf16_cpu_support",
-    "cpu_flags", "create_session", "is_session", "module_available", "onnx_io_names", "openvino_available",
+    "cpu_flags", "create_session", "import_runtime", "is_session", "module_available", "onnx_io_names", "openvino_available",
     "resolve_backend",
 ]  # fmt: skip
