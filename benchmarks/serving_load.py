@@ -11,8 +11,8 @@ A script, not a test (minutes; run it on a quiet machine):
    documents; speed depends on sizes, not weights). A random model puts about half of all (pair,
    relation) margins above the threshold class, i.e. thousands of triples per document, which no
    trained model does and which would make the JSON answers, not the model, the cost: its threshold
-   logit is raised so that `REALISTIC_FRACTION` of the slots of the benchmark documents fire (tens of
-   triples per document, like Re-DocRED's 35 facts). ``--realistic-threshold`` does the same to a
+   logit is raised so that it predicts `FACTS_PER_DOCUMENT` triples per benchmark document (DocRED's
+   density). ``--realistic-threshold`` does the same to a
    given random-weight checkpoint.
 2. documents: ``--docs`` (DocRED format, first ``--limit``), default Re-DocRED dev from ../shared/data
    when present, else a seeded synthetic set; documents the checkpoint's featurizer refuses are left
@@ -57,7 +57,7 @@ from paee.runtime.pipeline import OnnxPipeline
 from paee.serving.client import PaeeClient
 from paee.serving.loadtest import LoadConfig, run_load
 from paee.serving.server import TritonServer
-from paee_bench.checkpoints import KINDS, REALISTIC_FRACTION, raise_threshold, random_model
+from paee_bench.checkpoints import KINDS, raise_threshold, random_model
 from paee_export.parity import versions
 from paee_export.pipeline import export_checkpoint
 
@@ -131,7 +131,7 @@ def make_checkpoint(args: argparse.Namespace, docs: Sequence[Any], out: Path) ->
         tokenizer = source.tokenizer
         info = {"path": None, "kind": f"{args.model} (random weights)"}
     featurizer = Checkpoint.from_model(model, tokenizer).featurizer()
-    info["threshold_shift"] = raise_threshold(model, featurizer, docs, REALISTIC_FRACTION)
+    info["threshold_shift"] = raise_threshold(model, featurizer, docs)
     path = out / "checkpoint.pt"
     Checkpoint.from_model(model, tokenizer).save(path)
     info["written"] = str(path)

@@ -34,15 +34,16 @@ import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 
+from paee.data.featurizer import MIN_PAIRS, pair_slots
 from paee.errors import PaeeFailure
 from paee.model.paee import PaeeModel
 from paee.runtime.contract import (
-    BATCH, ENCODER, ENCODER_GRAPHS, ENCODER_LONG, GRAPH_NAMES, HEAD, LENGTH, GraphSpec, GraphSpecError, graph_specs,
+    BATCH, ENCODER, ENCODER_GRAPHS, ENCODER_LONG, GRAPH_NAMES, HEAD, LENGTH, PAIRS, GraphSpec, GraphSpecError, graph_specs,
 )
 from paee.runtime.sessions import ORT_HINT, create_session, import_runtime
 from paee_export.graphs import wrap_graph
@@ -82,6 +83,14 @@ EXAMPLE_LONG_EXTRA = 96  # long example: window + this
 MAX_DYNAMO_BATCH = 4096
 #: torch.export specialises a dimension of size 0 or 1 (DESIGN.md 8): the length Dim starts at 2.
 MIN_DYNAMO_LENGTH = 2
+#: Real entities per document of the validation cases, from N: other pair counts than the example's,
+#: the largest (N (N - 1)) and documents of one and two entities (no pair / padding only) among them.
+VALIDATION_ENTITIES: dict[str, Callable[[int], list[int]]] = {
+    "batch3_length40": lambda n: [n, 2, 1],
+    "batch1_length24": lambda n: [max(2, n // 4)],
+    "batch3_long": lambda n: [max(2, n - 3), 1, max(2, n // 5)],
+    "batch1_long": lambda n: [max(2, n // 4)],
+}
 
 
 class ExportError(PaeeFailure):
@@ -217,6 +226,8 @@ def _dynamo_export(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], sp
     dims = {
         BATCH: torch.export.Dim(BATCH, min=1, max=MAX_DYNAMO_BATCH),
         LENGTH: torch.export.Dim(LENGTH, min=max(low, MIN_DYNAMO_LENGTH), max=high),
+        # a document's ordered pairs, padded per batch to at least MIN_PAIRS (a Dim cannot start at 0 or 1)
+        PAIRS: torch.export.Dim(PAIRS, min=MIN_PAIRS, max=max(spec.dims.max_pairs, MIN_PAIRS + 1)),
     }
     # one entry for the wrapper's *inputs, holding one {axis: Dim} per input
     dynamic_shapes = (tuple({axis: dims[d] for axis, d in t.dynamic_axes().items()} for t in spec.inputs),)
@@ -461,7 +472,8 @@ def validation_feeds(spec: GraphSpec, vocab_size: int) -> dict[str, dict[str, np
     else:
         cases = {"batch3_length40": (3, 40), "batch1_long": (1, min(high, 2 * 8 * 41))}
     return {
-        name: example_inputs(spec, batch, length, vocab_size=vocab_size, seed=17 + i)
+        name: example_inputs(spec, batch, length, vocab_size=vocab_size, seed=17 + i,
+                             real_entities=VALIDATION_ENTITIES[name](spec.dims.max_entities)[:batch])
         for i, (name, (batch, length)) in enumerate(cases.items())
     }
 
@@ -519,7 +531,9 @@ def example_for(spec: GraphSpec, vocab_size: int) -> dict[str, np.ndarray]:
         length = min(spec.dims.window + EXAMPLE_LONG_EXTRA, spec.dims.max_length)
     else:
         length = min(EXAMPLE_SHORT_LENGTH, spec.dims.window)
-    return example_inputs(spec, EXAMPLE_BATCH, length, vocab_size=vocab_size, seed=3)
+    N = spec.dims.max_entities
+    return example_inputs(spec, EXAMPLE_BATCH, length, vocab_size=vocab_size, seed=3,
+                          real_entities=[max(2, N // 2), max(2, N // 3)])  # a pair count inside the range
 
 
 def export_graph(
@@ -598,7 +612,8 @@ def example_inputs(
 
     Document b has real length ``length - 8 * b`` (at least a quarter of L; the longest fills L) and
     ``real_entities[b]`` entities whose mentions point inside it; the rest is padding, as the featurizer
-    writes it. Encoder outputs for the head are random, normalised like attention rows.
+    writes it, and so are the head's pairs (`paee.data.featurizer.pair_slots`). Encoder outputs for the
+    head are random, normalised like attention rows.
     """
     rng = np.random.default_rng(seed)
     dims = spec.dims
@@ -642,6 +657,7 @@ def example_inputs(
     feeds["sent_mask"] = sent_mask
     same = rng.integers(0, 2, (batch, N, N)).astype(np.int64)
     feeds["same_sent"] = same * (entity_mask[:, :, None] * entity_mask[:, None, :]).astype(np.int64)
+    feeds["pair_index"], feeds["pair_mask"] = pair_slots(entities)
     return feeds
 
 

@@ -7,8 +7,8 @@ each variant:
 * ``encoder``: max / mean abs diff of token_emb, entity_emb, entity_attn (ONNX encoder vs PyTorch);
 * ``head``: max / mean abs diff of logits and pair_prob, the ONNX head fed PyTorch's encoder outputs
   (isolates the head's own error);
-* ``end_to_end``: ONNX encoder -> ONNX head vs PyTorch: logit diffs over each document's real n x n
-  block, predicted-triple agreement (Jaccard of the (document, head, tail, relation) sets, and the
+* ``end_to_end``: ONNX encoder -> ONNX head vs PyTorch: logit diffs over each document's real pairs,
+  predicted-triple agreement (Jaccard of the (document, head, tail, relation) sets, and the
   share of documents whose triples are identical), and with gold labels the F1 / Ign-less F1 change
   (``paee.evaluation.metrics.evaluate``);
 * graph statistics of its files and the library versions.
@@ -28,14 +28,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from paee.data.decode import decode
 from paee.data.featurizer import Featurizer, collate
 from paee.data.schema import Document
 from paee.evaluation.metrics import score_triples
 from paee.inference import to_tensors
 from paee.model.paee import PaeeModel
 from paee.runtime.contract import ENCODER_OUTPUTS, HEAD_OUTPUTS, MODEL_INPUTS
-from paee.runtime.pipeline import OnnxPipeline, document_outputs, length_batches
+from paee.runtime.pipeline import DocOutput, OnnxPipeline, decode_output, document_outputs, length_batches
 from paee_export.optimize import graph_stats
 
 #: Packages whose versions the report records.
@@ -101,17 +100,14 @@ def triple_agreement(reference: Sequence[Sequence[Any]], other: Sequence[Sequenc
 
 
 def pair_argmax_agreement(reference: Sequence[np.ndarray], other: Sequence[np.ndarray]) -> float:
-    """Share of ordered pairs (s != o, both real) whose best class (NA included) is the same.
+    """Share of real pairs (the rows of each document's logits [p, R]) whose best class (NA included) is
+    the same.
 
     Meaningful even when a briefly trained model predicts no triple at all (every pair NA), where the
     triple Jaccard is trivially 1.
     """
-    same = total = 0
-    for ref, got in zip(reference, other):
-        n = ref.shape[0]
-        off_diagonal = ~np.eye(n, dtype=bool)
-        same += int((ref.argmax(-1) == got.argmax(-1))[off_diagonal].sum())
-        total += int(off_diagonal.sum())
+    same = sum(int((ref.argmax(-1) == got.argmax(-1)).sum()) for ref, got in zip(reference, other))
+    total = sum(ref.shape[0] for ref in reference)
     return same / total if total else 1.0
 
 
@@ -129,8 +125,8 @@ def parity_report(
     enc_diff = {name: _DiffAccumulator() for name in variants}
     head_diff = {name: _DiffAccumulator() for name in variants}
     e2e_diff = {name: _DiffAccumulator() for name in variants}
-    reference_logits: list[np.ndarray | None] = [None] * len(features)
-    variant_logits: dict[str, list[np.ndarray | None]] = {name: [None] * len(features) for name in variants}
+    reference_outputs: list[DocOutput | None] = [None] * len(features)
+    variant_outputs: dict[str, list[DocOutput | None]] = {name: [None] * len(features) for name in variants}
     was_training = model.training
     model.eval()
     batches = list(length_batches(features, batch_size))
@@ -143,7 +139,7 @@ def parity_report(
                 head_out = model.run_head(tensors, encoded)
             torch_enc = {k: getattr(encoded, k).float().numpy() for k in ENCODER_OUTPUTS}
             torch_head = {k: getattr(head_out, k).float().numpy() for k in HEAD_OUTPUTS}
-            reference = document_outputs(torch_head, idx, features)
+            reference = document_outputs(torch_head, batch)
             for name, variant in variants.items():
                 pipeline = variant.pipeline
                 onnx_enc = pipeline.encode(batch)
@@ -152,18 +148,18 @@ def parity_report(
                 isolated = pipeline.run_head(batch, torch_enc)  # the head on PyTorch's encoder outputs
                 for k in HEAD_OUTPUTS:
                     head_diff[name].add(k, torch_head[k], isolated[k])
-                for i, ref, got in zip(idx, reference, document_outputs(pipeline.run_head(batch, onnx_enc), idx, features)):
+                for i, ref, got in zip(idx, reference, document_outputs(pipeline.run_head(batch, onnx_enc), batch)):
                     e2e_diff[name].add("logits", ref.logits, got.logits)
                     e2e_diff[name].add("pair_prob", ref.pair_prob, got.pair_prob)
-                    variant_logits[name][i] = got.logits
+                    variant_outputs[name][i] = got
             for i, ref in zip(idx, reference):
-                reference_logits[i] = ref.logits
+                reference_outputs[i] = ref
             if progress:
                 print(f"parity: batch {step + 1}/{len(batches)}", flush=True)
     finally:
         model.train(was_training)
 
-    reference_triples = [decode(l, l.shape[0]) for l in reference_logits]  # type: ignore[union-attr]
+    reference_triples = [decode_output(out) for out in reference_outputs]  # type: ignore[arg-type]  # all filled
     labelled = any(doc.facts for doc in docs)
     reference_scores = _scores(docs, reference_triples, featurizer) if labelled else None
     report: dict[str, Any] = {
@@ -175,7 +171,8 @@ def parity_report(
         "variants": {},
     }
     for name, variant in variants.items():
-        triples = [decode(l, l.shape[0]) for l in variant_logits[name]]  # type: ignore[union-attr]
+        outputs: list[DocOutput] = variant_outputs[name]  # type: ignore[assignment]  # all filled above
+        triples = [decode_output(out) for out in outputs]
         entry: dict[str, Any] = {
             "precision": variant.precision,
             "sessions": variant.pipeline.describe(),
@@ -184,7 +181,8 @@ def parity_report(
             "end_to_end": {
                 **e2e_diff[name].result(),
                 "triples": triple_agreement(reference_triples, triples),
-                "pair_argmax_agreement": pair_argmax_agreement(reference_logits, variant_logits[name]),  # type: ignore[arg-type]
+                "pair_argmax_agreement": pair_argmax_agreement([o.logits for o in reference_outputs],  # type: ignore[union-attr]
+                                                               [o.logits for o in outputs]),
             },
             "graph_stats": {Path(f).name: vars(graph_stats(f)) for f in variant.files},
         }

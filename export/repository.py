@@ -41,7 +41,9 @@ from paee.data.decode import DecodeConfig
 from paee.data.featurizer import MAX_SUPPORTED_LENGTH
 from paee.data.validation import is_int
 from paee.errors import PaeeUserError
-from paee.runtime.contract import ENCODER, ENCODER_GRAPHS, ENCODER_LONG, HEAD, SERVING_STEPS, ModelDims, tensor_specs
+from paee.runtime.contract import (
+    ENCODER, ENCODER_GRAPHS, ENCODER_LONG, HEAD, RAGGED, SERVING_STEPS, ModelDims, tensor_specs,
+)
 from paee.runtime.layout import (
     ASSETS, CONFIG_FILE, DECODE_FILE, ENCODER_LONG_MODEL, ENCODER_MODEL, ENCODER_SHORT_MODEL, ENSEMBLE,
     FEATURIZER_FILE, HEAD_MODEL, MANIFEST, MODE_BLS, MODE_LOCAL, MODEL_FILE, MODEL_NAMES, ONNX_FILE, PLAN_FILE,
@@ -109,12 +111,14 @@ def resolve_buckets(buckets: Sequence[int], max_length: int) -> list[int]:
 # --- config text, from the contract ---------------------------------------------------------------
 
 
-def tensor_block(names: Sequence[str], dims: ModelDims) -> str:
-    """``{ name: .. data_type: .. dims: [..] }`` lines of a config's input or output list."""
+def tensor_block(names: Sequence[str], dims: ModelDims, ragged: Sequence[str] = ()) -> str:
+    """``{ name: .. data_type: .. dims: [..] }`` lines of a config's input or output list; inputs named in
+    ``ragged`` get ``allow_ragged_batch`` (requests with other pair counts batch together)."""
     lines = []
     for spec in tensor_specs(names, dims):
         shape = ", ".join(str(d) for d in spec.per_request_dims())
-        lines.append(f'  {{ name: "{spec.name}" data_type: {TRITON_TYPES[spec.dtype]} dims: [ {shape} ] }}')
+        flag = " allow_ragged_batch: true" if spec.name in ragged else ""
+        lines.append(f'  {{ name: "{spec.name}" data_type: {TRITON_TYPES[spec.dtype]} dims: [ {shape} ]{flag} }}')
     return ",\n".join(lines)
 
 
@@ -305,12 +309,12 @@ class _Writer:
         self.graph_entries: dict[str, dict[str, Any]] = {}  # the manifest's view of every graph
 
     def _config(self, model: str, template: Path, inputs: Sequence[str], outputs: Sequence[str], kind: str = "KIND_CPU",
-                **values: Any) -> None:
+                ragged: Sequence[str] = (), **values: Any) -> None:
         group = f"instance_group [ {{ count: {_instances(self.instances, model)} kind: {kind} }} ]"
         _render(template, self.root / model / CONFIG_FILE, {
             "name": model, "max_batch_size": self.max_batch_size, "dynamic_batching": self.batching,
-            "instance_group": group, "inputs": tensor_block(inputs, self.dims), "outputs": tensor_block(outputs, self.dims),
-            **values,
+            "instance_group": group, "inputs": tensor_block(inputs, self.dims, ragged),
+            "outputs": tensor_block(outputs, self.dims), **values,
         })
 
     def _python_model(self, model: str, role: str) -> Path:
@@ -318,7 +322,9 @@ class _Writer:
         version = self.root / model / VERSION
         (version / ASSETS).mkdir(parents=True)
         shutil.copy2(self.templates / model / VERSION / MODEL_FILE, version / MODEL_FILE)
-        self._config(model, self.templates / model / "config.pbtxt.in", *_step_io(role))
+        # python models pad the pair axis within a batch themselves (paee.runtime.batching); Triton's native
+        # backends would concatenate ragged inputs flat, so their configs batch equal pair counts only
+        self._config(model, self.templates / model / "config.pbtxt.in", *_step_io(role), ragged=RAGGED)
         return version
 
     def ensemble(self) -> None:

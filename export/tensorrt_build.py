@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Mapping
 
 from paee.errors import PaeeFailure, PaeeUserError
-from paee.runtime.contract import BATCH, LENGTH, GraphSpec
+from paee.data.featurizer import MIN_PAIRS
+from paee.runtime.contract import BATCH, LENGTH, PAIRS, GraphSpec
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,9 @@ STRONGLY_TYPED_ONLY_MAJOR = 11
 #: Default optimisation-profile batch range (Triton max_batch_size) and "opt" point.
 DEFAULT_MAX_BATCH = 8
 DEFAULT_OPT_BATCH = 4
+#: "opt" pair count of the head's profile: about a DocRED document's (a median of 19 entities has 342
+#: ordered pairs, the mean is near 400); the range is MIN_PAIRS..N (N - 1).
+DEFAULT_OPT_PAIRS = 400
 TENSORRT_PRECISIONS = ("fp32", "fp16")
 
 TENSORRT_HINT = "TensorRT is not installed: pip install 'paee[gpu]' (tensorrt>=10) on a host with an NVIDIA GPU"
@@ -59,13 +63,15 @@ class DimRange:
 
 @dataclass(frozen=True)
 class EngineProfile:
-    """Ranges of the symbolic dims (``batch``, ``length``) for one optimisation profile."""
+    """Ranges of the symbolic dims (``batch``, ``length``, ``pairs``) for one optimisation profile."""
 
     batch: DimRange
     length: DimRange
+    pairs: DimRange | None = None  # the head's pair axis; encoders have none
 
     def ranges(self) -> dict[str, DimRange]:
-        return {BATCH: self.batch, LENGTH: self.length}
+        ranges = {BATCH: self.batch, LENGTH: self.length}
+        return ranges if self.pairs is None else {**ranges, PAIRS: self.pairs}
 
     def input_shapes(self, spec: GraphSpec) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
         """(min, opt, max) shape of every input of ``spec`` under this profile."""
@@ -80,13 +86,17 @@ class EngineProfile:
 
 
 def bucket_profile(spec: GraphSpec, max_batch: int = DEFAULT_MAX_BATCH, opt_batch: int = DEFAULT_OPT_BATCH,
-                   opt_length: int | None = None) -> EngineProfile:
-    """The profile of a graph's length bucket: batch 1..max_batch, length over ``spec.length_range``."""
+                   opt_length: int | None = None, opt_pairs: int = DEFAULT_OPT_PAIRS) -> EngineProfile:
+    """The profile of a graph's length bucket: batch 1..max_batch, length over ``spec.length_range``, and
+    for a graph with a pair axis (the head) pairs MIN_PAIRS..N (N - 1), opt ``opt_pairs``."""
     low, high = spec.length_range
     opt = opt_length if opt_length is not None else min(high, max(low, (low + high) // 2))
+    has_pairs = any(PAIRS in t.dims for t in spec.inputs)
+    most = max(spec.dims.max_pairs, MIN_PAIRS)
     return EngineProfile(
         batch=DimRange(1, min(opt_batch, max_batch), max_batch),
         length=DimRange(low, opt, high),
+        pairs=DimRange(MIN_PAIRS, min(max(opt_pairs, MIN_PAIRS), most), most) if has_pairs else None,
     )
 
 

@@ -17,7 +17,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: The tables results.md must hold (section titles).
 MD_SECTIONS = (
     "## Latency per document", "## Parity with PyTorch fp32", "## Encoder against this machine's matrix-multiply peak",
-    "## Throughput against batch size", "## Throughput against concurrency", "## Batched head against the peers'",
+    "## Throughput against batch size", "## Throughput against concurrency", "## Batched pair stage against the N x N map",
     "## Backends that did not run", "## Plots",
 )  # fmt: skip
 #: Small sizes on top of --quick: the test checks fields, not figures.
@@ -130,7 +130,7 @@ def test_head_vs_loop_outputs_agree_and_are_timed(quick_run):
     _, results = quick_run
     h = results["head_vs_loop"]
     assert h["documents"] == 2
-    assert set(h["ms_per_document"]) == {"batched", "per_document", "per_pair"}
+    assert set(h["ms_per_document"]) == {"batched", "map", "per_document", "per_pair"}
     assert h["ratio_per_pair_over_batched"] > 0
     assert all(d < 1e-4 for d in h["max_abs_diff"].values())
 
@@ -221,3 +221,24 @@ def test_make_checkpoint_on_docred_test_subset(docred_test_path, rel2id_path, tm
     assert "f1_change" not in results["backends"]["torch"]["parity"]  # DocRED test has no labels
     assert results["head_vs_loop"] == {"reason": "--head-loop-docs 0"}
     assert (out / "checkpoint.pt").is_file()
+
+
+def test_a_backend_faster_than_every_matmul_becomes_the_peak():
+    """The peak of a precision is the best rate of anything measured at it: no fraction exceeds 1."""
+    from paee_bench.runner import settle_peaks
+
+    peaks = {"cpu/bf16": {"ops_per_s": 1.0e12, "method": "torch.matmul bf16", "methods": {"torch.matmul bf16": 1.0e12}},
+             "cpu/fp32": {"ops_per_s": 0.5e12, "method": "openvino MatMul f32", "methods": {}}}
+    backends = {
+        "openvino-bf16": {"device": "cpu", "encoder": {"precision": "bf16", "effective_tflops": 1.3, "fraction_of_peak": 1.3}},
+        "torch-bf16": {"device": "cpu", "encoder": {"precision": "bf16", "effective_tflops": 0.65}},
+        "torch": {"device": "cpu", "encoder": {"precision": "fp32", "effective_tflops": 0.25}},
+        "triton": {"device": "cpu", "encoder": {"note": "inside the server"}},
+    }
+    settle_peaks(backends, peaks)
+    assert peaks["cpu/bf16"]["ops_per_s"] == 1.3e12 and "openvino-bf16" in peaks["cpu/bf16"]["method"]
+    assert backends["openvino-bf16"]["encoder"]["fraction_of_peak"] == 1.0
+    assert backends["torch-bf16"]["encoder"]["fraction_of_peak"] == 0.5
+    assert backends["torch"]["encoder"]["fraction_of_peak"] == 0.5  # the fp32 peak is untouched
+    fractions = [b["encoder"].get("fraction_of_peak", 0) for b in backends.values()]
+    assert max(fractions) <= 1.0

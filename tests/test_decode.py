@@ -7,83 +7,76 @@ import pytest
 
 from paee.data.decode import DecodeConfig, Triple, decode, to_result_records
 from paee.data.errors import PaeeDataError
+from paee.data.featurizer import ordered_pairs
 from paee.data.relations import RelationVocab
 
-N, R = 5, 4  # R includes the threshold class 0
+R = 4  # includes the threshold class 0
 
 
-def base_logits() -> np.ndarray:
-    """Everything below threshold: class 0 at 0, the relations at -1."""
-    logits = np.full((N, N, R), -1.0, dtype=np.float32)
-    logits[..., 0] = 0.0
-    return logits
+def base_logits(n: int) -> tuple[np.ndarray, np.ndarray, dict[tuple[int, int], int]]:
+    """logits [n(n-1), R] of n entities with everything below threshold (class 0 at 0, relations at -1),
+    the pairs' index [n(n-1), 2], and each pair's row."""
+    pairs = ordered_pairs(n)
+    logits = np.full((len(pairs), R), -1.0, dtype=np.float32)
+    logits[:, 0] = 0.0
+    return logits, pairs, {(int(s), int(o)): i for i, (s, o) in enumerate(pairs)}
 
 
 def test_threshold_class_decides() -> None:
-    logits = base_logits()
-    logits[0, 1, 2] = 2.5  # above TH by 2.5
-    logits[0, 1, 3] = 0.5
-    logits[1, 0, 1] = -0.1  # below TH: nothing
-    logits[2, 0, 0] = 3.0
-    logits[2, 0, 1] = 2.0  # under a raised threshold: nothing
-    assert decode(logits, num_entities=3) == [Triple(0, 1, 2, 2.5), Triple(0, 1, 3, 0.5)]
+    logits, pairs, row = base_logits(3)
+    logits[row[0, 1], 2] = 2.5  # above TH by 2.5
+    logits[row[0, 1], 3] = 0.5
+    logits[row[1, 0], 1] = -0.1  # below TH: nothing
+    logits[row[2, 0], 0] = 3.0
+    logits[row[2, 0], 1] = 2.0  # under a raised threshold: nothing
+    assert decode(logits, pairs) == [Triple(0, 1, 2, 2.5), Triple(0, 1, 3, 0.5)]
 
 
-def test_diagonal_and_padding_are_ignored() -> None:
-    logits = base_logits()
-    logits[1, 1, 1] = 5.0  # self pair
-    logits[0, 3, 1] = 5.0  # entity 3 is padding when n = 3
-    logits[4, 0, 2] = 5.0  # padding row
-    logits[2, 1, 3] = 1.0
-    assert decode(logits, num_entities=3) == [Triple(2, 1, 3, 1.0)]
-    assert {(t.head, t.tail) for t in decode(logits, num_entities=5)} == {(0, 3), (4, 0), (2, 1)}
-    assert decode(logits, num_entities=0) == []
+def test_triples_name_the_rows_pair_and_come_sorted() -> None:
+    logits, pairs, row = base_logits(5)
+    logits[row[4, 0], 2] = 5.0
+    logits[row[2, 1], 3] = 1.0
+    logits[row[0, 3], 1] = 5.0
+    assert decode(logits, pairs) == [Triple(0, 3, 1, 5.0), Triple(2, 1, 3, 1.0), Triple(4, 0, 2, 5.0)]
+    # the rows are read through pair_index, whatever their order
+    order = np.random.default_rng(0).permutation(len(pairs))
+    assert decode(logits[order], pairs[order]) == decode(logits, pairs)
+    assert decode(*base_logits(1)[:2]) == [] and decode(*base_logits(0)[:2]) == []
 
 
 def test_top_k_keeps_the_best_above_threshold() -> None:
-    logits = base_logits()
-    logits[0, 1, 1:] = [1.0, 3.0, 2.0]
-    logits[1, 0, 1:] = [0.5, -2.0, -3.0]  # one above threshold: top 2 keeps just it
-    assert decode(logits, 2, config=DecodeConfig(top_k=1)) == [Triple(0, 1, 2, 3.0), Triple(1, 0, 1, 0.5)]
-    assert decode(logits, 2, config=DecodeConfig(top_k=2)) == [Triple(0, 1, 2, 3.0), Triple(0, 1, 3, 2.0), Triple(1, 0, 1, 0.5)]
-    assert len(decode(logits, 2, config=DecodeConfig(top_k=10))) == 4
+    logits, pairs, row = base_logits(2)
+    logits[row[0, 1], 1:] = [1.0, 3.0, 2.0]
+    logits[row[1, 0], 1:] = [0.5, -2.0, -3.0]  # one above threshold: top 2 keeps just it
+    assert decode(logits, pairs, config=DecodeConfig(top_k=1)) == [Triple(0, 1, 2, 3.0), Triple(1, 0, 1, 0.5)]
+    assert decode(logits, pairs, config=DecodeConfig(top_k=2)) == [Triple(0, 1, 2, 3.0), Triple(0, 1, 3, 2.0),
+                                                                    Triple(1, 0, 1, 0.5)]
+    assert len(decode(logits, pairs, config=DecodeConfig(top_k=10))) == 4
     with pytest.raises(PaeeDataError, match="top_k"):
         DecodeConfig(top_k=0)
 
 
 def test_gating_by_pair_probability() -> None:
-    logits = base_logits()
-    logits[0, 1, 1] = 1.0
-    logits[1, 2, 2] = 1.0
-    prob = np.zeros((N, N), dtype=np.float32)
-    prob[0, 1] = 0.9
-    prob[1, 2] = 0.2
-    assert decode(logits, 3, pair_prob=prob, config=DecodeConfig(gate_threshold=0.3)) == [Triple(0, 1, 1, 1.0)]
-    assert len(decode(logits, 3, pair_prob=prob)) == 2  # no threshold: no gating
-    with pytest.raises(PaeeDataError, match="needs pair_prob"):
-        decode(logits, 3, config=DecodeConfig(gate_threshold=0.3))
-
-
-def test_batch() -> None:
-    a, b = base_logits(), base_logits()
-    a[0, 1, 1] = 1.0
-    b[3, 4, 3] = 2.0
-    b[0, 1, 1] = 1.0
-    prob = np.ones((2, N, N), dtype=np.float32)
-    prob[1, 0, 1] = 0.0
-    out = decode(np.stack([a, b]), np.array([2, 5]), pair_prob=prob, config=DecodeConfig(gate_threshold=0.5))
-    assert out == [[Triple(0, 1, 1, 1.0)], [Triple(3, 4, 3, 2.0)]]
-    with pytest.raises(PaeeDataError, match="num_entities has 1 values"):
-        decode(np.stack([a, b]), [2])
+    logits, pairs, row = base_logits(3)
+    logits[row[0, 1], 1] = 1.0
+    logits[row[1, 2], 2] = 1.0
+    prob = np.zeros(len(pairs), dtype=np.float32)
+    prob[row[0, 1]] = 0.9
+    prob[row[1, 2]] = 0.2
+    assert decode(logits, pairs, pair_prob=prob, config=DecodeConfig(gate_threshold=0.3)) == [Triple(0, 1, 1, 1.0)]
+    assert len(decode(logits, pairs, pair_prob=prob)) == 2  # no threshold: no gating
+    with pytest.raises(PaeeDataError, match=r"gating needs pair_prob \[6\], got None"):
+        decode(logits, pairs, config=DecodeConfig(gate_threshold=0.3))
 
 
 def test_bad_shapes() -> None:
+    logits, pairs, _ = base_logits(3)
     with pytest.raises(PaeeDataError, match="logits must be"):
-        decode(np.zeros((N, R)), 2)
-    with pytest.raises(PaeeDataError, match="num_entities=6"):
-        decode(base_logits(), 6)
-    with pytest.raises(PaeeDataError, match="pair_prob must be"):
-        decode(base_logits(), 2, pair_prob=np.zeros((2, 2)), config=DecodeConfig(gate_threshold=0.1))
+        decode(logits[..., None], pairs)
+    with pytest.raises(PaeeDataError, match=r"pair_index must be \[6, 2\]"):
+        decode(logits, pairs[:4])
+    with pytest.raises(PaeeDataError, match=r"gating needs pair_prob \[6\], got \(2, 2\)"):
+        decode(logits, pairs, pair_prob=np.zeros((2, 2)), config=DecodeConfig(gate_threshold=0.1))
 
 
 def test_result_records() -> None:

@@ -106,6 +106,26 @@ def test_validation_ran_at_other_shapes_and_is_within_1e4(tiny):
     assert long_case.shapes["input_ids"][1] > 512
 
 
+def test_head_has_a_dynamic_pair_axis_validated_at_other_pair_counts(tiny):
+    """The head's pair_index / pair_mask / logits / pair_prob share one symbolic pair axis; validation ran
+    at pair counts unlike the example's (N (N - 1) included) and ORT agrees at yet another one."""
+    import onnx
+
+    model, dims, exported, _ = tiny
+    head = onnx.load(str(exported[HEAD].path))
+    values = {v.name: v for v in [*head.graph.input, *head.graph.output]}
+    pair_axes = {values[n].type.tensor_type.shape.dim[1].dim_param for n in ("pair_index", "pair_mask", "logits", "pair_prob")}
+    assert len(pair_axes) == 1 and pair_axes != {""}, pair_axes
+    validated = {case.shapes["pair_index"][1] for case in exported[HEAD].validation}
+    assert dims.max_pairs in validated and len(validated) >= 2
+    spec = exported[HEAD].spec
+    feeds = example_inputs(spec, 2, 48, real_entities=[3, 5], seed=23)  # P = 20
+    got = create_session(exported[HEAD].path, "fp32").run(feeds)
+    want = torch_outputs(model, spec, feeds)
+    assert got["logits"].shape == (2, 20, dims.num_relations)
+    np.testing.assert_allclose(got["logits"], want["logits"], atol=1e-4, rtol=0)
+
+
 def test_long_graph_matches_pytorch_on_a_mixed_batch(tiny):
     """A long batch holding a short document (its window 2 ignored) and a 1000-token one."""
     model, _, exported, _ = tiny
@@ -259,6 +279,12 @@ def test_tensorrt_skips_with_a_reason_here(tiny, tmp_path):
     shapes = profile.input_shapes(spec)
     assert shapes["input_ids"] == ((1, 1), (4, 256), (4, 512))
     assert shapes["mention_pos"][2] == (4, spec.dims.max_entities, spec.dims.max_mentions)
+    assert profile.pairs is None  # encoders have no pair axis
+    head = exported[HEAD].spec
+    head_shapes = bucket_profile(head, max_batch=4).input_shapes(head)
+    most = head.dims.max_pairs  # N (N - 1) = 1722 at N = 42
+    assert head_shapes["pair_index"] == ((1, 2, 2), (4, 400, 2), (4, most, 2))
+    assert head_shapes["pair_mask"] == ((1, 2), (4, 400), (4, most))
     result = build_engine(exported[ENCODER].path, tmp_path / "encoder.plan", spec)
     assert not result.built and result.skipped == reason
     assert not (tmp_path / "encoder.plan").exists()

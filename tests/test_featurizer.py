@@ -14,7 +14,7 @@ from tokenizers import Tokenizer
 
 from paee.data.errors import DocumentError, LimitError, PaeeDataError
 from paee.runtime.contract import DOCUMENT_FIELDS, MODEL_INPUTS
-from paee.data.featurizer import DocFeatures, Featurizer, FeaturizerConfig, collate
+from paee.data.featurizer import DocFeatures, Featurizer, FeaturizerConfig, collate, ordered_pairs, pair_position
 from paee.data.relations import RelationVocab
 from paee.data.schema import Document, Fact, Mention
 from paee.data.tokenizer import TokenizerSpec, build_wordpiece_tokenizer
@@ -142,6 +142,7 @@ def test_shapes_and_dtypes_follow_the_contract(tiny_tokenizer: Tokenizer, small_
 
     batch = collate(feats, featurizer.spec.pad_id, num_relations=R)
     B, L = 2, 32  # longest document: 27 tokens, rounded up to a multiple of 8
+    P = 4 * 3  # the most ordered pairs: the 4-entity document's
     contract = {
         "input_ids": (np.int64, (B, L)),
         "attention_mask": (np.int64, (B, L)),
@@ -152,25 +153,28 @@ def test_shapes_and_dtypes_follow_the_contract(tiny_tokenizer: Tokenizer, small_
         "sent_span": (np.int64, (B, S, 2)),
         "sent_mask": (np.float32, (B, S)),
         "same_sent": (np.int64, (B, N, N)),
-        "num_entities": (np.int64, (B, 1)),
+        "pair_index": (np.int64, (B, P, 2)),
+        "pair_mask": (np.float32, (B, P)),
         "title": (np.object_, (B, 1)),
-        "labels": (np.float32, (B, N, N, R)),
-        "pair_mask": (np.float32, (B, N, N)),
-        "has_relation": (np.float32, (B, N, N)),
+        "labels": (np.float32, (B, P, R)),
+        "has_relation": (np.float32, (B, P)),
         "subj_roles": (np.float32, (B, N, R)),
         "obj_roles": (np.float32, (B, N, R)),
-        "evidence": (np.float32, (B, N, N, S)),
+        "evidence": (np.float32, (B, P, S)),
     }
     assert set(batch) == set(contract)
     for name, (dtype, shape) in contract.items():
         assert batch[name].dtype == dtype and batch[name].shape == shape, name
-    targets = {"labels", "pair_mask", "has_relation", "subj_roles", "obj_roles", "evidence"}
+    targets = {"labels", "has_relation", "subj_roles", "obj_roles", "evidence"}
     assert collate(feats, 0).keys() == contract.keys() - targets
     # padding uses the pad id and the attention mask marks real tokens only
     n1 = feats[1].num_tokens
     assert (batch["input_ids"][1, n1:] == featurizer.spec.pad_id).all()
     assert batch["attention_mask"].sum(axis=1).tolist() == [f.num_tokens, n1]
-    assert batch["num_entities"].tolist() == [[4], [3]]
+    # each document's ordered pairs first, row-major; the 3-entity document's 6 pairs, then padding
+    assert batch["pair_mask"].sum(axis=1).tolist() == [12, 6]
+    assert batch["pair_index"][1, :6].tolist() == [[0, 1], [0, 2], [1, 0], [1, 2], [2, 0], [2, 1]]
+    assert (batch["pair_index"][1, 6:] == 0).all()
     # the collated keys are the contract's featurizer tensors (paee.runtime.contract), nothing else
     assert set(collate(feats, 0)) == set(MODEL_INPUTS + DOCUMENT_FIELDS)
 
@@ -180,16 +184,14 @@ def test_collate_targets(tiny_tokenizer: Tokenizer, small_config: FeaturizerConf
     f = featurizer.featurize(SIMPLE)
     assert f.facts.tolist() == [[0, 1, 1], [1, 2, 2], [1, 3, 2], [0, 2, 3]]
     b = collate([f], featurizer.spec.pad_id, num_relations=R)
-    labels, pair_mask = b["labels"][0], b["pair_mask"][0]
+    labels, pair_mask, pair_index = b["labels"][0], b["pair_mask"][0], b["pair_index"][0]
     n = 4
-    expected_mask = np.zeros((N, N))
-    expected_mask[:n, :n] = 1 - np.eye(n)
-    assert (pair_mask == expected_mask).all()
-    positives = {(h, t, r) for h, t, r in zip(*np.nonzero(labels[..., 1:]))}
+    assert pair_mask.tolist() == [1.0] * (n * (n - 1))  # no padding for a batch of one
+    assert [tuple(p) for p in pair_index] == [(s, o) for s in range(n) for o in range(n) if s != o]
+    positives = {(*pair_index[p], r) for p, r in zip(*np.nonzero(labels[:, 1:]))}
     assert positives == {(0, 1, 0), (1, 2, 1), (1, 3, 1), (0, 2, 2)}  # r - 1
-    assert (labels[..., 0] == expected_mask * (labels[..., 1:].sum(-1) == 0)).all()
-    assert labels[n:].sum() == 0 and labels[:, n:].sum() == 0  # nothing on invalid pairs
-    assert {tuple(x) for x in np.argwhere(b["has_relation"][0])} == {(0, 1), (1, 2), (1, 3), (0, 2)}
+    assert (labels[:, 0] == (labels[:, 1:].sum(-1) == 0)).all()  # the TH class on every pair without one
+    assert {tuple(pair_index[p]) for p in np.flatnonzero(b["has_relation"][0])} == {(0, 1), (1, 2), (1, 3), (0, 2)}
     subj, obj = b["subj_roles"][0], b["obj_roles"][0]
     assert subj[:, 1:].nonzero()[0].tolist() == [0, 0, 1]  # entity 0: P1, P3; entity 1: P2
     assert subj[:, 0].tolist() == [0, 0, 1, 1, 0, 0, 0]  # entities 2, 3 head nothing; padding 0
@@ -407,8 +409,16 @@ def test_evidence_sentences_become_pair_by_sentence_targets(tiny_tokenizer: Toke
     f = Featurizer(tiny_tokenizer, small_config, RELATIONS).featurize(doc)
     assert sorted(map(tuple, f.evidence.tolist())) == [(0, 1, 0), (1, 3, 0), (1, 3, 1)]
     batch = collate([f], 0, num_relations=R)
-    expected = np.zeros((1, N, N, S), dtype=np.float32)
-    expected[0, 0, 1, 0] = expected[0, 1, 3, 0] = expected[0, 1, 3, 1] = 1.0
+    expected = np.zeros((1, 4 * 3, S), dtype=np.float32)  # rows: the 12 ordered pairs of 4 entities
+    row = {tuple(p): i for i, p in enumerate(batch["pair_index"][0].tolist())}
+    expected[0, row[0, 1], 0] = expected[0, row[1, 3], 0] = expected[0, row[1, 3], 1] = 1.0
     np.testing.assert_array_equal(batch["evidence"], expected)
     # unlabelled features (no relation vocabulary) carry no evidence either
     assert Featurizer(tiny_tokenizer, small_config).featurize(doc).evidence.shape == (0, 3)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 42])
+def test_pair_position_is_the_row_of_ordered_pairs(n: int) -> None:
+    pairs = ordered_pairs(n)
+    assert pairs.shape == (n * (n - 1), 2) and (pairs[:, 0] != pairs[:, 1]).all()
+    np.testing.assert_array_equal(pair_position(pairs[:, 0], pairs[:, 1], n), np.arange(len(pairs)))

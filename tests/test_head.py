@@ -15,11 +15,12 @@ from paee.model.head import (
     HeadOutput,
     sentence_max_pool,
 )
+from paee.data.featurizer import pair_slots
 from paee.runtime.contract import ModelDims
 
 INPUT_NAMES = (
     "token_emb", "entity_emb", "entity_attn", "entity_type", "entity_mask", "sent_span", "sent_mask",
-    "same_sent",
+    "same_sent", "pair_index", "pair_mask",
 )  # fmt: skip
 L, S = 37, 5  # odd token and sentence counts so that mixed-up axes fail
 NUM_TYPES = 4
@@ -55,6 +56,7 @@ def make_inputs(dims: ModelDims, counts: list[int], seed: int = 0) -> dict[str, 
     sent_mask = (torch.arange(S) < sent_counts.unsqueeze(-1)).float()  # [B, S]
     bounds = torch.tensor([[0, 9], [9, 20], [20, 30], [30, 37], [0, 0]])  # [S, 2]
     sent_span = bounds.expand(batch, S, 2) * sent_mask.long().unsqueeze(-1)  # padded spans [0, 0)
+    pair_index, pair_mask = pair_slots(counts)
     return {
         "token_emb": torch.randn(batch, L, dims.hidden_size, generator=gen),
         "entity_emb": torch.randn(batch, num_ent, dims.hidden_size, generator=gen),
@@ -64,6 +66,8 @@ def make_inputs(dims: ModelDims, counts: list[int], seed: int = 0) -> dict[str, 
         "sent_span": sent_span.contiguous(),
         "sent_mask": sent_mask,
         "same_sent": torch.randint(0, 2, (batch, num_ent, num_ent), generator=gen),
+        "pair_index": torch.from_numpy(pair_index),
+        "pair_mask": torch.from_numpy(pair_mask),
     }
 
 
@@ -71,12 +75,14 @@ def run(head: HeadGraph, inputs: dict[str, torch.Tensor]) -> HeadOutput:
     return head(*(inputs[name] for name in INPUT_NAMES))
 
 
-def check_shapes(out: HeadOutput, dims: ModelDims, batch: int) -> None:
-    num_ent, rel = dims.max_entities, dims.num_relations
+def check_shapes(out: HeadOutput, dims: ModelDims, counts: list[int]) -> None:
+    """Per pair outputs have the batch's largest pair count P; per entity outputs N."""
+    batch, num_ent, rel = len(counts), dims.max_entities, dims.num_relations
+    pairs = max(2, *(n * (n - 1) for n in counts))
     assert isinstance(out, HeadOutput)
-    assert out.logits.shape == (batch, num_ent, num_ent, rel)
-    assert out.pair_logit.shape == (batch, num_ent, num_ent)
-    assert out.pair_prob.shape == (batch, num_ent, num_ent)
+    assert out.logits.shape == (batch, pairs, rel)
+    assert out.pair_logit.shape == (batch, pairs)
+    assert out.pair_prob.shape == (batch, pairs)
     assert out.subj_logits.shape == (batch, num_ent, rel)
     assert out.obj_logits.shape == (batch, num_ent, rel)
 
@@ -137,7 +143,7 @@ def test_exact_output_shapes(max_entities: int) -> None:
     torch.manual_seed(0)
     dims = tiny_dims(max_entities)
     out = run(tiny_head(max_entities).eval(), make_inputs(dims, [3, max_entities]))
-    check_shapes(out, dims, batch=2)
+    check_shapes(out, dims, [3, max_entities])
 
 
 def _perturb_padding(inputs: dict[str, torch.Tensor], counts: list[int]) -> dict[str, torch.Tensor]:
@@ -167,8 +173,9 @@ def test_padding_does_not_change_real_pairs(variant: str, backbone: str) -> None
     with torch.no_grad():
         clean, noisy = run(head, inputs), run(head, _perturb_padding(inputs, counts))
     for b, n in enumerate(counts):
-        torch.testing.assert_close(noisy.logits[b, :n, :n], clean.logits[b, :n, :n])
-        torch.testing.assert_close(noisy.pair_prob[b, :n, :n], clean.pair_prob[b, :n, :n])
+        real = n * (n - 1)
+        torch.testing.assert_close(noisy.logits[b, :real], clean.logits[b, :real])
+        torch.testing.assert_close(noisy.pair_prob[b, :real], clean.pair_prob[b, :real])
         torch.testing.assert_close(noisy.subj_logits[b, :n], clean.subj_logits[b, :n])
 
 
@@ -179,7 +186,7 @@ def test_every_variant_forward_backward(variant: str, backbone: str) -> None:
     config = tiny_config(variant=variant, backbone=backbone)
     head = tiny_head(variant=variant, backbone=backbone).train()
     out = run(head, make_inputs(tiny_dims(), [3, 7]))
-    check_shapes(out, tiny_dims(), batch=2)
+    check_shapes(out, tiny_dims(), [3, 7])
     assert all(torch.isfinite(t).all() for t in out)
     loss = out.logits.square().mean() + out.subj_logits.mean()
     flags = config.flags
@@ -231,11 +238,14 @@ def test_sentence_max_pool_matches_loop() -> None:
 
 @pytest.mark.slow
 def test_onnx_dynamo_export_default_n_has_no_nonzero() -> None:
-    """Default N=42 (tiny widths) exports with a dynamic batch; no NonZero; ORT matches at another B."""
+    """Default N=42 (tiny widths) exports with a dynamic batch and pair axis; no NonZero; ORT matches at
+    another B and P."""
     torch.manual_seed(0)
     head = tiny_head(42).eval()
-    example = make_inputs(tiny_dims(42), [5, 42])  # a dynamic dimension may not be 0 or 1 in the example
+    example = make_inputs(tiny_dims(42), [5, 30])  # a dynamic dimension may not be 0 or 1 in the example
     batch = torch.export.Dim("batch", min=1, max=64)
+    pairs = torch.export.Dim("pairs", min=2, max=42 * 41)
+    dynamic = {name: {0: batch} for name in INPUT_NAMES} | {"pair_index": {0: batch, 1: pairs}, "pair_mask": {0: batch, 1: pairs}}
     with torch.no_grad():
         program = torch.onnx.export(
             head,
@@ -243,7 +253,7 @@ def test_onnx_dynamo_export_default_n_has_no_nonzero() -> None:
             dynamo=True,
             input_names=list(INPUT_NAMES),
             output_names=list(HeadOutput._fields),
-            dynamic_shapes={name: {0: batch} for name in INPUT_NAMES},
+            dynamic_shapes=dynamic,
             external_data=False,
             verbose=False,
         )
@@ -254,7 +264,7 @@ def test_onnx_dynamo_export_default_n_has_no_nonzero() -> None:
 
     ort = pytest.importorskip("onnxruntime")
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    other = make_inputs(tiny_dims(42), [1, 17, 42], seed=5)  # batch 3: not the example's
+    other = make_inputs(tiny_dims(42), [1, 17, 42], seed=5)  # batch 3, 1,722 pairs: not the example's
     with torch.no_grad():
         expected = run(head, other)
     results = session.run(None, {name: other[name].numpy() for name in INPUT_NAMES})

@@ -19,16 +19,16 @@ from paee.model.losses import (
 
 
 def _at_case() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """B=1, N=2 (pairs (0,1), (1,0) valid; diagonal invalid), R=3 classes (0 = TH)."""
-    logits = torch.zeros(1, 2, 2, 3)
-    labels = torch.zeros(1, 2, 2, 3)
-    logits[0, 0, 1] = torch.tensor([0.0, 1.0, -1.0])  # pair (0,1): relation 1
-    labels[0, 0, 1] = torch.tensor([0.0, 1.0, 0.0])
-    logits[0, 1, 0] = torch.tensor([2.0, 0.0, 1.0])  # pair (1,0): no relation (TH label set)
-    labels[0, 1, 0] = torch.tensor([1.0, 0.0, 0.0])
-    logits[0, 0, 0] = torch.tensor([-50.0, 40.0, 9.0])  # invalid diagonal pairs: garbage, masked out
-    labels[0, 0, 0] = torch.tensor([0.0, 1.0, 1.0])
-    pair_mask = torch.tensor([[[0.0, 1.0], [1.0, 0.0]]])
+    """B=1, N=2: pair rows (0,1), (1,0) real and one padded row; R=3 classes (0 = TH)."""
+    logits = torch.zeros(1, 3, 3)
+    labels = torch.zeros(1, 3, 3)
+    logits[0, 0] = torch.tensor([0.0, 1.0, -1.0])  # pair (0,1): relation 1
+    labels[0, 0] = torch.tensor([0.0, 1.0, 0.0])
+    logits[0, 1] = torch.tensor([2.0, 0.0, 1.0])  # pair (1,0): no relation (TH label set)
+    labels[0, 1] = torch.tensor([1.0, 0.0, 0.0])
+    logits[0, 2] = torch.tensor([-50.0, 40.0, 9.0])  # padded pair row: garbage, masked out
+    labels[0, 2] = torch.tensor([0.0, 1.0, 1.0])
+    pair_mask = torch.tensor([[1.0, 1.0, 0.0]])
     return logits, labels, pair_mask
 
 
@@ -54,19 +54,19 @@ def test_adaptive_threshold_loss_two_positives() -> None:
     #   positives above TH over {TH, r1, r2}: lse = log(1 + e^2 + e^1);
     #   -(2 - lse) - (1 - lse) = 2 * lse - 3
     #   TH above negatives over {TH}: -log(1) = 0
-    logits = torch.tensor([0.0, 2.0, 1.0]).reshape(1, 1, 1, 3)
-    labels = torch.tensor([0.0, 1.0, 1.0]).reshape(1, 1, 1, 3)
+    logits = torch.tensor([0.0, 2.0, 1.0]).reshape(1, 1, 3)
+    labels = torch.tensor([0.0, 1.0, 1.0]).reshape(1, 1, 3)
     lse = math.log(1 + math.exp(2) + math.exp(1))
-    loss = adaptive_threshold_loss(logits, labels, torch.ones(1, 1, 1))
+    loss = adaptive_threshold_loss(logits, labels, torch.ones(1, 1))
     assert loss.item() == pytest.approx(2 * lse - 3, abs=1e-6)
 
 
 def test_potential_pair_loss_hand_computed() -> None:
-    pair_logit = torch.tensor([[[0.0, 2.0], [-1.0, 30.0]]])
-    has_relation = torch.tensor([[[0.0, 1.0], [0.0, 0.0]]])
-    pair_mask = torch.tensor([[[0.0, 1.0], [1.0, 0.0]]])
-    # valid (0,1): y=1, x=2  -> -log(sigmoid(2))      = log(1 + e^-2) = 0.126928
-    # valid (1,0): y=0, x=-1 -> -log(1 - sigmoid(-1)) = log(1 + e^-1) = 0.313262
+    pair_logit = torch.tensor([[2.0, -1.0, 30.0]])  # rows (0,1), (1,0), padding
+    has_relation = torch.tensor([[1.0, 0.0, 0.0]])
+    pair_mask = torch.tensor([[1.0, 1.0, 0.0]])
+    # real (0,1): y=1, x=2  -> -log(sigmoid(2))      = log(1 + e^-2) = 0.126928
+    # real (1,0): y=0, x=-1 -> -log(1 - sigmoid(-1)) = log(1 + e^-1) = 0.313262
     expected = (math.log(1 + math.exp(-2)) + math.log(1 + math.exp(-1))) / 2  # 0.220095
     loss = potential_pair_loss(pair_logit, has_relation, pair_mask)
     assert loss.item() == pytest.approx(expected, abs=1e-6)
@@ -82,27 +82,26 @@ def test_role_loss_hand_computed() -> None:
     assert role_loss(logits, roles, entity_mask).item() == pytest.approx(expected, abs=1e-6)
 
 
-def _head_output(logits: torch.Tensor) -> SimpleNamespace:
-    B, N = logits.shape[:2]
-    R = logits.shape[-1]
+def _head_output(logits: torch.Tensor, num_entities: int = 2) -> SimpleNamespace:
+    B, P, R = logits.shape
     return SimpleNamespace(
         logits=logits,
-        pair_logit=torch.full((B, N, N), 2.0),
-        subj_logits=torch.zeros(B, N, R),
-        obj_logits=torch.zeros(B, N, R),
+        pair_logit=torch.full((B, P), 2.0),
+        subj_logits=torch.zeros(B, num_entities, R),
+        obj_logits=torch.zeros(B, num_entities, R),
     )
 
 
-def _targets(labels: torch.Tensor, pair_mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    B, N = labels.shape[:2]
-    R = labels.shape[-1]
+def _targets(labels: torch.Tensor, pair_mask: torch.Tensor, num_entities: int = 2) -> dict[str, torch.Tensor]:
+    B, P, R = labels.shape
     return {
         "labels": labels,
         "pair_mask": pair_mask,
-        "has_relation": torch.ones(B, N, N),
-        "subj_roles": torch.ones(B, N, R),
-        "obj_roles": torch.zeros(B, N, R),
-        "entity_mask": torch.ones(B, N),
+        "pair_index": torch.tensor([[[0, 1], [1, 0], [0, 0]]]).expand(B, P, 2),
+        "has_relation": torch.ones(B, P),
+        "subj_roles": torch.ones(B, num_entities, R),
+        "obj_roles": torch.zeros(B, num_entities, R),
+        "entity_mask": torch.ones(B, num_entities),
     }
 
 
@@ -128,40 +127,44 @@ def test_loss_weights_reject_negative() -> None:
         LossWeights(pot=-1.0)
 
 
-def _evidence_case() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """B=1, N=2, K=1, L=4; sentence 0 = tokens [0, 2), sentence 1 = [2, 4); a third slot is padding."""
+def _evidence_case() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """B=1, N=2, K=1, L=4; sentence 0 = tokens [0, 2), sentence 1 = [2, 4); a third slot is padding.
+    Pair rows (0,1), (1,0) and a padded row."""
     entity_attn = torch.tensor([[[[0.1, 0.2, 0.3, 0.4]], [[0.25, 0.25, 0.25, 0.25]]]])  # [1, 2, 1, 4]
+    pair_index = torch.tensor([[[0, 1], [1, 0], [0, 0]]])
     sent_span = torch.tensor([[[0, 2], [2, 4], [0, 0]]])
     sent_mask = torch.tensor([[1.0, 1.0, 0.0]])
-    evidence = torch.zeros(1, 2, 2, 3)
-    evidence[0, 0, 1, 1] = 1.0  # pair (0,1): sentence 1
-    evidence[0, 1, 0, 0] = evidence[0, 1, 0, 1] = 1.0  # pair (1,0): sentences 0 and 1
-    return entity_attn, sent_span, sent_mask, evidence
+    evidence = torch.zeros(1, 3, 3)
+    evidence[0, 0, 1] = 1.0  # pair (0,1): sentence 1
+    evidence[0, 1, 0] = evidence[0, 1, 1] = 1.0  # pair (1,0): sentences 0 and 1
+    return entity_attn, pair_index, sent_span, sent_mask, evidence
 
 
 def test_evidence_attention_loss_hand_computed() -> None:
-    entity_attn, sent_span, sent_mask, evidence = _evidence_case()
+    entity_attn, pair_index, sent_span, sent_mask, evidence = _evidence_case()
     # a(s,o) = A_0 * A_1 / sum = [0.1, 0.2, 0.3, 0.4] for both orders: sentence mass [0.3, 0.7]
     kl_01 = -math.log(0.7)  # target [0, 1]
     kl_10 = 0.5 * math.log(0.5 / 0.3) + 0.5 * math.log(0.5 / 0.7)  # target [0.5, 0.5]
-    loss = evidence_attention_loss(entity_attn, sent_span, sent_mask, evidence)
+    loss = evidence_attention_loss(entity_attn, pair_index, sent_span, sent_mask, evidence)
     assert loss.item() == pytest.approx((kl_01 + kl_10) / 2, abs=1e-4)
     # evidence on a padded sentence slot is dropped: pair (0,1) then has none and no longer counts
-    evidence[0, 0, 1] = torch.tensor([0.0, 0.0, 1.0])
-    assert evidence_attention_loss(entity_attn, sent_span, sent_mask, evidence).item() == pytest.approx(kl_10, abs=1e-4)
+    evidence[0, 0] = torch.tensor([0.0, 0.0, 1.0])
+    assert evidence_attention_loss(entity_attn, pair_index, sent_span, sent_mask, evidence).item() == pytest.approx(
+        kl_10, abs=1e-4
+    )
     # no evidence anywhere: zero, not NaN
-    assert evidence_attention_loss(entity_attn, sent_span, sent_mask, torch.zeros_like(evidence)).item() == 0.0
+    assert evidence_attention_loss(entity_attn, pair_index, sent_span, sent_mask, torch.zeros_like(evidence)).item() == 0.0
 
 
 def test_criterion_adds_the_weighted_evidence_term_only_when_asked() -> None:
     logits, labels, pair_mask = _at_case()
-    entity_attn, sent_span, sent_mask, evidence = _evidence_case()
+    entity_attn, pair_index, sent_span, sent_mask, evidence = _evidence_case()
     batch = {**_targets(labels, pair_mask), "sent_span": sent_span, "sent_mask": sent_mask, "evidence": evidence}
     out = _head_output(logits)
     plain = PaeeCriterion(LossWeights())(out, batch)  # the paper's loss: no attention needed
     assert plain.evidence.item() == 0.0
     guided = PaeeCriterion(LossWeights(evidence=0.1))(out, batch, entity_attn)
-    expected = evidence_attention_loss(entity_attn, sent_span, sent_mask, evidence).item()
+    expected = evidence_attention_loss(entity_attn, pair_index, sent_span, sent_mask, evidence).item()
     assert guided.evidence.item() == pytest.approx(expected, abs=1e-6) and expected > 0
     assert guided.total.item() == pytest.approx(plain.total.item() + 0.1 * expected, abs=1e-5)
     with pytest.raises(ValueError, match="entity_attn"):

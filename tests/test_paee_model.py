@@ -10,12 +10,13 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from paee.data.featurizer import FeaturizerConfig
+from paee.data.featurizer import FeaturizerConfig, pair_slots
 from paee.data.relations import RelationVocab
 from paee.model.config import LossWeights, PaeeConfig, tiny_bert_config
 from paee.model.encoder import EncoderGraph
 from paee.model.losses import PaeeCriterion
 from paee.model.paee import PaeeModel, build_model
+from paee.model.pair_map import gather_entities, pair_context
 
 # odd, pairwise different sizes so that a mixed-up axis fails instead of broadcasting
 B, L, N, M, S, R, H, K, T = 2, 23, 7, 3, 5, 5, 32, 4, 4
@@ -41,16 +42,14 @@ class StandInHead(nn.Module):
         self.pot = nn.Linear(3 * H, 1)
         self.roles = nn.Linear(H, 2 * R)
 
-    def forward(self, token_emb, entity_emb, entity_attn, entity_type, entity_mask, sent_span, sent_mask, same_sent):
-        b, n, h = entity_emb.shape
+    def forward(self, token_emb, entity_emb, entity_attn, entity_type, entity_mask, sent_span, sent_mask, same_sent,
+                pair_index, pair_mask):
         entity = entity_emb + self.type_emb(entity_type) * entity_mask.unsqueeze(-1)  # [B, N, H]
-        attn = (entity_attn.unsqueeze(2) * entity_attn.unsqueeze(1)).mean(3)  # [B, N, N, L]
-        attn = attn / (attn.sum(-1, keepdim=True) + 1e-5)
-        context = torch.einsum("bsol,blh->bsoh", attn, token_emb)  # [B, N, N, H]
-        pair = torch.cat(
-            [entity.unsqueeze(2).expand(b, n, n, h), entity.unsqueeze(1).expand(b, n, n, h), context], dim=-1
-        )  # [B, N, N, 3H]
-        pair_logit = self.pot(pair).squeeze(-1)  # [B, N, N]
+        context = pair_context(token_emb, entity_attn, pair_index)  # [B, P, H]
+        subject = gather_entities(entity, pair_index[..., 0])  # [B, P, H]
+        obj = gather_entities(entity, pair_index[..., 1])  # [B, P, H]
+        pair = torch.cat([subject, obj, context], dim=-1)  # [B, P, 3H]
+        pair_logit = self.pot(pair).squeeze(-1)  # [B, P]
         subj, obj = self.roles(entity).chunk(2, dim=-1)  # [B, N, R] x2
         return StandInOutput(self.rel(pair), pair_logit, torch.sigmoid(pair_logit), subj, obj)
 
@@ -86,20 +85,21 @@ def _batch(seed: int = 0, targets: bool = True) -> dict[str, Tensor]:
     sent_span = torch.tensor([[0, 5], [5, 11], [11, 17], [17, 23], [0, 0]]).expand(B, S, 2).clone()
     sent_mask = torch.tensor([[1.0, 1, 1, 1, 0], [1.0, 1, 1, 0, 0]])
     same_sent = torch.randint(0, 2, (B, N, N), generator=gen)
+    pair_index, pair_mask = (torch.from_numpy(x) for x in pair_slots(NUM_REAL))  # [B, P, 2], [B, P]
     batch = {
         "input_ids": input_ids, "attention_mask": attention_mask, "mention_pos": mention_pos,
         "mention_mask": mention_mask, "entity_type": entity_type, "entity_mask": entity_mask,
         "sent_span": sent_span, "sent_mask": sent_mask, "same_sent": same_sent,
-        "num_entities": torch.tensor(NUM_REAL),
+        "pair_index": pair_index, "pair_mask": pair_mask,
     }  # fmt: skip
     if targets:
-        pair_mask = entity_mask[:, :, None] * entity_mask[:, None, :] * (1 - torch.eye(N))  # [B, N, N]
-        positive = (torch.rand(B, N, N, R - 1, generator=gen) < 0.2).float() * pair_mask.unsqueeze(-1)
-        has_relation = positive.amax(-1)  # [B, N, N]
-        labels = torch.cat([((1 - has_relation) * pair_mask).unsqueeze(-1), positive], dim=-1)  # [B, N, N, R]
-        subj = labels.amax(2) * entity_mask.unsqueeze(-1)  # [B, N, R]
-        obj = labels.amax(1) * entity_mask.unsqueeze(-1)
-        batch.update(labels=labels, pair_mask=pair_mask, has_relation=has_relation, subj_roles=subj, obj_roles=obj)
+        P = pair_mask.shape[1]
+        positive = (torch.rand(B, P, R - 1, generator=gen) < 0.2).float() * pair_mask.unsqueeze(-1)
+        has_relation = positive.amax(-1)  # [B, P]
+        labels = torch.cat([((1 - has_relation) * pair_mask).unsqueeze(-1), positive], dim=-1)  # [B, P, R]
+        subj = torch.zeros(B, N, R).scatter_reduce(1, pair_index[..., :1].expand(B, P, R), labels, "amax")
+        obj = torch.zeros(B, N, R).scatter_reduce(1, pair_index[..., 1:].expand(B, P, R), labels, "amax")
+        batch.update(labels=labels, has_relation=has_relation, subj_roles=subj, obj_roles=obj)
     return batch
 
 
@@ -113,8 +113,9 @@ def test_output_shapes_and_loss() -> None:
     with torch.no_grad():
         out = model(_batch())
         bare = model(_batch(targets=False))
-    assert out.logits.shape == (B, N, N, R)
-    assert out.pair_prob.shape == (B, N, N)
+    P = max(n * (n - 1) for n in NUM_REAL)
+    assert out.logits.shape == (B, P, R)
+    assert out.pair_prob.shape == (B, P)
     assert out.loss is not None and out.loss.total.shape == ()
     assert all(torch.isfinite(part) for part in out.loss)
     assert bare.loss is None
@@ -126,7 +127,7 @@ def test_mixed_up_dimensions_fail() -> None:
     swapped = dict(batch, mention_mask=batch["mention_mask"].transpose(1, 2))  # [B, M, N] instead of [B, N, M]
     with pytest.raises(ValueError, match="shape mismatch"):
         model(swapped)
-    wrong_classes = dict(batch, labels=torch.zeros(B, N, N, N))  # R axis of size N
+    wrong_classes = dict(batch, labels=torch.zeros(B, batch["pair_mask"].shape[1], N))  # R axis of size N
     with pytest.raises(RuntimeError):
         model(wrong_classes)
     half_labelled = {k: v for k, v in batch.items() if k != "obj_roles"}
@@ -163,7 +164,7 @@ def _assert_real_pairs_unchanged(model: nn.Module) -> None:
         clean = model(batch).logits
         noisy = model(_perturb_padding(batch, seed=7)).logits
     for b, n in enumerate(NUM_REAL):
-        assert torch.allclose(clean[b, :n, :n], noisy[b, :n, :n], atol=1e-5)
+        assert torch.allclose(clean[b, : n * (n - 1)], noisy[b, : n * (n - 1)], atol=1e-5)
 
 
 def test_padding_entities_do_not_affect_real_pairs() -> None:
@@ -223,7 +224,8 @@ def test_build_model_with_real_head_trains_and_ignores_padding() -> None:
     model = build_model(_tiny_config())
     assert isinstance(model.encoder, EncoderGraph) and model.config is not None
     out = model.train()(_batch())
-    assert out.logits.shape == (B, N, N, R) and out.pair_prob.shape == (B, N, N)
+    P = max(n * (n - 1) for n in NUM_REAL)
+    assert out.logits.shape == (B, P, R) and out.pair_prob.shape == (B, P)
     out.loss.total.backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)

@@ -10,7 +10,9 @@ from paee.model.pair_map import (
     block_mask,
     entity_counts,
     fill_index,
+    gather_pairs,
     localized_context,
+    pair_context,
     sliding_fill,
     zero_fill,
 )
@@ -81,10 +83,23 @@ def test_pair_features_shape_and_enrichment() -> None:
     context = torch.randn(2, 7, 7, 5)
     types = torch.randint(0, 4, (2, 7))
     same = torch.randint(0, 2, (2, 7, 7))
-    out = features(context, types, same)
+    out = features.map_features(context, types, same)
     assert out.shape == (2, 7, 7, 6)
-    flipped = features(context, types, 1 - same)
+    flipped = features.map_features(context, types, 1 - same)
     assert not torch.allclose(out, flipped)  # the same-sentence bit reaches V
+    # the listed pairs get their map cell: same arithmetic
+    pair_index = torch.tensor([[[0, 1], [6, 2], [3, 3]], [[5, 4], [1, 0], [2, 6]]])
+    listed = features.pair_features(gather_pairs(context, pair_index), types, same, pair_index)
+    torch.testing.assert_close(listed, gather_pairs(out, pair_index))
+
+
+def test_pair_context_equals_the_maps_cells() -> None:
+    torch.manual_seed(4)
+    token_emb = torch.randn(2, 11, 5)
+    entity_attn = torch.rand(2, 7, 3, 11).softmax(-1)
+    pair_index = torch.tensor([[[0, 1], [6, 2], [3, 4]], [[5, 4], [1, 0], [2, 6]]])
+    whole = localized_context(token_emb, entity_attn)  # [2, 7, 7, 5]
+    torch.testing.assert_close(pair_context(token_emb, entity_attn, pair_index), gather_pairs(whole, pair_index))
 
 
 @pytest.mark.parametrize("fill", [sliding_fill, zero_fill])

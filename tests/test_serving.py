@@ -96,8 +96,9 @@ def test_real_redocred_documents_match_the_in_process_model(protocol, real_serve
         _assert_same(got, want[doc.title], doc.title)
         # the model decides per pair: some triples, most (pair, relation) slots empty
         slots = doc.num_entities * (doc.num_entities - 1) * (relations.num_classes - 1)
-        assert 10 <= len(_decisive(want[doc.title])) <= 0.1 * slots, (doc.title, len(want[doc.title]), slots)
+        assert 1 <= len(_decisive(want[doc.title])) <= 0.1 * slots, (doc.title, len(want[doc.title]), slots)
         assert {t["r_name"] for t in got} <= set(relations.names.values())
+    assert sum(len(_decisive(want[d.title])) for d in docs) >= 10 * len(docs)  # Re-DocRED's density, about
 
 
 def _docred(title: str, words: list[str], entities: list[list[dict]]) -> dict:

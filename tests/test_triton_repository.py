@@ -61,7 +61,7 @@ ENC_IN = [("input_ids", TensorProto.INT64, ["batch", "length"]), ("attention_mas
           ("mention_pos", TensorProto.INT64, ["batch", N, M]), ("mention_mask", TensorProto.FLOAT, ["batch", N, M])]
 ENC_OUT = [("token_emb", TensorProto.FLOAT, ["batch", "length", H]), ("entity_emb", TensorProto.FLOAT, ["batch", N, H]),
            ("entity_attn", TensorProto.FLOAT, ["batch", N, K, "length"])]
-HEAD_OUT = [("logits", TensorProto.FLOAT, ["batch", N, N, R]), ("pair_prob", TensorProto.FLOAT, ["batch", N, N])]
+HEAD_OUT = [("logits", TensorProto.FLOAT, ["batch", "pairs", R]), ("pair_prob", TensorProto.FLOAT, ["batch", "pairs"])]
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,13 @@ def test_cpu_repository_layout_and_every_config_parses(tmp_path, graphs, tokeniz
         assert (repo / name / "1" / "model.py").is_file()
     assert configs["paee_encoder"].instance_group[0].count == 2
     dims = {t.name: list(t.dims) for t in configs["paee_head"].output}
-    assert dims == {"logits": [N, N, R], "pair_prob": [N, N]}
+    assert dims == {"logits": [-1, R], "pair_prob": [-1]}  # the pair axis is dynamic
+    # the python models pad the pair axis themselves: requests with other pair counts batch together
+    pair_inputs = {"paee_head": {"pair_index", "pair_mask"},
+                   "paee_postprocess": {"pair_index", "pair_mask", "logits", "pair_prob"}}
+    for name, expected in pair_inputs.items():
+        assert {t.name for t in configs[name].input if t.allow_ragged_batch} == expected, name
+    assert not any(t.allow_ragged_batch for t in configs["paee_encoder"].input)
     enc = {t.name: list(t.dims) for t in configs["paee_encoder"].output}
     assert enc == {"token_emb": [-1, H], "entity_emb": [N, H], "entity_attn": [N, K, -1]}
     # every tensor an ensemble step maps exists in the model it maps to
@@ -317,6 +323,21 @@ def test_run_by_length_groups_runs_once_per_length_and_splits_back():
         assert (result["extra"] == feed["extra"] + 1).all() and result["extra"].flags.c_contiguous
     assert isinstance(results[3], GroupFailure) and results[3].length == 1024
     assert results[3].message("paee_encoder") == "paee_encoder: batch of padded length 1024 failed: graph missing (injected)"
+
+    # pair axes (the contract's RAGGED tensors) may differ within a group: padded with zeros, cut back
+    def pairs(count: int, tag: float) -> dict:
+        return {"input_ids": np.zeros((1, 64)), "pair_mask": np.full((1, count), tag), "pair_index": np.ones((1, count, 2))}
+
+    seen = []
+
+    def head(length: int, batch: dict) -> dict:
+        seen.append((batch["pair_mask"].shape, batch["pair_index"].shape, float(batch["pair_mask"].sum())))
+        return {"logits": batch["pair_mask"][..., None] * 2, "pair_prob": batch["pair_mask"]}
+
+    ragged = run_by_length([pairs(6, 1.0), pairs(20, 3.0)], "input_ids", head, ["logits", "pair_prob"])
+    assert seen == [((2, 20), (2, 20, 2), 6 * 1.0 + 20 * 3.0)]  # one run, padded with zeros to 20 pairs
+    assert ragged[0]["logits"].shape == (1, 6, 1) and (ragged[0]["logits"] == 2.0).all()
+    assert ragged[1]["pair_prob"].shape == (1, 20) and (ragged[1]["pair_prob"] == 3.0).all()
 
     # outputs that lost rows fail their group instead of handing one request another's rows
     bad = run_by_length(feeds[:1], "input_ids", lambda length, batch: {"out": np.zeros((0, 1))}, ["out"])

@@ -46,5 +46,4 @@ def tiny_setup() -> TinySetup:
     index = next(i for i, f in enumerate(features) if f.num_tokens > MIN_TOKENS)
     pad_id = featurizer.spec.pad_id
     batch = collate([features[index]], pad_id=pad_id, max_length=config.max_length)
-    return TinySetup(model, featurizer, pad_id, docs[index], batch, to_tensors(batch, torch.device("cpu"),
-                                                                              (*MODEL_INPUTS, "num_entities")))
+    return TinySetup(model, featurizer, pad_id, docs[index], batch, to_tensors(batch, torch.device("cpu"), MODEL_INPUTS))

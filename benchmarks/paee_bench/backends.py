@@ -24,7 +24,7 @@ from paee.data.featurizer import Featurizer
 from paee.errors import PaeeFailure, PaeeUserError
 from paee.inference import to_tensors
 from paee.model.paee import PaeeModel
-from paee.runtime.contract import MODEL_INPUTS
+from paee.runtime.contract import MODEL_INPUTS, RAGGED
 from paee.runtime.sessions import ORT_HINT, ORT_PROVIDERS, bf16_cpu_support, module_available
 from paee.serving.client import PaeeClient
 from paee.serving.server import TritonServer, TritonServerError, find_triton
@@ -134,26 +134,41 @@ class TorchRunner:
         pass
 
 
-class CudaGraphRunner(TorchRunner):
-    """PyTorch on CUDA with the encoder and the head each captured as a CUDA graph per (batch, length bucket).
+#: Pair-count buckets of the CUDA graphs (the last one is N (N - 1)): few shapes, little padding.
+PAIR_BUCKETS = (64, 512)
 
-    Inputs are padded to the next of `paee_bench.measure.WARMUP_BUCKETS`, so five graphs serve every
-    length; padded tokens are masked. A graph is captured on the first batch of its shape, and the
-    warm-up documents hold one per bucket, so no capture is timed.
+
+class CudaGraphRunner(TorchRunner):
+    """PyTorch on CUDA with the encoder and the head each captured as a CUDA graph per input shape.
+
+    Inputs are padded to the next of `paee_bench.measure.WARMUP_BUCKETS` in length and of `PAIR_BUCKETS`
+    (then N (N - 1)) in pairs, so a few graphs serve every document; padded tokens and pairs are masked,
+    and the outputs of padded pairs are never read (they come after the real ones). A graph is captured
+    on the first batch of its shape (`captures` counts them; the warm-up documents hold one per length
+    bucket).
     """
 
     def __init__(self, model: PaeeModel, dtype_name: str = "fp32") -> None:
         super().__init__(model, "cuda", dtype_name)
         self.buckets = WARMUP_BUCKETS
-        self.graphs: dict[tuple[int, int], Any] = {}
+        self.pair_buckets = (*PAIR_BUCKETS, model.config.dims.max_pairs)
+        self.graphs: dict[tuple[tuple[int, ...], tuple[int, ...]], Any] = {}
         self.runtime["runtime"] = f"torch {torch.__version__} CUDA graphs (encoder, head)"
 
+    @property
+    def captures(self) -> int:
+        return len(self.graphs)
+
     def _padded(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        length = batch["input_ids"].shape[1]
+        length, pairs = batch["input_ids"].shape[1], batch["pair_mask"].shape[1]
         bucket = next((b for b in self.buckets if b >= length), length)
+        pair_bucket = next((b for b in self.pair_buckets if b >= pairs), pairs)
         out = dict(batch)
         for key in ("input_ids", "attention_mask"):  # pad id 0 under a zero mask: never attended to
             out[key] = np.pad(batch[key], ((0, 0), (0, bucket - length)))
+        for key in RAGGED:  # pair (0, 0) under a zero mask, as collate pads
+            if key in batch:
+                out[key] = np.pad(batch[key], [(0, 0), (0, pair_bucket - pairs)] + [(0, 0)] * (batch[key].ndim - 2))
         return out
 
     def _capture(self, batch: Mapping[str, np.ndarray]) -> dict[str, Any]:
@@ -174,7 +189,7 @@ class CudaGraphRunner(TorchRunner):
 
     def encode(self, batch: Mapping[str, np.ndarray]) -> Any:
         padded = self._padded(batch)
-        key = padded["input_ids"].shape
+        key = (padded["input_ids"].shape, padded["pair_index"].shape)
         if key not in self.graphs:
             self.graphs[key] = self._capture(padded)
         graph = self.graphs[key]
@@ -188,6 +203,19 @@ class CudaGraphRunner(TorchRunner):
         encoded["head"].replay()
         out = encoded["out"]
         return out.logits.float().cpu().numpy(), out.pair_prob.float().cpu().numpy()
+
+
+class CompiledRunner(TorchRunner):
+    """PyTorch with ``torch.compile`` of the encoder and of the head (Inductor, default mode; a new input
+    shape compiles again, so the first pass over a set is the compilation)."""
+
+    def __init__(self, model: PaeeModel, device: str, dtype_name: str) -> None:
+        super().__init__(model, device, dtype_name)
+        if self.model is model:  # never compile the caller's module in place
+            self.model = copy.deepcopy(model)
+        self.model.encode = torch.compile(self.model.encode)  # type: ignore[method-assign]
+        self.model.run_head = torch.compile(self.model.run_head)  # type: ignore[method-assign]
+        self.runtime["runtime"] = f"torch {torch.__version__} torch.compile (encoder, head)"
 
 
 def _torch(device: str, dtype_name: str, graphs: bool = False) -> Callable[[BenchContext], InProcessRunner]:

@@ -112,7 +112,7 @@ def latency_in_process(runner: Any, docs: Sequence[Document], features: Sequence
         t2 = time.perf_counter()
         logits, pair_prob = runner.head(batch, encoded)
         t3 = time.perf_counter()
-        (out,) = document_outputs({"logits": logits, "pair_prob": pair_prob}, [0], [feats])
+        (out,) = document_outputs({"logits": logits, "pair_prob": pair_prob}, batch)
         triples = decode_output(out, decode_config)
         t4 = time.perf_counter()
         timing = DocTiming(doc.index, feats.num_tokens, int(batch["input_ids"].shape[1]), feats.num_entities,
@@ -159,7 +159,7 @@ def throughput_in_process(runner: Any, docs: Sequence[Document], featurizer: Fea
         for idx in length_batches(features, batch_size):
             batch = collate([features[i] for i in idx], pad_id=pad_id, max_length=max_length)
             logits, pair_prob = runner.head(batch, runner.encode(batch))
-            for out in document_outputs({"logits": logits, "pair_prob": pair_prob}, idx, features):
+            for out in document_outputs({"logits": logits, "pair_prob": pair_prob}, batch):
                 decode_output(out, decode_config)
 
     run(docs[:batch_size])  # warm-up: this batch shape once

@@ -1,9 +1,9 @@
 """Logits -> relation triples, and triples -> DocRED ``result.json`` records.
 
-The model emits ``logits[N, N, R]`` per document, class 0 being the learned threshold (ATLOP's TH
-class). A relation r > 0 is predicted for the ordered pair (s, o) when ``logit_r > logit_0``; its score
-is the margin ``logit_r - logit_0``. Only the top-left n x n block is real (the rest is padding or
-sliding-window filling), and s == o is never a pair. Numpy only: this runs in Triton's python backend.
+The model emits ``logits[P, R]`` per document, one row per ordered entity pair (``pair_index[P, 2]``: the
+pair's subject and object), class 0 being the learned threshold (ATLOP's TH class). A relation r > 0 is
+predicted for the pair (s, o) when ``logit_r > logit_0``; its score is the margin ``logit_r - logit_0``.
+Numpy only: this runs in Triton's python backend.
 """
 
 from __future__ import annotations
@@ -61,71 +61,43 @@ class Triple(NamedTuple):
 
 def decode(
     logits: np.ndarray,
-    num_entities: int | Sequence[int] | np.ndarray,
+    pair_index: np.ndarray,
     pair_prob: np.ndarray | None = None,
     config: DecodeConfig | None = None,
-) -> list[Triple] | list[list[Triple]]:
-    """Triples of one document (``logits`` [N, N, R]) or of a batch ([B, N, N, R]).
+) -> list[Triple]:
+    """Triples of one document, ordered by (head, tail, relation).
 
     Args:
-        logits: relation logits, class 0 = threshold class.
-        num_entities: n (an int for one document, one per document for a batch).
-        pair_prob: Potential Pair Prediction probabilities [N, N] / [B, N, N]; needed for gating.
+        logits: [P, R] relation logits of the document's pairs, class 0 = threshold class.
+        pair_index: [P, 2] the (subject, object) entity of each row; s != o.
+        pair_prob: [P] Potential Pair Prediction probabilities; needed for gating.
         config: gating and top-k (default: neither).
-
-    Returns:
-        triples ordered by (head, tail, relation); a list per document for a batch.
     """
     logits = np.asarray(logits)
+    pair_index = np.asarray(pair_index)
     config = config or DecodeConfig()
-    gate_threshold, top_k = config.gate_threshold, config.top_k
-    if gate_threshold is not None and pair_prob is None:
-        raise PaeeDataError("gate_threshold needs pair_prob")
-    if logits.ndim == 3:
-        if not np.isscalar(num_entities) and np.ndim(num_entities) != 0:
-            raise PaeeDataError("for one document's logits [N, N, R], num_entities must be an int")
-        return _decode_one(logits, int(num_entities), pair_prob, gate_threshold, top_k)  # type: ignore[arg-type]
-    if logits.ndim == 4:
-        counts = np.asarray(num_entities).reshape(-1)
-        if counts.shape[0] != logits.shape[0]:
-            raise PaeeDataError(f"num_entities has {counts.shape[0]} values for a batch of {logits.shape[0]}")
-        if pair_prob is not None and np.shape(pair_prob)[0] != logits.shape[0]:
-            raise PaeeDataError(f"pair_prob has {np.shape(pair_prob)[0]} documents for a batch of {logits.shape[0]}")
-        return [
-            _decode_one(logits[b], int(counts[b]), None if pair_prob is None else pair_prob[b], gate_threshold, top_k)
-            for b in range(logits.shape[0])
-        ]
-    raise PaeeDataError(f"logits must be [N, N, R] or [B, N, N, R], got shape {logits.shape}")
-
-
-def _decode_one(
-    logits: np.ndarray, n: int, pair_prob: np.ndarray | None, gate_threshold: float | None, top_k: int | None
-) -> list[Triple]:
-    N, N2, R = logits.shape
-    if N != N2 or R < 2:
-        raise PaeeDataError(f"logits must be [N, N, R] with R >= 2, got shape {logits.shape}")
-    if not 0 <= n <= N:
-        raise PaeeDataError(f"num_entities={n} outside 0..{N}")
-    block = logits[:n, :n].astype(np.float64)  # [n, n, R]; the rest is padding / filling
-    margin = block[..., 1:] - block[..., THRESHOLD_CLASS : THRESHOLD_CLASS + 1]  # [n, n, R-1]
+    if logits.ndim != 2 or logits.shape[1] < 2:
+        raise PaeeDataError(f"logits must be [P, R] with R >= 2, got shape {logits.shape}")
+    if pair_index.shape != (logits.shape[0], 2):
+        raise PaeeDataError(f"pair_index must be [{logits.shape[0]}, 2] like the logits' pairs, got {pair_index.shape}")
+    R = logits.shape[1]
+    margin = logits[:, 1:].astype(np.float64) - logits[:, THRESHOLD_CLASS : THRESHOLD_CLASS + 1]  # [P, R-1]
     keep = margin > 0
-    keep &= ~np.eye(n, dtype=bool)[..., None]  # no self pairs
-    if gate_threshold is not None:
-        prob = np.asarray(pair_prob)
-        if prob.shape != (N, N):
-            raise PaeeDataError(f"pair_prob must be [{N}, {N}], got shape {prob.shape}")
-        keep &= (prob[:n, :n] >= gate_threshold)[..., None]
-    if top_k is not None and top_k < R - 1:
-        order = np.argsort(-margin, axis=-1, kind="stable")  # [n, n, R-1], best first
+    if config.gate_threshold is not None:
+        if pair_prob is None or np.shape(pair_prob) != (logits.shape[0],):
+            raise PaeeDataError(f"gating needs pair_prob [{logits.shape[0]}], got {None if pair_prob is None else np.shape(pair_prob)}")
+        keep &= (np.asarray(pair_prob) >= config.gate_threshold)[:, None]
+    if config.top_k is not None and config.top_k < R - 1:
+        order = np.argsort(-margin, axis=-1, kind="stable")  # [P, R-1], best first
         rank = np.empty_like(order)
         np.put_along_axis(rank, order, np.broadcast_to(np.arange(R - 1), order.shape), axis=-1)
-        keep &= rank < top_k
-    heads, tails, rels = np.nonzero(keep)
-    scores = margin[heads, tails, rels]
-    return [
-        Triple(int(h), int(t), int(r) + 1, float(s))  # +1: margin's axis skips class 0
-        for h, t, r, s in zip(heads, tails, rels, scores)
+        keep &= rank < config.top_k
+    rows, rels = np.nonzero(keep)
+    found = [
+        Triple(int(pair_index[p, 0]), int(pair_index[p, 1]), int(r) + 1, float(margin[p, r]))  # +1: skips class 0
+        for p, r in zip(rows, rels)
     ]
+    return sorted(found, key=lambda t: (t.head, t.tail, t.relation))
 
 
 def triple_record(triple: Triple, relations: RelationVocab, title: str | None = None) -> dict[str, Any]:

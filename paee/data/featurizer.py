@@ -39,6 +39,9 @@ MAX_SUPPORTED_LENGTH = 1024
 ENCODE_CHUNK = 512
 #: Value of padded (unused) index slots: mention_pos, entity_type, sent_span.
 INDEX_PAD = 0
+#: Pair slots of a batch at the least: the exported head's pair axis is traced at 2 (a dynamic dimension
+#: cannot be 0 or 1 in an export example), so a batch of single-entity documents still has 2 (masked).
+MIN_PAIRS = 2
 #: How limit errors name the remedy: N, M and S are a model's sizes, fixed when it is trained.
 LIMIT_SET_AT_TRAINING = "a limit of the model, set when it is trained: paee-train {option}"
 
@@ -150,6 +153,11 @@ class DocFeatures:
     def num_tokens(self) -> int:
         """l, the unpadded length in wordpieces."""
         return int(self.input_ids.shape[0])
+
+    @property
+    def num_pairs(self) -> int:
+        """n (n - 1), the document's ordered entity pairs (what the head classifies)."""
+        return self.num_entities * (self.num_entities - 1)
 
 
 @dataclass
@@ -473,10 +481,12 @@ def collate(
     """Stack documents into the batch dictionary of the tensor contract (`paee.runtime.contract`).
 
     ``L`` is the batch's longest document rounded up to ``pad_to_multiple``, never above
-    ``max_length``; or exactly ``length`` when given (Triton's length buckets). With ``num_relations``
-    (R, NA class included) the training targets are added: ``labels``, ``pair_mask``, ``has_relation``,
-    ``subj_roles``, ``obj_roles`` and ``evidence`` ([B, N, N, S], 1 on each fact's evidence sentences;
-    used by the optional evidence loss). ``title`` holds each document's UTF-8 title ([B, 1] bytes).
+    ``max_length``; or exactly ``length`` when given (Triton's length buckets). ``P`` is the most ordered
+    pairs of a document in the batch (`ordered_pairs`; at least `MIN_PAIRS`). With ``num_relations``
+    (R, NA class included) the training targets are added: per pair ``labels`` [B, P, R], ``has_relation``
+    [B, P] and ``evidence`` [B, P, S] (1 on the evidence sentences of the pair's facts; used by the optional
+    evidence loss), per entity ``subj_roles`` and ``obj_roles`` [B, N, R]. ``title`` holds each document's
+    UTF-8 title ([B, 1] bytes).
     """
     if not features:
         raise PaeeDataError("collate needs at least one document")
@@ -505,7 +515,8 @@ def collate(
     for b, f in enumerate(features):
         input_ids[b, : f.num_tokens] = f.input_ids
         attention_mask[b, : f.num_tokens] = 1
-    num_entities = np.asarray([f.num_entities for f in features], dtype=np.int64)
+    pair_index, pair_mask = pair_slots([f.num_entities for f in features])
+    P = pair_index.shape[1]
     batch = {
         "input_ids": input_ids,
         "attention_mask": attention_mask,
@@ -516,38 +527,67 @@ def collate(
         "sent_span": np.stack([f.sent_span for f in features]),
         "sent_mask": np.stack([f.sent_mask for f in features]),
         "same_sent": np.stack([f.same_sent for f in features]),
-        "num_entities": num_entities[:, None],  # [B, 1]
+        "pair_index": pair_index,  # [B, P, 2]
+        "pair_mask": pair_mask,  # [B, P]
         "title": np.asarray([[f.title.encode("utf-8")] for f in features], dtype=np.object_),  # [B, 1]
     }
     if num_relations is not None:
-        batch.update(_targets(features, N, num_relations, num_entities))
-        evidence = np.zeros((B, N, N, S), dtype=np.float32)
-        for b, f in enumerate(features):
-            evidence[b, f.evidence[:, 0], f.evidence[:, 1], f.evidence[:, 2]] = 1.0
-        batch["evidence"] = evidence
+        batch.update(_targets(features, N, S, P, num_relations))
     return batch
 
 
-def _targets(features: Sequence[DocFeatures], N: int, R: int, num_entities: np.ndarray) -> dict[str, np.ndarray]:
-    """Training targets; class 0 is the NA/threshold class."""
+def ordered_pairs(n: int) -> np.ndarray:
+    """The n (n - 1) ordered pairs (s, o), s != o, of n entities, row-major: [n(n-1), 2] (`pair_index`'s order)."""
+    subject, obj = np.divmod(np.arange(n * n, dtype=np.int64), n)
+    keep = subject != obj
+    return np.stack([subject[keep], obj[keep]], axis=1)
+
+
+def pair_slots(entity_counts: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """``pair_index`` [B, P, 2] and ``pair_mask`` [B, P] of documents with these entity counts: each
+    document's `ordered_pairs` first, (0, 0) padding up to the batch's most (at least `MIN_PAIRS`)."""
+    P = max(MIN_PAIRS, *(n * (n - 1) for n in entity_counts))
+    pair_index = np.zeros((len(entity_counts), P, 2), dtype=np.int64)
+    pair_mask = np.zeros((len(entity_counts), P), dtype=np.float32)
+    for b, n in enumerate(entity_counts):
+        pair_index[b, : n * (n - 1)] = ordered_pairs(n)
+        pair_mask[b, : n * (n - 1)] = 1.0
+    return pair_index, pair_mask
+
+
+def pair_position(head: np.ndarray | int, tail: np.ndarray | int, n: int) -> np.ndarray | int:
+    """Row of the pair (head, tail) in `ordered_pairs` (n): its n - 1 predecessors per earlier head, then
+    its tail, skipping the head itself."""
+    return head * (n - 1) + tail - (tail > head)
+
+
+def _targets(features: Sequence[DocFeatures], N: int, S: int, P: int, R: int) -> dict[str, np.ndarray]:
+    """Training targets per pair (class 0 is the NA / threshold class) and per entity (cross matching roles)."""
     if R < 2:
         raise PaeeDataError(f"num_relations must count NA and at least one relation, got {R}")
     B = len(features)
-    labels = np.zeros((B, N, N, R), dtype=np.float32)
+    labels = np.zeros((B, P, R), dtype=np.float32)
+    evidence = np.zeros((B, P, S), dtype=np.float32)
+    subj = np.zeros((B, N, R - 1), dtype=bool)  # s is the head of some fact of class r
+    obj = np.zeros((B, N, R - 1), dtype=bool)  # o is the tail of some fact of class r
+    pair_mask = np.zeros((B, P), dtype=bool)
+    valid = np.zeros((B, N), dtype=bool)
     for b, f in enumerate(features):
-        if len(f.facts) == 0:
-            continue
-        h, t, r = f.facts.T
-        if r.min() < 1 or r.max() >= R:
-            raise PaeeDataError(f"{describe(f)}: relation class outside 1..{R - 1}")
-        labels[b, h, t, r] = 1.0
-    valid = np.arange(N)[None, :] < num_entities[:, None]  # [B, N]
-    pair_mask = valid[:, :, None] & valid[:, None, :] & ~np.eye(N, dtype=bool)[None]  # [B, N, N]
-    labels *= pair_mask[..., None]
-    has_relation = labels[..., 1:].any(axis=-1)  # [B, N, N]
+        n = f.num_entities
+        pair_mask[b, : f.num_pairs] = True
+        valid[b, :n] = True
+        if len(f.facts):
+            h, t, r = f.facts.T
+            if r.min() < 1 or r.max() >= R:
+                raise PaeeDataError(f"{describe(f)}: relation class outside 1..{R - 1}")
+            labels[b, pair_position(h, t, n), r] = 1.0
+            subj[b, h, r - 1] = True
+            obj[b, t, r - 1] = True
+        if len(f.evidence):
+            h, t, sent = f.evidence.T
+            evidence[b, pair_position(h, t, n), sent] = 1.0
+    has_relation = labels[..., 1:].any(axis=-1)  # [B, P]
     labels[..., 0] = pair_mask & ~has_relation
-    subj = labels[..., 1:].any(axis=2)  # [B, N, R-1]: s is head of some fact of class r
-    obj = labels[..., 1:].any(axis=1)  # [B, N, R-1]: o is tail of some fact of class r
 
     def roles(x: np.ndarray) -> np.ndarray:
         none = valid & ~x.any(axis=-1)  # column 0: a real entity with no such role
@@ -555,10 +595,10 @@ def _targets(features: Sequence[DocFeatures], N: int, R: int, num_entities: np.n
 
     return {
         "labels": labels,
-        "pair_mask": pair_mask.astype(np.float32),
         "has_relation": has_relation.astype(np.float32),
         "subj_roles": roles(subj),
         "obj_roles": roles(obj),
+        "evidence": evidence,
     }
 
 

@@ -1,7 +1,7 @@
 """HeadGraph: everything after the encoder (paper section 2.2-2.3 and eq. 8), exported as one graph.
 
 ``HeadGraph(config, dims)(token_emb, entity_emb, entity_attn, entity_type, entity_mask, sent_span, sent_mask,
-same_sent) -> HeadOutput(logits, pair_logit, pair_prob, subj_logits, obj_logits)``
+same_sent, pair_index, pair_mask) -> HeadOutput(logits, pair_logit, pair_prob, subj_logits, obj_logits)``
 
 `HeadConfig` holds the head's own hyperparameters; the sizes it is built for (N, S, H, K, R, entity types)
 come from `paee.runtime.contract.ModelDims`, derived once from the model's configuration.
@@ -9,15 +9,18 @@ come from `paee.runtime.contract.ModelDims`, derived once from the model's confi
 Pipeline (paee variant; DESIGN.md 5.2-5.7):
   pair features V (localized context pooling + W1 + pos/type embeddings)      [paee.model.pair_map]
   -> sliding-window fill of the N x N map -> W2 (D -> 3 channels) -> TNet / U-Net -> Y [B,N,N,256]
-  -> Potential Pair Prediction (3x3 average pool + MLP) -> Y_pair = [Y; pair_prob > lambda]
+  -> the real pairs: Y gathered at pair_index [B,P,256]; Potential Pair Prediction (3x3 average pool of
+     the map, then an MLP per pair) -> Y_pair = [Y; pair_prob > lambda] [B,P,257]
   Entity-Enhanced Representation: Transformer over [entities; sentences] -> He, Sub-Obj layer
-  -> e_sub = [He; sigmoid(F_sub)], e_obj = [He; sigmoid(F_obj)]
+  -> e_sub = [He; sigmoid(F_sub)], e_obj = [He; sigmoid(F_obj)], gathered per pair's subject / object
   -> z_s = tanh(W_s e_sub[s] + P_s Y_pair[s,o]), z_o = tanh(W_o e_obj[o] + P_o Y_pair[s,o])
-  -> grouped bilinear (ATLOP) -> logits [B,N,N,R]
+  -> grouped bilinear (ATLOP) -> logits [B,P,R]
 
-Variants and ablations are rows of one table (`VARIANTS`), not forks of the code. The graph has a fixed
-N (``max_entities``) and a dynamic batch: no loop over documents or pairs, no data-dependent shape, no
-``.item()``; every gather/scatter works on index tensors.
+The map and TNet are fixed N x N tensor ops (N from the configuration); everything that works pair by pair
+runs on the document's real pairs (``pair_index``, padded per batch), so its cost follows the document.
+Variants and ablations are rows of one table (`VARIANTS`), not forks of the code; ``atlop`` and ``wo_par``
+have no map and compute the localized context of the real pairs only. No loop over documents or pairs, no
+data-depending shape but the pair axis, no ``.item()``; every gather works on index tensors.
 """
 
 from __future__ import annotations
@@ -34,7 +37,10 @@ from paee.model.pair_map import (
     NUM_SAME_SENT_VALUES,
     PairFeatures,
     entity_counts,
+    gather_entities,
+    gather_pairs,
     localized_context,
+    pair_context,
 )
 from paee.model.tnet import TNet, tnet_grid_size
 from paee.model.unet import UNet
@@ -184,9 +190,9 @@ class HeadConfig:
 class HeadOutput(NamedTuple):
     """Outputs of `HeadGraph` (names are the exported graph's output names)."""
 
-    logits: torch.Tensor  # [B, N, N, R] relation logits, class 0 = adaptive threshold
-    pair_logit: torch.Tensor  # [B, N, N] Potential Pair Prediction logit (PPP_OFF_LOGIT when off)
-    pair_prob: torch.Tensor  # [B, N, N] sigmoid(pair_logit) (1 when PPP is off)
+    logits: torch.Tensor  # [B, P, R] relation logits of each pair, class 0 = adaptive threshold
+    pair_logit: torch.Tensor  # [B, P] Potential Pair Prediction logit (PPP_OFF_LOGIT when off)
+    pair_prob: torch.Tensor  # [B, P] sigmoid(pair_logit) (1 when PPP is off)
     subj_logits: torch.Tensor  # [B, N, R] cross matching: entity is subject of class r (0 without EER)
     obj_logits: torch.Tensor  # [B, N, R] entity is object of class r (0 without EER)
 
@@ -223,17 +229,20 @@ class PotentialPairPredictor(nn.Module):
         )
 
     def forward(
-        self, y_map: torch.Tensor, entity_type: torch.Tensor, same_sent: torch.Tensor
+        self, y_map: torch.Tensor, entity_type: torch.Tensor, same_sent: torch.Tensor, pair_index: torch.Tensor
     ) -> torch.Tensor:
-        """y_map: [B, C, N, N]; entity_type: [B, N]; same_sent: [B, N, N] -> pair_logit [B, N, N]."""
-        num_ent = y_map.shape[-1]
+        """y_map: [B, C, N, N]; entity_type: [B, N]; same_sent: [B, N, N]; pair_index: [B, P, 2] -> pair_logit [B, P].
+
+        The pool is a map operation (over every cell); the classifier runs on the listed pairs only.
+        """
         # count_include_pad=False: border pairs average over their real neighbours only.
         pooled = F.avg_pool2d(y_map, self.pool, stride=1, padding=self.pool // 2, count_include_pad=False)
-        pooled = pooled.permute(0, 2, 3, 1)  # [B, N, N, C]
-        subj = self.subj_type_emb(entity_type).unsqueeze(2).expand(-1, -1, num_ent, -1)  # [B, N, N, e]
-        obj = self.obj_type_emb(entity_type).unsqueeze(1).expand(-1, num_ent, -1, -1)  # [B, N, N, e]
-        features = torch.cat([pooled, self.same_sent_emb(same_sent), subj, obj], dim=-1)  # [B, N, N, C+3e]
-        return self.classifier(features).squeeze(-1)  # [B, N, N]
+        pooled = gather_pairs(pooled.permute(0, 2, 3, 1), pair_index)  # [B, P, C]
+        subj = self.subj_type_emb(entity_type.gather(1, pair_index[..., 0]))  # [B, P, e]
+        obj = self.obj_type_emb(entity_type.gather(1, pair_index[..., 1]))  # [B, P, e]
+        pair_same_sent = gather_pairs(same_sent.unsqueeze(-1), pair_index).squeeze(-1)  # [B, P]
+        features = torch.cat([pooled, self.same_sent_emb(pair_same_sent), subj, obj], dim=-1)  # [B, P, C+3e]
+        return self.classifier(features).squeeze(-1)  # [B, P]
 
 
 def sentence_token_mask(sent_span: torch.Tensor, sent_mask: torch.Tensor, length: int) -> torch.Tensor:
@@ -311,8 +320,9 @@ class EntityEnhancer(nn.Module):
 class GroupedBilinear(nn.Module):
     """Eq. 8: z_s, z_o from entity and pair representations; ATLOP's grouped bilinear to R logits.
 
-    The block outer products are materialised as one tensor [B, N, N, emb*block] (ATLOP's layout):
-    B * N^2 * emb_size * block_size floats, 347 MB per document at N=42, emb 768, block 64 (fp32).
+    Runs on a document's real pairs only: the block outer products [B, P, emb*block] (ATLOP's layout)
+    cost P * emb_size * block_size floats, 67 MB for a median DocRED document (P = 342, emb 768, block 64,
+    fp32) where the whole 42 x 42 map would cost 347 MB.
     """
 
     def __init__(self, config: HeadConfig, dims: ModelDims) -> None:
@@ -327,16 +337,16 @@ class GroupedBilinear(nn.Module):
         self.bilinear = nn.Linear(emb * config.block_size, dims.num_relations)
 
     def forward(self, e_sub: torch.Tensor, e_obj: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:
-        """e_sub, e_obj: [B, N, De]; pair: [B, N, N, Dp] -> logits [B, N, N, R]."""
-        num_ent = pair.shape[1]
-        z_s = torch.tanh(self.subj_entity(e_sub).unsqueeze(2) + self.subj_pair(pair))  # [B, N, N, E]
-        z_o = torch.tanh(self.obj_entity(e_obj).unsqueeze(1) + self.obj_pair(pair))  # [B, N, N, E]
+        """e_sub, e_obj: [B, P, De] (each pair's subject / object); pair: [B, P, Dp] -> logits [B, P, R]."""
+        batch, pairs = pair.shape[:2]
+        z_s = torch.tanh(self.subj_entity(e_sub) + self.subj_pair(pair))  # [B, P, E]
+        z_o = torch.tanh(self.obj_entity(e_obj) + self.obj_pair(pair))  # [B, P, E]
         emb = z_s.shape[-1]
         groups = emb // self.block_size
-        z_s = z_s.reshape(-1, num_ent, num_ent, groups, self.block_size, 1)  # [B, N, N, G, bs, 1]
-        z_o = z_o.reshape(-1, num_ent, num_ent, groups, 1, self.block_size)  # [B, N, N, G, 1, bs]
-        outer = (z_s * z_o).reshape(-1, num_ent, num_ent, emb * self.block_size)  # [B, N, N, E*bs]
-        return self.bilinear(outer)  # [B, N, N, R]
+        z_s = z_s.reshape(batch, pairs, groups, self.block_size, 1)  # [B, P, G, bs, 1]
+        z_o = z_o.reshape(batch, pairs, groups, 1, self.block_size)  # [B, P, G, 1, bs]
+        outer = (z_s * z_o).reshape(batch, pairs, emb * self.block_size)  # [B, P, E*bs]
+        return self.bilinear(outer)  # [B, P, R]
 
 
 class HeadGraph(nn.Module):
@@ -388,41 +398,46 @@ class HeadGraph(nn.Module):
         sent_span: torch.Tensor,  # int64 [B, S, 2]
         sent_mask: torch.Tensor,  # f32 [B, S]
         same_sent: torch.Tensor,  # int64 [B, N, N]
+        pair_index: torch.Tensor,  # int64 [B, P, 2]
+        pair_mask: torch.Tensor,  # f32 [B, P]; padded pairs compute finite values that nothing reads
     ) -> HeadOutput:
-        cfg = self.config
+        cfg, flags = self.config, self.config.flags
         self._check_shapes(token_emb, entity_attn, sent_span)
-        # Outputs of switched-off parts: constants shaped from the inputs (dynamic batch).
-        pair_prob = torch.ones_like(same_sent, dtype=token_emb.dtype)  # [B, N, N]
-        pair_logit = pair_prob * PPP_OFF_LOGIT  # [B, N, N]
+        # Outputs of switched-off parts: constants shaped from the inputs (dynamic batch and pairs).
+        pair_prob = torch.ones_like(pair_mask, dtype=token_emb.dtype)  # [B, P]
+        pair_logit = pair_prob * PPP_OFF_LOGIT  # [B, P]
         role_zeros = torch.zeros_like(entity_mask).unsqueeze(-1).expand(-1, -1, self.dims.num_relations)  # [B,N,R]
         subj_logits, obj_logits = role_zeros, role_zeros
 
-        # --- pair representation (eq. 3-5) ---
-        context = localized_context(token_emb, entity_attn)  # [B, N, N, H]
-        if self.pair_features is None:  # ATLOP: c(s,o) itself
-            pair_repr = context
+        # --- pair representation (eq. 3-5): the map where the variant has one, then the real pairs ---
+        if self.pair_features is None:  # ATLOP: c(s,o) itself, of the real pairs only
+            pair_repr = pair_context(token_emb, entity_attn, pair_index)  # [B, P, H]
+        elif self.backbone is None or self.to_map is None:  # w/o PAR: V of the real pairs only
+            context = pair_context(token_emb, entity_attn, pair_index)  # [B, P, H]
+            pair_repr = self.pair_features.pair_features(context, entity_type, same_sent, pair_index)  # [B, P, D]
         else:
-            features = self.pair_features(context, entity_type, same_sent)  # [B, N, N, D]
-            pair_repr = features
-            if self.backbone is not None and self.to_map is not None:
-                filled = self.fill_fn(features, entity_counts(entity_mask))  # [B, N, N, D]
-                map_in = self.to_map(filled).permute(0, 3, 1, 2)  # [B, 3, N, N]
-                y_map = self.backbone(map_in)  # [B, 256, N, N]
-                pair_repr = y_map.permute(0, 2, 3, 1)  # [B, N, N, 256]
-                if self.ppp is not None:
-                    pair_logit = self.ppp(y_map, entity_type, same_sent)  # [B, N, N]
-                    pair_prob = torch.sigmoid(pair_logit)
-                    # Hard indicator, as in the paper; no gradient flows through the threshold.
-                    indicator = (pair_prob > cfg.ppp_threshold).to(pair_repr.dtype).unsqueeze(-1)  # [B,N,N,1]
-                    pair_repr = torch.cat([pair_repr, indicator], dim=-1)  # [B, N, N, 257]
+            # the map is N x N and static: sliding fill and the backbone see every cell (the product card)
+            features = self.pair_features.map_features(localized_context(token_emb, entity_attn), entity_type, same_sent)
+            filled = self.fill_fn(features, entity_counts(entity_mask))  # [B, N, N, D]
+            map_in = self.to_map(filled).permute(0, 3, 1, 2)  # [B, 3, N, N]
+            y_map = self.backbone(map_in)  # [B, 256, N, N]
+            pair_repr = gather_pairs(y_map.permute(0, 2, 3, 1), pair_index)  # [B, P, 256]
+            if self.ppp is not None:
+                pair_logit = self.ppp(y_map, entity_type, same_sent, pair_index)  # [B, P]
+                pair_prob = torch.sigmoid(pair_logit)
+                # Hard indicator, as in the paper; no gradient flows through the threshold.
+                indicator = (pair_prob > cfg.ppp_threshold).to(pair_repr.dtype).unsqueeze(-1)  # [B, P, 1]
+                pair_repr = torch.cat([pair_repr, indicator], dim=-1)  # [B, P, 257]
 
-        # --- entity representation (eq. 6-7) ---
+        # --- entity representation (eq. 6-7), then each pair's subject and object ---
         if self.eer is not None:
             e_sub, e_obj, subj_logits, obj_logits = self.eer(
                 token_emb, entity_emb, entity_mask, sent_span, sent_mask
             )  # [B, N, d+R] x2, [B, N, R] x2
         else:
             e_sub = e_obj = entity_emb  # [B, N, H]
+        e_sub = gather_entities(e_sub, pair_index[..., 0])  # [B, P, De]
+        e_obj = gather_entities(e_obj, pair_index[..., 1])  # [B, P, De]
 
-        logits = self.classifier(e_sub, e_obj, pair_repr)  # [B, N, N, R]
+        logits = self.classifier(e_sub, e_obj, pair_repr)  # [B, P, R]
         return HeadOutput(logits, pair_logit, pair_prob, subj_logits, obj_logits)

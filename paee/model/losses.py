@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from paee.model.config import LossWeights
 from paee.model.head import sentence_token_mask
-from paee.model.pair_map import pair_attention
+from paee.model.pair_map import pairs_attention
 
 TH_CLASS = 0  # the threshold / NA class of the relation logits
 
@@ -49,24 +49,23 @@ def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
 def adaptive_threshold_loss(logits: Tensor, labels: Tensor, pair_mask: Tensor) -> Tensor:
     """ATLOP's adaptive-threshold loss, averaged over valid pairs.
 
-    logits, labels: [B, N, N, R] (labels multi-hot; class 0 set on pairs without relation);
-    pair_mask: [B, N, N].
+    logits, labels: [B, P, R] (labels multi-hot; class 0 set on pairs without relation); pair_mask: [B, P].
     """
     th = torch.zeros_like(labels, dtype=torch.bool)
-    th[..., TH_CLASS] = True  # [B, N, N, R] one-hot of the TH class (a new tensor, labels untouched)
-    positive = (labels > 0) & ~th  # [B, N, N, R] the pair's relations, never TH itself
+    th[..., TH_CLASS] = True  # [B, P, R] one-hot of the TH class (a new tensor, labels untouched)
+    positive = (labels > 0) & ~th  # [B, P, R] the pair's relations, never TH itself
     lowest = torch.finfo(logits.dtype).min  # finite "minus infinity": fp16/bf16 safe, no inf * 0
     # rank positive classes above TH: log-softmax over {positives, TH}, scored at the positives
     log_p_pos = logits.masked_fill(~(positive | th), lowest).log_softmax(dim=-1)
-    loss_pos = -torch.where(positive, log_p_pos, torch.zeros_like(log_p_pos)).sum(dim=-1)  # [B, N, N]
+    loss_pos = -torch.where(positive, log_p_pos, torch.zeros_like(log_p_pos)).sum(dim=-1)  # [B, P]
     # rank TH above negative classes: log-softmax over {negatives, TH}, scored at TH
     log_p_neg = logits.masked_fill(positive, lowest).log_softmax(dim=-1)
-    loss_neg = -log_p_neg[..., TH_CLASS]  # [B, N, N]
+    loss_neg = -log_p_neg[..., TH_CLASS]  # [B, P]
     return _masked_mean(loss_pos + loss_neg, pair_mask)
 
 
 def potential_pair_loss(pair_logit: Tensor, has_relation: Tensor, pair_mask: Tensor) -> Tensor:
-    """BCE of pair_logit [B, N, N] against has_relation [B, N, N], averaged over valid pairs."""
+    """BCE of pair_logit [B, P] against has_relation [B, P], averaged over the real pairs (pair_mask)."""
     bce = F.binary_cross_entropy_with_logits(pair_logit, has_relation.to(pair_logit.dtype), reduction="none")
     return _masked_mean(bce, pair_mask)
 
@@ -77,20 +76,22 @@ def role_loss(role_logits: Tensor, roles: Tensor, entity_mask: Tensor) -> Tensor
     return _masked_mean(bce, entity_mask.unsqueeze(-1))
 
 
-def evidence_attention_loss(entity_attn: Tensor, sent_span: Tensor, sent_mask: Tensor, evidence: Tensor) -> Tensor:
+def evidence_attention_loss(entity_attn: Tensor, pair_index: Tensor, sent_span: Tensor, sent_mask: Tensor,
+                            evidence: Tensor) -> Tensor:
     """KL(evidence distribution || sentence mass of a(s,o)), averaged over pairs with evidence.
 
-    entity_attn: [B, N, K, L]; sent_span: int64 [B, S, 2] token spans ``[start, end)``; sent_mask: [B, S];
-    evidence: [B, N, N, S], 1 on the evidence sentences of each labelled pair. The target is uniform over
-    a pair's evidence sentences (those with tokens); pairs without any contribute nothing.
+    entity_attn: [B, N, K, L]; pair_index: int64 [B, P, 2]; sent_span: int64 [B, S, 2] token spans
+    ``[start, end)``; sent_mask: [B, S]; evidence: [B, P, S], 1 on the evidence sentences of each labelled
+    pair. The target is uniform over a pair's evidence sentences (those with tokens); pairs without any
+    contribute nothing.
     """
     inside = sentence_token_mask(sent_span, sent_mask, entity_attn.shape[-1])  # [B, S, L]
-    token_to_sentence = inside.to(entity_attn.dtype).transpose(1, 2).unsqueeze(1)  # [B, 1, L, S]
+    token_to_sentence = inside.to(entity_attn.dtype).transpose(1, 2)  # [B, L, S]
     # fp32 from here on: under fp16 autocast the log floor below would underflow to log(0)
-    sentence_mass = torch.matmul(pair_attention(entity_attn), token_to_sentence).float()  # [B, N, N, S]
-    target = evidence.float() * inside.any(dim=-1).float()[:, None, None, :]  # only sentences with tokens
-    count = target.sum(dim=-1, keepdim=True)  # [B, N, N, 1]
-    has_evidence = count.squeeze(-1) > 0  # [B, N, N]
+    sentence_mass = torch.matmul(pairs_attention(entity_attn, pair_index), token_to_sentence).float()  # [B, P, S]
+    target = evidence.float() * inside.any(dim=-1).float()[:, None, :]  # only sentences with tokens
+    count = target.sum(dim=-1, keepdim=True)  # [B, P, 1]
+    has_evidence = count.squeeze(-1) > 0  # [B, P]
     target = target / count.clamp(min=1.0)
     # KL with 0 * log 0 = 0; the floor keeps log finite where the attention put no mass on an evidence sentence
     kl = (target * (torch.log(target.clamp(min=1e-12)) - torch.log(sentence_mass.clamp(min=1e-10)))).sum(dim=-1)
@@ -137,6 +138,7 @@ class PaeeCriterion(nn.Module):
             if entity_attn is None or "evidence" not in batch:
                 raise ValueError("the evidence loss weight is above 0 but the criterion got no entity_attn or the "
                                  "batch no 'evidence' targets (collate adds them with num_relations)")
-            evidence = evidence_attention_loss(entity_attn, batch["sent_span"], batch["sent_mask"], batch["evidence"])
+            evidence = evidence_attention_loss(entity_attn, batch["pair_index"], batch["sent_span"], batch["sent_mask"],
+                                               batch["evidence"])
             total = total + w.evidence * evidence
         return PaeeLoss(total=total, at=at, pot=pot, sub=sub, obj=obj, evidence=evidence)

@@ -19,8 +19,8 @@ from paee.runtime.contract import ENCODER_INPUTS, HEAD_FEATURES, MODEL_INPUTS, T
 
 
 class PaeeOutput(NamedTuple):
-    logits: Tensor  # [B, N, N, R] relation logits, class 0 = adaptive threshold
-    pair_prob: Tensor  # [B, N, N] Potential Pair Prediction probability (1 without PPP)
+    logits: Tensor  # [B, P, R] relation logits of each pair, class 0 = adaptive threshold
+    pair_prob: Tensor  # [B, P] Potential Pair Prediction probability (1 without PPP)
     loss: PaeeLoss | None  # None when the batch carries no targets
 
 

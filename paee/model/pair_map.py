@@ -1,12 +1,15 @@
-"""Pair features (paper eq. 3) and the filling of the fixed N x N pair map (eq. 4, "Sliding(V)").
+"""Pair features (paper eq. 3), the filling of the fixed N x N pair map (eq. 4, "Sliding(V)"), and the
+gathers from the map to a document's real pairs.
 
-Everything here works on padded, fixed-shape tensors: a batch holds B documents padded to N entities,
-the real entities packed at the front (``n = entity_mask.sum(-1)``). No Python loop over documents or
-pairs and no data-dependent shape, so the module exports to ONNX / TensorRT as one static graph.
+Everything here works on padded tensors: a batch holds B documents padded to N entities, the real
+entities packed at the front (``n = entity_mask.sum(-1)``), and P pair slots, the real ordered pairs
+first (``pair_index`` [B, P, 2]). No Python loop over documents or pairs and no data-dependent shape:
+the map is static (N x N), the pair axis is a dynamic dimension of the exported graph.
 
 * `PairFeatures`: localized context pooling (ATLOP) ``a(s,o) = normalise(mean_k(A_s * A_o))``,
   ``c(s,o) = a(s,o) @ token_emb`` and ``V(s,o) = W1 c(s,o)`` plus embeddings of the same-sentence bit and
-  of the subject and object entity types.
+  of the subject and object entity types; over the whole map, or over listed pairs.
+* `gather_pairs` / `gather_entities`: a pair's cell of a map, a pair's subject or object row.
 * `sliding_fill`: tiles the real n x n block over the whole N x N map, ``V'[i,j] = V[i mod n, j mod n]``
   (across, down and diagonally), through a gather on index tensors computed from n.
 * `zero_fill`: the ablation (``w/o SW``): everything outside the n x n block is 0.
@@ -98,7 +101,7 @@ def pair_attention(entity_attn: torch.Tensor) -> torch.Tensor:
 
 
 def localized_context(token_emb: torch.Tensor, entity_attn: torch.Tensor) -> torch.Tensor:
-    """ATLOP's localized context pooling ``c(s,o) = a(s,o) @ token_emb``: [B, N, N, H].
+    """ATLOP's localized context pooling ``c(s,o) = a(s,o) @ token_emb`` for the whole map: [B, N, N, H].
 
     token_emb: [B, L, H]; entity_attn: [B, N, K, L]; ``a(s,o)`` is `pair_attention`.
     """
@@ -108,11 +111,47 @@ def localized_context(token_emb: torch.Tensor, entity_attn: torch.Tensor) -> tor
     return context.reshape(batch, num_ent, num_ent, token_emb.shape[-1])  # [B, N, N, H]
 
 
+# --- the real pairs ------------------------------------------------------------------------------------
+
+
+def gather_entities(values: torch.Tensor, entity: torch.Tensor) -> torch.Tensor:
+    """``values[b, entity[b, p]]``: per pair, its entity's row. values: [B, N, ...]; entity: int64 [B, P]."""
+    batch, pairs = entity.shape
+    trailing = values.shape[2:]
+    index = entity.reshape(batch, pairs, *([1] * len(trailing))).expand(batch, pairs, *trailing)  # [B, P, ...]
+    return values.gather(1, index)
+
+
+def gather_pairs(pair_map: torch.Tensor, pair_index: torch.Tensor) -> torch.Tensor:
+    """The map's cell of each pair, ``map[b, s, o]``: pair_map [B, N, N, D] (channels last), pair_index
+    int64 [B, P, 2] -> [B, P, D]."""
+    batch, size = pair_map.shape[:2]
+    flat = pair_map.reshape(batch, size * size, *pair_map.shape[3:])  # [B, N*N, D]
+    return gather_entities(flat, pair_index[..., 0] * size + pair_index[..., 1])  # [B, P, D]
+
+
+def pairs_attention(entity_attn: torch.Tensor, pair_index: torch.Tensor) -> torch.Tensor:
+    """`pair_attention` of the listed pairs only, ATLOP's way: [B, P, L] (cost follows the pairs).
+
+    entity_attn: [B, N, K, L]; pair_index: int64 [B, P, 2].
+    """
+    subject = gather_entities(entity_attn, pair_index[..., 0])  # [B, P, K, L]
+    obj = gather_entities(entity_attn, pair_index[..., 1])  # [B, P, K, L]
+    pair_attn = (subject * obj).mean(dim=2)  # [B, P, L], mean over heads
+    return pair_attn / (pair_attn.sum(dim=-1, keepdim=True) + ATTENTION_NORM_EPS)
+
+
+def pair_context(token_emb: torch.Tensor, entity_attn: torch.Tensor, pair_index: torch.Tensor) -> torch.Tensor:
+    """`localized_context` of the listed pairs only: [B, P, H]. token_emb: [B, L, H]."""
+    return torch.matmul(pairs_attention(entity_attn, pair_index), token_emb)  # [B, P, H]
+
+
 class PairFeatures(nn.Module):
-    """``V(s,o) = W1 c(s,o) + E_pos[same_sent] + E_subj[type_s] + E_obj[type_o]``: [B, N, N, D].
+    """``V(s,o) = W1 c(s,o) + E_pos[same_sent] + E_subj[type_s] + E_obj[type_o]``: [..., D].
 
     The paper "adds the position and type information of entities to enrich V": added (not
-    concatenated) embeddings keep D fixed and cost nothing in the N x N map.
+    concatenated) embeddings keep D fixed and cost nothing in the N x N map. Works on the whole map
+    (`map_features`) or on a list of pairs (`pair_features`); the arithmetic is the same.
     """
 
     def __init__(self, hidden_size: int, pair_dim: int, num_entity_types: int) -> None:
@@ -124,11 +163,20 @@ class PairFeatures(nn.Module):
         self.obj_type_emb = nn.Embedding(num_entity_types, pair_dim)
 
     def forward(
-        self, context: torch.Tensor, entity_type: torch.Tensor, same_sent: torch.Tensor
+        self, context: torch.Tensor, subj_type: torch.Tensor, obj_type: torch.Tensor, same_sent: torch.Tensor
     ) -> torch.Tensor:
-        """context: [B, N, N, H]; entity_type: int64 [B, N]; same_sent: int64 [B, N, N] -> [B, N, N, D]."""
-        features = self.project(context)  # [B, N, N, D]
-        features = features + self.same_sent_emb(same_sent)  # [B, N, N, D]
-        features = features + self.subj_type_emb(entity_type).unsqueeze(2)  # [B, N, 1, D] over objects
-        features = features + self.obj_type_emb(entity_type).unsqueeze(1)  # [B, 1, N, D] over subjects
-        return features
+        """context [..., H]; subj_type, obj_type int64 and same_sent int64 broadcastable to context's leading axes."""
+        features = self.project(context) + self.same_sent_emb(same_sent)
+        return features + self.subj_type_emb(subj_type) + self.obj_type_emb(obj_type)
+
+    def map_features(self, context: torch.Tensor, entity_type: torch.Tensor, same_sent: torch.Tensor) -> torch.Tensor:
+        """The whole map: context [B, N, N, H]; entity_type [B, N]; same_sent [B, N, N] -> [B, N, N, D]."""
+        return self(context, entity_type.unsqueeze(2), entity_type.unsqueeze(1), same_sent)
+
+    def pair_features(self, context: torch.Tensor, entity_type: torch.Tensor, same_sent: torch.Tensor,
+                      pair_index: torch.Tensor) -> torch.Tensor:
+        """The listed pairs: context [B, P, H]; entity_type [B, N]; same_sent [B, N, N] -> [B, P, D]."""
+        subj_type = entity_type.gather(1, pair_index[..., 0])  # [B, P]
+        obj_type = entity_type.gather(1, pair_index[..., 1])  # [B, P]
+        pair_same_sent = gather_pairs(same_sent.unsqueeze(-1), pair_index).squeeze(-1)  # [B, P]
+        return self(context, subj_type, obj_type, pair_same_sent)

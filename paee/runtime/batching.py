@@ -1,10 +1,13 @@
 """What the Triton python models share: their declared I/O, and group-run-split for the graph runners.
 
 Triton hands a python model's ``execute`` a list of requests, each carrying its own batch of documents.
-Requests batch together only when their tensors have equal shapes, i.e. equal padded length L (the
-preprocess model pads to length buckets). `run_by_length` groups the requests' inputs by L, concatenates
-each group along the batch axis, runs it once and splits the outputs back per request; a failure fails
-only the requests of its group. `execute_by_length` wraps it in Triton's request/response objects.
+`run_by_length` groups the requests' inputs by padded length L (the preprocess model pads to length
+buckets), concatenates each group along the batch axis, runs it once and splits the outputs back per
+request; a failure fails only the requests of its group. Tensors with a pair axis (the contract's
+`RAGGED`: a document's pairs, axis 1) may differ between requests of a group (the head's config allows
+ragged batches there): they are padded to the group's most pairs as `collate` pads them (zeros: pair
+(0, 0), mask 0), and the outputs on that axis are cut back to each request's own count.
+`execute_by_length` wraps it in Triton's request/response objects.
 
 `ModelIO` reads a python model's inputs and output dtypes from the config Triton hands ``initialize``
 (the config is generated from the tensor contract, so the models never list tensors themselves).
@@ -23,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from paee.runtime.contract import RAGGED
 
 #: Runs one group: (padded length L, inputs concatenated along the batch axis) -> outputs by name.
 GroupRunner = Callable[[int, dict[str, np.ndarray]], Mapping[str, np.ndarray]]
@@ -58,11 +63,17 @@ class GroupFailure:
         return f"{model}: batch of padded length {self.length} failed: {self.error}"
 
 
+def _pad_axis1(values: Sequence[np.ndarray], size: int) -> list[np.ndarray]:
+    """Zero-pad axis 1 of every array to ``size``."""
+    return [np.pad(v, [(0, 0), (0, size - v.shape[1])] + [(0, 0)] * (v.ndim - 2)) for v in values]
+
+
 def run_by_length(
     feeds: Sequence[Mapping[str, np.ndarray]],
     length_input: str,
     run: GroupRunner,
     output_names: Sequence[str],
+    ragged: Sequence[str] = RAGGED,
 ) -> list[dict[str, np.ndarray] | GroupFailure]:
     """Run requests grouped by padded length; per request its outputs, or the `GroupFailure` of its group.
 
@@ -71,6 +82,7 @@ def run_by_length(
         length_input: the input whose axis 1 is the padded length L (e.g. ``input_ids`` [B_i, L]).
         run: runs one group (see `GroupRunner`); its outputs have the group's total batch on axis 0.
         output_names: the outputs to split back (every one must be in ``run``'s result).
+        ragged: tensors whose axis 1 may differ between requests (inputs padded, outputs cut back).
 
     Returns:
         One entry per request, in request order: ``{name: [B_i, ...]}`` (contiguous) or a `GroupFailure`.
@@ -82,7 +94,13 @@ def run_by_length(
     for length, members in groups.items():
         try:
             names = feeds[members[0]].keys()
-            batch = {n: np.concatenate([feeds[r][n] for r in members]) for n in names}  # [sum B_i, ...]
+            batch = {}
+            for n in names:  # [sum B_i, ...]
+                parts = [feeds[r][n] for r in members]
+                if n in ragged:
+                    parts = _pad_axis1(parts, max(p.shape[1] for p in parts))
+                batch[n] = np.concatenate(parts)
+            own = {r: next((feeds[r][n].shape[1] for n in ragged if n in names), None) for r in members}
             outputs = run(length, batch)
             size = batch[length_input].shape[0]
             wrong = {n: outputs[n].shape[0] for n in output_names if outputs[n].shape[0] != size}
@@ -91,7 +109,8 @@ def run_by_length(
             start = 0
             for r in members:
                 stop = start + feeds[r][length_input].shape[0]
-                results[r] = {n: np.ascontiguousarray(outputs[n][start:stop]) for n in output_names}
+                results[r] = {n: np.ascontiguousarray(outputs[n][start:stop, : own[r]] if n in ragged else
+                                                      outputs[n][start:stop]) for n in output_names}
                 start = stop
         except Exception as e:  # a runtime failure fails this group's requests, never the server
             for r in members:

@@ -7,9 +7,13 @@ the PyTorch model reads, the Triton ``config.pbtxt`` inputs and outputs and the 
 (`paee_export.repository`), and the preprocess model's outputs. A change to the contract is a change
 here.
 
-Axes: ``batch`` and ``length`` (padded wordpieces) are dynamic; single letters are the fixed sizes of one
-model (`ModelDims`): N entities, M mentions per entity, S sentences, H hidden size, K attention heads of
-the encoder's last layer, R relation classes (0 = threshold / NA). Integers are literal sizes.
+Axes: ``batch``, ``length`` (padded wordpieces) and ``pairs`` (a document's ordered entity pairs, padded
+to the batch's most) are dynamic; single letters are the fixed sizes of one model (`ModelDims`): N entity
+slots, M mentions per entity, S sentences, H hidden size, K attention heads of the encoder's last layer,
+R relation classes (0 = threshold / NA). Integers are literal sizes.
+
+The head builds, fills and runs TNet on the fixed N x N map, then works on the document's real pairs
+only (``pair_index``): its cost follows the document, and N sets the size of the map alone.
 
 Graphs (DESIGN.md 4): ``encoder`` serves padded lengths up to one window, ``encoder_long`` longer ones
 (two overlapping windows, ATLOP), ``head`` every length. Numpy only: Triton's python models and the
@@ -29,7 +33,8 @@ from paee.errors import PaeeUserError
 #: Dynamic axes.
 BATCH = "batch"
 LENGTH = "length"
-DYNAMIC_AXES = (BATCH, LENGTH)
+PAIRS = "pairs"
+DYNAMIC_AXES = (BATCH, LENGTH, PAIRS)
 
 #: Graph names (also the file stems of the exported graphs).
 ENCODER = "encoder"
@@ -74,41 +79,45 @@ TENSORS: dict[str, TensorDecl] = {
     "sent_span": TensorDecl("int64", (BATCH, "S", 2), "token span [start, end) of each sentence"),
     "sent_mask": TensorDecl("float32", (BATCH, "S"), "1 on real sentences"),
     "same_sent": TensorDecl("int64", (BATCH, "N", "N"), "1 where some mention of s and some mention of o share a sentence"),
-    # per-document scalars travel as [B, 1]: a batched Triton tensor needs an axis per row
-    "num_entities": TensorDecl("int64", (BATCH, 1), "n, the real entity count"),
+    "pair_index": TensorDecl("int64", (BATCH, PAIRS, 2), "the n(n-1) ordered pairs (s, o), s != o, row-major; (0, 0) padded"),
+    "pair_mask": TensorDecl("float32", (BATCH, PAIRS), "1 on the document's real pairs (they come first)"),
+    # a per-document scalar travels as [B, 1]: a batched Triton tensor needs an axis per row
     "title": TensorDecl("bytes", (BATCH, 1), "the document's title, UTF-8"),
     # encoder -> head
     "token_emb": TensorDecl("float32", (BATCH, LENGTH, "H"), "last hidden state of every token"),
     "entity_emb": TensorDecl("float32", (BATCH, "N", "H"), "logsumexp over the entity's mention embeddings"),
     "entity_attn": TensorDecl("float32", (BATCH, "N", "K", LENGTH), "mean attention row of the entity's mention markers"),
     # head -> decoder
-    "logits": TensorDecl("float32", (BATCH, "N", "N", "R"), "relation logits of each ordered pair, class 0 = threshold"),
-    "pair_prob": TensorDecl("float32", (BATCH, "N", "N"), "Potential Pair Prediction probability (1 without PPP)"),
+    "logits": TensorDecl("float32", (BATCH, PAIRS, "R"), "relation logits of each pair, class 0 = threshold"),
+    "pair_prob": TensorDecl("float32", (BATCH, PAIRS), "Potential Pair Prediction probability (1 without PPP)"),
     # training targets (`collate` with num_relations; read by the losses only)
-    "labels": TensorDecl("float32", (BATCH, "N", "N", "R"), "multi-hot relations; class 0 set on valid pairs without one"),
-    "pair_mask": TensorDecl("float32", (BATCH, "N", "N"), "valid ordered pairs: s != o, both < n"),
-    "has_relation": TensorDecl("float32", (BATCH, "N", "N"), "target of Potential Pair Prediction"),
+    "labels": TensorDecl("float32", (BATCH, PAIRS, "R"), "multi-hot relations of each pair; class 0 set on pairs without one"),
+    "has_relation": TensorDecl("float32", (BATCH, PAIRS), "target of Potential Pair Prediction"),
     "subj_roles": TensorDecl("float32", (BATCH, "N", "R"), "entity is subject of some fact of class r (column 0: of none)"),
     "obj_roles": TensorDecl("float32", (BATCH, "N", "R"), "entity is object of some fact of class r (column 0: of none)"),
-    "evidence": TensorDecl("float32", (BATCH, "N", "N", "S"), "1 on the evidence sentences of each fact"),
+    "evidence": TensorDecl("float32", (BATCH, PAIRS, "S"), "1 on the evidence sentences of each pair's facts"),
 }
 
 #: Who reads and writes what.
 ENCODER_INPUTS = ("input_ids", "attention_mask", "mention_pos", "mention_mask")
 ENCODER_OUTPUTS = ("token_emb", "entity_emb", "entity_attn")
 #: Featurizer tensors the head reads besides the encoder's outputs.
-HEAD_FEATURES = ("entity_type", "entity_mask", "sent_span", "sent_mask", "same_sent")
+HEAD_FEATURES = ("entity_type", "entity_mask", "sent_span", "sent_mask", "same_sent", "pair_index", "pair_mask")
 HEAD_INPUTS = ENCODER_OUTPUTS + HEAD_FEATURES
 HEAD_OUTPUTS = ("logits", "pair_prob")
 #: What the PyTorch model reads from a collated batch (`paee.model.paee.PaeeModel`).
 MODEL_INPUTS = ENCODER_INPUTS + HEAD_FEATURES
 #: Training targets: the loss is computed when a batch carries them (`paee.model.paee.PaeeModel`).
-TRAINING_TARGETS = ("labels", "pair_mask", "has_relation", "subj_roles", "obj_roles")
-#: What the decoder needs besides the head's outputs, per document.
-DOCUMENT_FIELDS = ("num_entities", "title")
+TRAINING_TARGETS = ("labels", "has_relation", "subj_roles", "obj_roles")
+#: What the decoder reads besides the head's outputs: which pair each row is, and the document's title.
+DECODE_INPUTS = ("pair_index", "pair_mask")
+DOCUMENT_FIELDS = ("title",)
 #: The preprocess model's outputs and the postprocess model's inputs (Triton).
 PREPROCESS_OUTPUTS = MODEL_INPUTS + DOCUMENT_FIELDS
-POSTPROCESS_INPUTS = HEAD_OUTPUTS + DOCUMENT_FIELDS
+POSTPROCESS_INPUTS = HEAD_OUTPUTS + DECODE_INPUTS + DOCUMENT_FIELDS
+#: Tensors whose axis 1 is the pair axis: requests of one Triton batch may differ there (padded together,
+#: `paee.runtime.batching`; ``allow_ragged_batch`` in the head's config).
+RAGGED = tuple(name for name, decl in TENSORS.items() if len(decl.axes) > 1 and decl.axes[1] == PAIRS)
 
 #: The served model's steps in order: (role, inputs, outputs); the Triton ensemble chains them.
 SERVING_STEPS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
@@ -161,6 +170,11 @@ class ModelDims:
 
     def size(self, letter: str) -> int:
         return int(getattr(self, self.LETTERS[letter]))
+
+    @property
+    def max_pairs(self) -> int:
+        """The most ordered pairs a document can have: N (N - 1)."""
+        return self.max_entities * (self.max_entities - 1)
 
     def length_range(self, graph: str) -> tuple[int, int]:
         """Inclusive range of padded lengths a graph serves (its length bucket)."""
@@ -290,6 +304,8 @@ class GraphSpec:
             low, high = self.length_range
             if not low <= sizes[LENGTH] <= high:
                 problems.append(f"length {sizes[LENGTH]} outside {low}..{high} served by graph {self.name!r}")
+        if PAIRS in sizes and not 1 <= sizes[PAIRS] <= self.dims.max_pairs:
+            problems.append(f"{sizes[PAIRS]} pairs outside 1..{self.dims.max_pairs} (N (N - 1) for N = {self.dims.max_entities})")
         if problems:
             raise GraphSpecError(f"feeds do not match graph {self.name!r}: " + "; ".join(problems))
 
@@ -298,7 +314,7 @@ def markdown_table() -> str:
     """The contract as the README's "Tensor contract" table (a test keeps the README equal to it)."""
     rows = ["| key | dtype | shape | meaning |", "| --- | --- | --- | --- |"]
     for name, decl in TENSORS.items():
-        shape = ", ".join({BATCH: "B", LENGTH: "L"}.get(a, str(a)) if isinstance(a, str) else str(a) for a in decl.axes)
+        shape = ", ".join({BATCH: "B", LENGTH: "L", PAIRS: "P"}.get(a, str(a)) if isinstance(a, str) else str(a) for a in decl.axes)
         rows.append(f"| `{name}` | {decl.dtype} | [{shape}] | {decl.meaning} |")
     return "\n".join(rows)
 
@@ -317,9 +333,9 @@ def graph_specs(dims: ModelDims) -> dict[str, GraphSpec]:
 
 
 __all__ = [
-    "BATCH", "DEFAULT_WINDOW", "DOCUMENT_FIELDS", "ENCODER", "ENCODER_GRAPHS", "ENCODER_INPUTS", "ENCODER_LONG",
+    "BATCH", "DECODE_INPUTS", "DEFAULT_WINDOW", "DOCUMENT_FIELDS", "ENCODER", "ENCODER_GRAPHS", "ENCODER_INPUTS", "ENCODER_LONG",
     "ENCODER_OUTPUTS", "GRAPH_IO", "GRAPH_NAMES", "HEAD", "HEAD_FEATURES", "HEAD_INPUTS", "HEAD_OUTPUTS", "LENGTH",
-    "LENGTH_INPUT", "LONG_INPUT_WINDOWS", "MODEL_INPUTS", "NUMPY_DTYPES", "POSTPROCESS_INPUTS", "PREPROCESS_OUTPUTS",
+    "LENGTH_INPUT", "LONG_INPUT_WINDOWS", "MODEL_INPUTS", "NUMPY_DTYPES", "PAIRS", "POSTPROCESS_INPUTS", "PREPROCESS_OUTPUTS", "RAGGED",
     "REQUEST", "RESPONSE", "SERVING_STEPS", "TENSORS", "TRAINING_TARGETS", "GraphSpec", "GraphSpecError", "ModelDims",
     "TensorDecl", "TensorSpec", "graph_spec", "graph_specs", "markdown_table", "tensor_spec", "tensor_specs",
 ]  # fmt: skip

@@ -36,10 +36,11 @@ DEFAULT_BATCH_SIZE = 8
 
 @dataclass(frozen=True)
 class DocOutput:
-    """Model outputs of one document, cropped to its n x n block."""
+    """Model outputs of one document's real pairs."""
 
-    logits: np.ndarray  # [n, n, R]
-    pair_prob: np.ndarray  # [n, n]
+    pair_index: np.ndarray  # [p, 2] (subject, object) of each row, p = n (n - 1)
+    logits: np.ndarray  # [p, R]
+    pair_prob: np.ndarray  # [p]
 
 
 def length_batches(features: Sequence[DocFeatures], batch_size: int) -> Iterator[list[int]]:
@@ -49,21 +50,17 @@ def length_batches(features: Sequence[DocFeatures], batch_size: int) -> Iterator
         yield order[start : start + batch_size]
 
 
-def document_outputs(outputs: Mapping[str, np.ndarray], rows: Sequence[int], features: Sequence[DocFeatures]
-                     ) -> list[DocOutput]:
-    """Per document of a batch, its outputs cropped to its real entities (row r holds ``features[rows[r]]``)."""
-    logits = np.asarray(outputs["logits"], dtype=np.float32)  # [B, N, N, R]
-    pair_prob = np.asarray(outputs["pair_prob"], dtype=np.float32)  # [B, N, N]
-    cropped = []
-    for row, i in enumerate(rows):
-        n = features[i].num_entities
-        cropped.append(DocOutput(logits[row, :n, :n], pair_prob[row, :n, :n]))
-    return cropped
+def document_outputs(outputs: Mapping[str, np.ndarray], batch: Mapping[str, np.ndarray]) -> list[DocOutput]:
+    """Per document (row) of a batch, its outputs cropped to its real pairs (``pair_mask``; they come first)."""
+    logits = np.asarray(outputs["logits"], dtype=np.float32)  # [B, P, R]
+    pair_prob = np.asarray(outputs["pair_prob"], dtype=np.float32)  # [B, P]
+    counts = np.asarray(batch["pair_mask"]).sum(axis=1).round().astype(int)  # [B]
+    return [DocOutput(batch["pair_index"][b, :p], logits[b, :p], pair_prob[b, :p]) for b, p in enumerate(counts)]
 
 
 def decode_output(out: DocOutput, config: DecodeConfig | None = None) -> list[Triple]:
     """The triples of one document's outputs."""
-    return decode(out.logits, out.logits.shape[0], pair_prob=out.pair_prob, config=config)
+    return decode(out.logits, out.pair_index, pair_prob=out.pair_prob, config=config)
 
 
 class DocumentRunner:
@@ -80,7 +77,7 @@ class DocumentRunner:
     batch_size: int
 
     def run_batch(self, batch: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
-        """One collated batch -> ``{"logits": [B, N, N, R], "pair_prob": [B, N, N]}``."""
+        """One collated batch -> ``{"logits": [B, P, R], "pair_prob": [B, P]}``."""
         raise NotImplementedError
 
     @property
@@ -98,7 +95,7 @@ class DocumentRunner:
         batches = list(length_batches(features, self.batch_size))
         for rows in tqdm(batches, desc="predict", unit="batch", disable=not progress):
             batch = collate([features[i] for i in rows], pad_id=pad_id, max_length=max_length)
-            for i, out in zip(rows, document_outputs(self.run_batch(batch), rows, features)):
+            for i, out in zip(rows, document_outputs(self.run_batch(batch), batch)):
                 outputs[i] = out
         return outputs  # type: ignore[return-value]  # every slot is filled above
 

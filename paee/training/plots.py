@@ -34,7 +34,8 @@ def plot_training_curves(metrics_path: str | Path, out_png: str | Path, title: s
         ax_loss.set_yscale("log")
     ax_loss.set_xlabel("optimizer step")
     ax_loss.set_ylabel("training loss")
-    ax_loss.legend(fontsize=8)
+    if steps:  # a run shorter than one logging interval has no curve to label
+        ax_loss.legend(fontsize=8)
     for key, label in (("f1", "F1"), ("ign_f1", "Ign F1"), ("rela_f1", "Rela F1")):
         ax_dev.plot([e["epoch"] for e in evals], [100 * e["dev"][key] for e in evals], marker="o", label=label)
     ax_dev.set_xlabel("epoch")

@@ -1,7 +1,8 @@
 """Triton python model ``paee_postprocess``: logits -> JSON relation triples with relation names.
 
-Inputs: the contract's `POSTPROCESS_INPUTS` (``logits`` [N, N, R] and ``pair_prob`` [N, N] per document
-from ``paee_head``, ``num_entities`` and ``title`` from ``paee_preprocess``). Output ``TRIPLES``
+Inputs: the contract's `POSTPROCESS_INPUTS` (``logits`` [P, R] and ``pair_prob`` [P] per document from
+``paee_head``; ``pair_index`` [P, 2], ``pair_mask`` [P] and ``title`` from ``paee_preprocess``; a request's
+documents cut to their own pairs by `paee.runtime.pipeline.document_outputs`). Output ``TRIPLES``
 (TYPE_STRING): UTF-8 JSON ``{"title": ..., "triples": [{"h_idx", "t_idx", "r", "r_name", "score"}, ...]}``
 per document, decoded by the one decoder of the package (`paee.data.decode`: logit_r > logit_TH;
 gating and top-k as the checkpoint says) into its one record form (`triple_record`). The relation
@@ -17,11 +18,12 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from paee.data.decode import DecodeConfig, decode, triple_record
+from paee.data.decode import DecodeConfig, triple_record
 from paee.data.relations import RelationVocab
 from paee.runtime.batching import ModelIO
 from paee.runtime.contract import RESPONSE
 from paee.runtime.layout import ASSETS, DECODE_FILE, POSTPROCESS, RELATIONS_FILE, read_json
+from paee.runtime.pipeline import DocOutput, decode_output, document_outputs
 
 
 class TritonPythonModel:
@@ -34,9 +36,9 @@ class TritonPythonModel:
         self.relations = RelationVocab.from_json(read_json(assets / RELATIONS_FILE))
         self.decode_config = DecodeConfig.from_json(read_json(assets / DECODE_FILE))
 
-    def _document(self, logits: np.ndarray, pair_prob: np.ndarray, n: int, title: str) -> bytes:
+    def _document(self, out: DocOutput, title: str) -> bytes:
         """JSON bytes of one document's triples."""
-        triples = decode(logits, n, pair_prob=pair_prob, config=self.decode_config)
+        triples = decode_output(out, self.decode_config)
         records = [triple_record(t, self.relations) for t in triples]
         return json.dumps({"title": title, "triples": records}, ensure_ascii=False).encode("utf-8")
 
@@ -46,11 +48,12 @@ class TritonPythonModel:
         for request in requests:
             try:
                 inputs = {name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.io.input_names}
-                counts, titles = inputs["num_entities"].reshape(-1), inputs["title"].reshape(-1)  # [B]
-                out = np.empty((len(counts), 1), dtype=np.object_)  # [B, 1]
-                for b in range(len(counts)):
+                titles = inputs["title"].reshape(-1)  # [B]
+                documents = document_outputs(inputs, inputs)  # each cut to its real pairs
+                out = np.empty((len(documents), 1), dtype=np.object_)  # [B, 1]
+                for b, doc in enumerate(documents):
                     title = titles[b].decode("utf-8") if isinstance(titles[b], bytes) else str(titles[b])
-                    out[b, 0] = self._document(inputs["logits"][b], inputs["pair_prob"][b], int(counts[b]), title)
+                    out[b, 0] = self._document(doc, title)
                 responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(RESPONSE, out)]))
             except Exception as e:  # one bad request fails alone
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"{POSTPROCESS}: {e}")))
