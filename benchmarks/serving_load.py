@@ -21,7 +21,7 @@ A script, not a test (minutes; run it on a quiet machine):
    (what ``paee-export`` writes): dynamic batching on, and off (``--no-dynamic-batching``).
 4. both served at once by the bundled tritonserver on loopback (`paee.serving.TritonServer`).
 5. latency at concurrency 1, interleaved per document so that machine noise hits all alike: the
-   in-process ONNX Runtime pipeline (`paee_export.runtimes.OnnxPipeline` on the repository's own graphs,
+   in-process ONNX Runtime pipeline (`paee.runtime.pipeline.OnnxPipeline` on the repository's own graphs,
    tokenizer, featurizer and decoding settings: featurize, encoder, head, decode) versus a Triton
    request end to end (serialise, send, the four ensemble steps, receive, parse), after a warm-up
    over every document. Ratio = Triton / ONNX Runtime (goal: <= `RATIO_GOAL`). Triton's triples are

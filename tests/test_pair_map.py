@@ -107,3 +107,19 @@ def test_fill_rejects_nothing_for_n_equal_one(fill) -> None:  # noqa: ANN001
     pair_map = torch.randn(1, N, N, D)
     out = fill(pair_map, torch.tensor([1]))
     assert torch.isfinite(out).all() and out.shape == pair_map.shape
+
+
+@pytest.mark.parametrize(("fill", "reference"), [("sliding", sliding_fill), ("zero", zero_fill)])
+def test_fill_map_from_the_blocks_rows_equals_the_map_fill(fill, reference) -> None:
+    """The head fills the map from the n x n block's rows (pairs, then the diagonal): the same map as the
+    map-form fill, for every n of a batch padded to the most pairs."""
+    from paee.data.featurizer import pair_slots
+    from paee.model.pair_map import block_rows, fill_map
+
+    counts = [1, 2, 5, 13, N]
+    pair_map = torch.randn(len(counts), N, N, D)
+    index, _ = pair_slots(counts)
+    rows = block_rows(torch.from_numpy(index), N)  # [B, P + N, 2]
+    values = gather_pairs(pair_map, rows)  # the block's cells as rows (padded rows read cell (0, 0))
+    filled = fill_map(values, torch.tensor(counts), index.shape[1], fill)
+    torch.testing.assert_close(filled, reference(pair_map, torch.tensor(counts)), rtol=0, atol=0)

@@ -9,7 +9,8 @@ the stage ends at c(s,o)). Four implementations on the same encoder outputs, in 
   to the batch's most) in one batched product, no Python loop, exportable; what the head runs for every
   per-pair step;
 * ``map`` (`paee.model.pair_map.localized_context`): every B x N x N slot of the fixed map (N = 42 by
-  default), padding included; what the map variants still compute to fill the N x N map for TNet;
+  default), padding included; what the head computed before it took the map's values from the n x n
+  block's rows (`paee.model.pair_map.fill_map`);
 * ``per_document`` (ATLOP's ``get_hrt`` / DocuNet's ``get_channel_map`` granularity): a Python loop over
   the documents of the batch; per document the n(n-1) real pairs are gathered with ``index_select`` and
   pooled in one product;

@@ -555,10 +555,11 @@ def pair_slots(entity_counts: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     return pair_index, pair_mask
 
 
-def pair_position(head: np.ndarray | int, tail: np.ndarray | int, n: int) -> np.ndarray | int:
-    """Row of the pair (head, tail) in `ordered_pairs` (n): its n - 1 predecessors per earlier head, then
-    its tail, skipping the head itself."""
-    return head * (n - 1) + tail - (tail > head)
+def pair_position(head: Any, tail: Any, n: Any) -> Any:
+    """Row of the pair (head, tail), head != tail, in `ordered_pairs` (n): its n - 1 predecessors per
+    earlier head, then its tail, skipping the head itself. Ints, numpy arrays or torch tensors (the head
+    finds its map's cells in the pair rows with it)."""
+    return head * (n - 1) + tail - (tail > head) * 1  # * 1: a bool -> int on numpy and torch alike
 
 
 def _targets(features: Sequence[DocFeatures], N: int, S: int, P: int, R: int) -> dict[str, np.ndarray]:

@@ -7,7 +7,8 @@ same_sent, pair_index, pair_mask) -> HeadOutput(logits, pair_logit, pair_prob, s
 come from `paee.runtime.contract.ModelDims`, derived once from the model's configuration.
 
 Pipeline (paee variant; DESIGN.md 5.2-5.7):
-  pair features V (localized context pooling + W1 + pos/type embeddings)      [paee.model.pair_map]
+  pair features V of the n x n block (real pairs and diagonal; localized context pooling + W1 +
+  pos/type embeddings)                                                        [paee.model.pair_map]
   -> sliding-window fill of the N x N map -> W2 (D -> 3 channels) -> TNet / U-Net -> Y [B,N,N,256]
   -> the real pairs: Y gathered at pair_index [B,P,256]; Potential Pair Prediction (3x3 average pool of
      the map, then an MLP per pair) -> Y_pair = [Y; pair_prob > lambda] [B,P,257]
@@ -33,13 +34,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from paee.model.pair_map import (
-    FILL_FUNCTIONS,
     NUM_SAME_SENT_VALUES,
     PairFeatures,
+    block_rows,
     entity_counts,
+    fill_map,
     gather_entities,
     gather_pairs,
-    localized_context,
     pair_context,
 )
 from paee.model.tnet import TNet, tnet_grid_size
@@ -358,7 +359,6 @@ class HeadGraph(nn.Module):
         self.config = config
         self.dims = dims
         flags = config.flags
-        self.fill_fn = FILL_FUNCTIONS[flags.fill]
         # Sub-modules exist only when their variant uses them: checkpoints of a variant hold exactly its
         # parameters.
         self.pair_features = (
@@ -416,9 +416,12 @@ class HeadGraph(nn.Module):
             context = pair_context(token_emb, entity_attn, pair_index)  # [B, P, H]
             pair_repr = self.pair_features.pair_features(context, entity_type, same_sent, pair_index)  # [B, P, D]
         else:
-            # the map is N x N and static: sliding fill and the backbone see every cell (the product card)
-            features = self.pair_features.map_features(localized_context(token_emb, entity_attn), entity_type, same_sent)
-            filled = self.fill_fn(features, entity_counts(entity_mask))  # [B, N, N, D]
+            # V of the n x n block only (real pairs and diagonal as rows), then the fixed N x N map: the
+            # fill and the backbone see every cell (the product card)
+            rows = block_rows(pair_index, self.dims.max_entities)  # [B, P+N, 2]
+            block = self.pair_features.pair_features(pair_context(token_emb, entity_attn, rows), entity_type,
+                                                     same_sent, rows)  # [B, P+N, D]
+            filled = fill_map(block, entity_counts(entity_mask), pair_index.shape[1], flags.fill)  # [B, N, N, D]
             map_in = self.to_map(filled).permute(0, 3, 1, 2)  # [B, 3, N, N]
             y_map = self.backbone(map_in)  # [B, 256, N, N]
             pair_repr = gather_pairs(y_map.permute(0, 2, 3, 1), pair_index)  # [B, P, 256]

@@ -13,14 +13,17 @@ the map is static (N x N), the pair axis is a dynamic dimension of the exported 
 * `sliding_fill`: tiles the real n x n block over the whole N x N map, ``V'[i,j] = V[i mod n, j mod n]``
   (across, down and diagonally), through a gather on index tensors computed from n.
 * `zero_fill`: the ablation (``w/o SW``): everything outside the n x n block is 0.
+* `fill_map`: the same two fillings built from the features of the block's cells listed as rows (the
+  real pairs, then the diagonal, `block_rows`): what the head runs, so that V is computed for the n x n
+  block only (n^2 rows, not N^2 cells) and N sizes the map alone.
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import nn
+
+from paee.data.featurizer import pair_position
 
 #: ATLOP's constant in the normalisation of the pair attention: keeps all-zero rows (padding) finite.
 ATTENTION_NORM_EPS = 1e-5
@@ -80,11 +83,8 @@ def zero_fill(pair_map: torch.Tensor, num_entities: torch.Tensor) -> torch.Tenso
     return pair_map * mask.unsqueeze(-1)  # [B, N, N, D]
 
 
-#: Filling strategies by name (`HeadConfig` variant table field ``fill``).
-FILL_FUNCTIONS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "sliding": sliding_fill,
-    "zero": zero_fill,
-}
+#: Filling strategies (`VariantFlags.fill`): tile the n x n block over the map, or zeros outside it.
+FILLS = ("sliding", "zero")
 
 
 def pair_attention(entity_attn: torch.Tensor) -> torch.Tensor:
@@ -109,6 +109,42 @@ def localized_context(token_emb: torch.Tensor, entity_attn: torch.Tensor) -> tor
     pair_attn = pair_attention(entity_attn).reshape(batch, num_ent * num_ent, length)  # [B, N*N, L]
     context = torch.matmul(pair_attn, token_emb)  # [B, N*N, H]
     return context.reshape(batch, num_ent, num_ent, token_emb.shape[-1])  # [B, N, N, H]
+
+
+def block_rows(pair_index: torch.Tensor, size: int) -> torch.Tensor:
+    """The cells of the n x n block as rows: the listed pairs [B, P, 2], then every entity slot with itself
+    (the diagonal) [B, N, 2]: int64 [B, P + N, 2]."""
+    diagonal = torch.arange(size, device=pair_index.device, dtype=pair_index.dtype)  # [N]
+    diagonal = diagonal.expand(pair_index.shape[0], size).unsqueeze(-1).expand(-1, -1, 2)  # [B, N, 2]
+    return torch.cat([pair_index, diagonal], dim=1)
+
+
+def map_row_index(num_entities: torch.Tensor, size: int, num_pairs: int, fill: str) -> torch.Tensor:
+    """For every cell (i, j) of the N x N map, the row of ``[block_rows; a zero row]`` it takes: int64 [B, N*N].
+
+    Sliding: the block cell (i mod n, j mod n): its row in `ordered_pairs` order (`pair_position`), or
+    ``P + s`` for a diagonal cell (s, s). Zero: the same inside the n x n block, the zero row ``P + N``
+    outside. num_entities: int64 [B] (>= 1, `entity_counts`); num_pairs: P, the pair rows' count.
+    """
+    if fill not in FILLS:
+        raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
+    index = fill_index(num_entities, size)  # [B, N]: i mod n
+    subject, obj = index.unsqueeze(-1), index.unsqueeze(-2)  # [B, N, 1], [B, 1, N]
+    n = num_entities.to(torch.long).reshape(-1, 1, 1)  # [B, 1, 1]
+    rows = torch.where(subject == obj, num_pairs + subject, pair_position(subject, obj, n))  # [B, N, N]
+    if fill == "zero":
+        rows = torch.where(block_mask(num_entities, size, torch.bool), rows, num_pairs + size)
+    return rows.reshape(rows.shape[0], size * size)
+
+
+def fill_map(rows: torch.Tensor, num_entities: torch.Tensor, num_pairs: int, fill: str) -> torch.Tensor:
+    """The filled N x N map [B, N, N, D] from the block's rows [B, P + N, D] (`block_rows` order):
+    equals ``sliding_fill`` / ``zero_fill`` of the map those rows come from."""
+    batch, count, dim = rows.shape
+    size = count - num_pairs
+    values = torch.cat([rows, rows.new_zeros(batch, 1, dim)], dim=1)  # [B, P + N + 1, D]: the zero row last
+    cells = gather_entities(values, map_row_index(num_entities, size, num_pairs, fill))  # [B, N*N, D]
+    return cells.reshape(batch, size, size, dim)
 
 
 # --- the real pairs ------------------------------------------------------------------------------------
