@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from paee.model.grouped_bilinear import GroupedBilinear
 from paee.model.pair_map import (
     NUM_SAME_SENT_VALUES,
     PairFeatures,
@@ -318,38 +319,6 @@ class EntityEnhancer(nn.Module):
         return e_sub, e_obj, subj_logits, obj_logits
 
 
-class GroupedBilinear(nn.Module):
-    """Eq. 8: z_s, z_o from entity and pair representations; ATLOP's grouped bilinear to R logits.
-
-    Runs on a document's real pairs only: the block outer products [B, P, emb*block] (ATLOP's layout)
-    cost P * emb_size * block_size floats, 67 MB for a median DocRED document (P = 342, emb 768, block 64,
-    fp32) where the whole 42 x 42 map would cost 347 MB.
-    """
-
-    def __init__(self, config: HeadConfig, dims: ModelDims) -> None:
-        super().__init__()
-        emb = config.emb_size
-        self.block_size = config.block_size
-        entity_dim, pair_dim = config.entity_repr_dim(dims), config.pair_repr_dim(dims)
-        self.subj_entity = nn.Linear(entity_dim, emb)  # W_s (its bias is the eq. 8 bias)
-        self.obj_entity = nn.Linear(entity_dim, emb)  # W_o
-        self.subj_pair = nn.Linear(pair_dim, emb, bias=False)  # P_s
-        self.obj_pair = nn.Linear(pair_dim, emb, bias=False)  # P_o
-        self.bilinear = nn.Linear(emb * config.block_size, dims.num_relations)
-
-    def forward(self, e_sub: torch.Tensor, e_obj: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:
-        """e_sub, e_obj: [B, P, De] (each pair's subject / object); pair: [B, P, Dp] -> logits [B, P, R]."""
-        batch, pairs = pair.shape[:2]
-        z_s = torch.tanh(self.subj_entity(e_sub) + self.subj_pair(pair))  # [B, P, E]
-        z_o = torch.tanh(self.obj_entity(e_obj) + self.obj_pair(pair))  # [B, P, E]
-        emb = z_s.shape[-1]
-        groups = emb // self.block_size
-        z_s = z_s.reshape(batch, pairs, groups, self.block_size, 1)  # [B, P, G, bs, 1]
-        z_o = z_o.reshape(batch, pairs, groups, 1, self.block_size)  # [B, P, G, 1, bs]
-        outer = (z_s * z_o).reshape(batch, pairs, emb * self.block_size)  # [B, P, E*bs]
-        return self.bilinear(outer)  # [B, P, R]
-
-
 class HeadGraph(nn.Module):
     """The relation head of PAEE (and of its variants): see the module docstring."""
 
@@ -370,7 +339,8 @@ class HeadGraph(nn.Module):
         self.backbone = build_backbone(config, dims) if flags.use_par else None
         self.ppp = PotentialPairPredictor(config, dims) if flags.use_ppp else None
         self.eer = EntityEnhancer(config, dims) if flags.use_eer else None
-        self.classifier = GroupedBilinear(config, dims)
+        self.classifier = GroupedBilinear(config.entity_repr_dim(dims), config.pair_repr_dim(dims), config.emb_size,
+                                          config.block_size, dims.num_relations)
 
     def _check_shapes(
         self, token_emb: torch.Tensor, entity_attn: torch.Tensor, sent_span: torch.Tensor
@@ -442,5 +412,5 @@ class HeadGraph(nn.Module):
         e_sub = gather_entities(e_sub, pair_index[..., 0])  # [B, P, De]
         e_obj = gather_entities(e_obj, pair_index[..., 1])  # [B, P, De]
 
-        logits = self.classifier(e_sub, e_obj, pair_repr)  # [B, P, R]
+        logits = self.classifier(e_sub, e_obj, pair_repr, pair_mask)  # [B, P, R]
         return HeadOutput(logits, pair_logit, pair_prob, subj_logits, obj_logits)

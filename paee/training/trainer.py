@@ -222,6 +222,7 @@ class Trainer:
         return torch.optim.AdamW(
             [{"params": encoder_params, "lr": cfg.lr_encoder}, {"params": head_params, "lr": cfg.lr_head}],
             eps=cfg.adam_epsilon, weight_decay=cfg.weight_decay,
+            foreach=True,  # one multi-tensor kernel per step, not ~10 per parameter (torch's default on CPU)
         )
 
     def _batches(self, features: Sequence[DocFeatures], epoch: int) -> list[list[int]]:
