@@ -16,6 +16,7 @@ Writes OUT/served_parity.json and OUT/served_parity.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from paee.serving.client import PaeeClient
 from paee.serving.server import TritonServer
 from paee_bench.checkpoints import raise_threshold, random_model
 from paee_export.pipeline import export_checkpoint
+from serving_load import triton_statistics  # benchmarks/ is this script's folder
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REDOCRED_DEV = SHARED / "redocred" / "dev_revised.json"
@@ -42,11 +44,13 @@ REL2ID, REL_INFO = SHARED / "meta" / "rel2id.json", SHARED / "meta" / "rel_info.
 PROTOCOLS = ("http", "grpc")
 
 
-def document_sets(limit: int, relations: RelationVocab) -> dict[str, list[Document]]:
+def document_sets(limit: int) -> dict[str, list[Document]]:
+    """The documents to serve, their labels dropped (predictions are compared, not scored; the synthetic
+    corpus's relation ids need not be in the model's vocabulary)."""
     sets = {"synthetic": generate_corpus(n_docs=limit, seed="served-parity")}
     if REDOCRED_DEV.is_file():
-        sets["redocred-dev"] = read_documents(REDOCRED_DEV, relations=relations)[:limit]
-    return sets
+        sets["redocred-dev"] = read_documents(REDOCRED_DEV)[:limit]
+    return {name: [dataclasses.replace(d, facts=()) for d in docs] for name, docs in sets.items()}
 
 
 def triple_map(triples: Sequence[Any], relations: RelationVocab) -> dict[tuple[int, int, str], float]:
@@ -71,7 +75,7 @@ def compare(want: dict, got: dict, atol: float) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     relations = (RelationVocab.from_files(REL2ID, REL_INFO) if REL2ID.is_file() and REL_INFO.is_file()
                  else RelationVocab.from_rel2id(rel2id(), rel_info()))
-    sets = document_sets(args.limit, relations if REL2ID.is_file() else None)
+    sets = document_sets(args.limit)
     work = Path(tempfile.mkdtemp(prefix="served-parity-"))
     if args.checkpoint is None:
         torch.manual_seed(0)
@@ -105,6 +109,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "max_score_diff": max(c["max_score_diff"] for c in docs_cmp),
                 }
             results["sets"][name] = entry
+        # average batch per model: > 1 on paee_head means requests with different lengths and pair counts ran together
+        results["triton_statistics"] = triton_statistics(server.http_url, ["paee_encoder", "paee_head", "paee_postprocess"])
     finally:
         server.stop()
     return results
@@ -119,7 +125,8 @@ def markdown(r: dict[str, Any]) -> str:
             p = e[protocol]
             lines.append(f"| {name} ({e['documents']}) | {protocol} | {p['identical_documents']}/{e['documents']} | "
                          f"{e['pytorch_triples']} | {p['served_triples']} | {p['borderline_triples']} | {p['max_score_diff']:.2e} |")
-    return "\n".join(lines) + "\n"
+    stats = ", ".join(f"{m} {v['avg_batch']}" for m, v in r.get("triton_statistics", {}).items())
+    return "\n".join(lines) + f"\n\nTriton's average batch per execution: {stats}.\n"
 
 
 def main() -> None:
