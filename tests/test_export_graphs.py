@@ -304,3 +304,12 @@ def test_exporter_override_is_validated(tiny, tmp_path):
     model, _, exported, _ = tiny
     with pytest.raises(ExportError, match="exporter 'tflite'"):
         export_graph(model, exported[HEAD].spec, tmp_path / "x.onnx", exporter="tflite")
+
+
+def test_onnx_runtime_sessions_do_not_busy_wait_between_runs(tiny):
+    """The encoder's and the head's sessions take turns on the same cores: spinning threads of one would
+    take them from the other (paee.runtime.sessions)."""
+    _, _, exported, _ = tiny
+    session = create_session(exported[HEAD].path, "fp32", threads=1)
+    options = session._session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
