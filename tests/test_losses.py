@@ -169,3 +169,44 @@ def test_criterion_adds_the_weighted_evidence_term_only_when_asked() -> None:
     assert guided.total.item() == pytest.approx(plain.total.item() + 0.1 * expected, abs=1e-5)
     with pytest.raises(ValueError, match="entity_attn"):
         PaeeCriterion(LossWeights(evidence=0.1))(out, batch)
+
+
+def test_the_papers_loss_equals_atloss_with_at_most_one_relation_per_pair() -> None:
+    from paee.model.losses import balanced_softmax_loss
+
+    logits, labels, pair_mask = _at_case()  # one relation on (0,1), none on (1,0)
+    assert balanced_softmax_loss(logits, labels, pair_mask).item() == pytest.approx(
+        adaptive_threshold_loss(logits, labels, pair_mask).item(), abs=1e-6)
+
+
+def test_the_papers_loss_on_a_two_relation_pair_hand_computed() -> None:
+    from paee.model.losses import balanced_softmax_loss
+
+    # one pair, logits TH=0, r1=2, r2=1, r3=-1; positives {r1, r2}, negative {r3}:
+    #   log(e^{s_TH} + e^{s_r3}) + log(e^{-s_TH} + e^{-s_r1} + e^{-s_r2}) = log(1 + e^-1) + log(1 + e^-2 + e^-1)
+    logits = torch.tensor([0.0, 2.0, 1.0, -1.0]).reshape(1, 1, 4)
+    labels = torch.tensor([0.0, 1.0, 1.0, 0.0]).reshape(1, 1, 4)
+    expected = math.log(1 + math.exp(-1)) + math.log(1 + math.exp(-2) + math.exp(-1))  # 0.7808
+    assert balanced_softmax_loss(logits, labels, torch.ones(1, 1)).item() == pytest.approx(expected, abs=1e-6)
+    # ATLoss on the same pair: 2 * log(1 + e^2 + e^1) - 3 + log(1 + e^-1) = 1.1946: the two differ here
+    at = 2 * math.log(1 + math.exp(2) + math.exp(1)) - 3 + math.log(1 + math.exp(-1))
+    assert adaptive_threshold_loss(logits, labels, torch.ones(1, 1)).item() == pytest.approx(at, abs=1e-5)
+
+
+def test_the_criterion_uses_the_configured_relation_loss_and_old_configs_say_atloss() -> None:
+    from paee.model.config import RELATION_LOSS_NAMES
+    from paee.model.losses import RELATION_LOSSES, balanced_softmax_loss
+
+    assert set(RELATION_LOSSES) == set(RELATION_LOSS_NAMES)
+    logits = torch.tensor([0.0, 2.0, 1.0, -1.0]).reshape(1, 1, 4)
+    labels = torch.tensor([0.0, 1.0, 1.0, 0.0]).reshape(1, 1, 4)
+    out = SimpleNamespace(logits=logits, pair_logit=torch.zeros(1, 1), subj_logits=torch.zeros(1, 1, 4),
+                          obj_logits=torch.zeros(1, 1, 4))
+    batch = {"labels": labels, "pair_mask": torch.ones(1, 1), "has_relation": torch.ones(1, 1),
+             "subj_roles": torch.zeros(1, 1, 4), "obj_roles": torch.zeros(1, 1, 4), "entity_mask": torch.ones(1, 1)}
+    bare = dict(use_ppp=False, use_eer=False)
+    paper = PaeeCriterion(LossWeights(), **bare)(out, batch).total.item()
+    atlop = PaeeCriterion(LossWeights(relation_loss="atlop"), **bare)(out, batch).total.item()
+    assert paper == pytest.approx(balanced_softmax_loss(logits, labels, torch.ones(1, 1)).item()) and paper != atlop
+    with pytest.raises(ValueError, match="relation_loss must be one of"):
+        LossWeights(relation_loss="focal")

@@ -246,3 +246,12 @@ def test_build_model_loads_a_local_pretrained_encoder(tmp_path) -> None:
     roberta = dict(config.encoder, model_type="roberta")  # the directory holds a BERT
     with pytest.raises(ValueError, match=r"model_type .*\('bert'\) differs from config.encoder \('roberta'\)"):
         build_model(_tiny_config(encoder=roberta), encoder_dir=str(tmp_path))
+
+
+def test_the_relation_loss_is_recorded_and_configs_saved_before_it_say_atloss() -> None:
+    config = _tiny_config()
+    assert config.loss.relation_loss == "paper"  # eq. 9 by default
+    saved = config.to_dict()
+    assert PaeeConfig.from_dict(saved).loss.relation_loss == "paper"
+    del saved["loss"]["relation_loss"]  # a configuration written before the field existed
+    assert PaeeConfig.from_dict(saved).loss.relation_loss == "atlop"

@@ -15,7 +15,7 @@ from paee.data.docred import read_documents
 from paee.data.featurizer import FeaturizerConfig
 from paee.errors import PaeeUserError, console_script
 from paee.inference import resolve_device
-from paee.model.config import LossWeights
+from paee.model.config import RELATION_LOSS_NAMES, LossWeights
 from paee.model.head import BACKBONES, VARIANTS
 from paee.model.paee import build_model
 from paee.training.setup import default_learning_rates, make_model_config, prepare_encoder, relations_for
@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--variant", default="paee", choices=list(VARIANTS), help="the model or one of its ablations")
     model.add_argument("--backbone", default="tnet", choices=list(BACKBONES))
     model.add_argument("--gate-pairs", action="store_true", help="at prediction, pairs under lambda are NA")
+    model.add_argument("--rel-loss", default="paper", choices=list(RELATION_LOSS_NAMES),
+                       help="relation loss: 'paper' = eq. 9, the balanced softmax with a learned threshold class "
+                            "(default); 'atlop' = ATLOP's adaptive-threshold loss (they differ on multi-label pairs)")
     model.add_argument("--evidence-weight", type=float, default=0.0,
                        help="weight of the evidence-guided attention loss (DREEAM; needs 'evidence' in the labels). "
                             "0 = the paper's loss (default); 0.1 lets a tiny encoder trained from scratch find the "
@@ -93,7 +96,7 @@ def _train(args: argparse.Namespace) -> int:
     model_config = make_model_config(
         source, relations, featurizer_config,
         {"variant": args.variant, "backbone": args.backbone, "gate_pairs": args.gate_pairs},
-        LossWeights(evidence=args.evidence_weight),
+        LossWeights(evidence=args.evidence_weight, relation_loss=args.rel_loss),
     )
     lr_encoder, lr_head = default_learning_rates(args.encoder)
     model = build_model(model_config, encoder_dir=str(source.directory) if source.directory else None)

@@ -30,11 +30,13 @@ BERT_END_TOKENS = (102,)
 # Hugging Face attention kernels the encoder may run; entity attention rows never need "eager" because
 # EncoderGraph recomputes them from the last layer's Q and K (DESIGN.md sections 4 and 8).
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
+#: Names of the relation losses; `paee.model.losses.RELATION_LOSSES` maps them to the functions.
+RELATION_LOSS_NAMES = ("paper", "atlop")
 
 
 @dataclass
 class LossWeights:
-    """Weights of eq. 12: total = at * L_AT + pot * L_pot + role * (L_sub + L_obj) / 2 [+ evidence * L_evi].
+    """Weights of eq. 12: total = at * L_rel + pot * L_pot + role * (L_sub + L_obj) / 2 [+ evidence * L_evi].
 
     The paper uses equal weights (alpha = beta = gamma = 1) and notes that tuning might help. ``evidence``
     weighs the optional evidence-guided attention loss (DREEAM; `paee.model.losses`), 0 = the paper's loss.
@@ -44,12 +46,17 @@ class LossWeights:
     pot: float = 1.0
     role: float = 1.0
     evidence: float = 0.0
+    #: Which relation loss ``at`` weighs: "paper" (eq. 9, balanced softmax) or "atlop" (ATLoss); see
+    #: `paee.model.losses.RELATION_LOSSES`. Configurations saved before this field were trained with ATLoss.
+    relation_loss: str = "paper"
 
     def __post_init__(self) -> None:
         for name in ("at", "pot", "role", "evidence"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"loss weight {name!r} must be a number >= 0, got {value!r}")
+        if self.relation_loss not in RELATION_LOSS_NAMES:
+            raise ConfigError(f"relation_loss must be one of {RELATION_LOSS_NAMES}, got {self.relation_loss!r}")
 
 
 @dataclass
@@ -98,8 +105,8 @@ class PaeeConfig:
             self.featurizer = FeaturizerConfig.from_json(self.featurizer)
         if isinstance(self.relations, dict):
             self.relations = RelationVocab.from_json(self.relations)
-        if isinstance(self.loss, dict):
-            self.loss = LossWeights(**self.loss)
+        if isinstance(self.loss, dict):  # a saved configuration without relation_loss was trained with ATLoss
+            self.loss = LossWeights(**{"relation_loss": "atlop", **self.loss})
         if isinstance(self.head, dict):
             self.head = HeadConfig.from_dict(self.head)
         if self.relations.num_classes < 2:

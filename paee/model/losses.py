@@ -1,11 +1,16 @@
 """PAEE losses (paper appendix A.1, eq. 9-12; DESIGN.md section 5.8).
 
-* L_AT: adaptive-threshold loss with the learned threshold class TH = 0 (ATLOP's ATLoss): rank every
-  positive class above TH, rank TH above every negative class; averaged over valid pairs.
+* L_rel, the relation loss over the real pairs, with the learned threshold class TH = 0, one of
+  `RELATION_LOSSES` (``LossWeights.relation_loss``):
+  ``paper`` (eq. 9, the default): the balanced softmax ``log(e^{s_TH} + sum_neg e^{s_i}) +
+  log(e^{-s_TH} + sum_pos e^{-s_i})``;
+  ``atlop``: ATLOP's adaptive-threshold loss (each positive ranked above TH in one log-softmax over
+  {positives, TH}, TH above the negatives). The two are equal on pairs with at most one relation and
+  differ on pairs with several (27% of Re-DocRED dev's relational pairs).
 * L_pot: binary cross-entropy of Potential Pair Prediction (pair has some relation), over valid pairs.
 * L_sub, L_obj: binary cross-entropy of Cross Matching's subject/object role scores per class, over
   valid entities x R classes (eq. 11 divides by n_e * n_c).
-* total = at * L_AT + pot * L_pot + role * (L_sub + L_obj) / 2 (eq. 12). Terms of components the head
+* total = at * L_rel + pot * L_pot + role * (L_sub + L_obj) / 2 (eq. 12). Terms of components the head
   variant lacks (no PPP, no EER) are zero.
 * L_evi (not in the paper, weight 0 by default): evidence-guided pair attention as in DREEAM (Ma et al.,
   EACL 2023). For each labelled pair with evidence sentences, KL(evidence || sentence mass of ATLOP's
@@ -33,7 +38,7 @@ TH_CLASS = 0  # the threshold / NA class of the relation logits
 
 class PaeeLoss(NamedTuple):
     total: Tensor  # [] weighted sum (eq. 12)
-    at: Tensor  # [] adaptive-threshold relation loss
+    at: Tensor  # [] relation loss (eq. 9 or ATLoss, `RELATION_LOSSES`)
     pot: Tensor  # [] potential-pair BCE (0 without PPP)
     sub: Tensor  # [] subject-role BCE (0 without EER)
     obj: Tensor  # [] object-role BCE (0 without EER)
@@ -62,6 +67,26 @@ def adaptive_threshold_loss(logits: Tensor, labels: Tensor, pair_mask: Tensor) -
     log_p_neg = logits.masked_fill(positive, lowest).log_softmax(dim=-1)
     loss_neg = -log_p_neg[..., TH_CLASS]  # [B, P]
     return _masked_mean(loss_pos + loss_neg, pair_mask)
+
+
+def balanced_softmax_loss(logits: Tensor, labels: Tensor, pair_mask: Tensor) -> Tensor:
+    """The paper's eq. 9, averaged over the real pairs: ``log(e^{s_TH} + sum_neg e^{s_i}) +
+    log(e^{-s_TH} + sum_pos e^{-s_i})`` (a pair without relation: ``-log softmax_TH`` over {TH, negatives}).
+
+    logits, labels: [B, P, R] (labels multi-hot; class 0 set on pairs without relation); pair_mask: [B, P].
+    """
+    th = torch.zeros_like(labels, dtype=torch.bool)
+    th[..., TH_CLASS] = True  # [B, P, R]
+    positive = (labels > 0) & ~th
+    negative = ~positive & ~th
+    lowest = torch.finfo(logits.dtype).min  # finite "minus infinity": fp16/bf16 safe
+    negatives_over_th = torch.logsumexp(logits.masked_fill(~(negative | th), lowest), dim=-1)  # [B, P]
+    positives_under_th = torch.logsumexp((-logits).masked_fill(~(positive | th), lowest), dim=-1)  # [B, P]
+    return _masked_mean(negatives_over_th + positives_under_th, pair_mask)
+
+
+#: The relation losses by name (`LossWeights.relation_loss`; checkpoints record which one trained them).
+RELATION_LOSSES = {"paper": balanced_softmax_loss, "atlop": adaptive_threshold_loss}
 
 
 def potential_pair_loss(pair_logit: Tensor, has_relation: Tensor, pair_mask: Tensor) -> Tensor:
@@ -119,7 +144,7 @@ class PaeeCriterion(nn.Module):
     def forward(self, head_output: Any, batch: Mapping[str, Tensor], entity_attn: Tensor | None = None) -> PaeeLoss:
         """head_output: HeadOutput (logits, pair_logit, subj_logits, obj_logits); batch: targets and masks;
         entity_attn: the encoder's [B, N, K, L] rows, needed only when the evidence weight is above 0."""
-        at = adaptive_threshold_loss(head_output.logits, batch["labels"], batch["pair_mask"])
+        at = RELATION_LOSSES[self.weights.relation_loss](head_output.logits, batch["labels"], batch["pair_mask"])
         zero = at.new_zeros(())
         pot = (
             potential_pair_loss(head_output.pair_logit, batch["has_relation"], batch["pair_mask"])
