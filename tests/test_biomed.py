@@ -312,3 +312,20 @@ def test_real_readers_agree(real_split):
 
 def test_read_report_is_a_sum():
     assert ReadReport() + ReadReport(facts=2, dropped_relations=("x",)) == ReadReport(facts=2, dropped_relations=("x",))
+
+
+def test_paee_data_convert_writes_docred_json_and_says_what_it_dropped(tmp_path):
+    import subprocess
+    import sys
+
+    from paee.data.docred import read_documents
+
+    source, out = tmp_path / "cdr.PubTator.txt", tmp_path / "cdr.json"
+    source.write_text(PUBTATOR, encoding="utf-8")
+    done = subprocess.run([str(Path(sys.executable).parent / "paee-data"), "convert", str(source), "--format",
+                           "pubtator", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "1 unlinked mentions dropped" in done.stdout and "1 dropped" in done.stdout
+    (doc,) = read_documents(out, entity_types=None)  # the schema comes from the data
+    assert {doc.entity_type(e) for e in range(doc.num_entities)} == set(CDR_ENTITY_TYPES)
+    assert {fact.relation for fact in doc.facts} == {"CID"}

@@ -6,6 +6,6 @@ package can run a model: PyTorch eager (fp32, bf16, CUDA), ONNX Runtime (fp32, i
 this machine's matrix-multiply peak measured in the same run. ``pytest benchmarks/ --benchmark-only``
 runs the microbenchmarks of `benchmarks/test_micro.py`.
 
-The scripts beside this package (``model_cost.py``, ``export_parity.py``, ``real_text_training.py``)
+The scripts beside this package (``model_cost.py``, ``export_parity.py``, ``real_text.py``)
 run as ``python benchmarks/<script>.py``.
 """

@@ -1,4 +1,5 @@
-"""``paee-data``: write a synthetic corpus (``synth``) or print corpus statistics (``stats``)."""
+"""``paee-data``: write a synthetic corpus (``synth``), print corpus statistics (``stats``), or convert a
+biomedical corpus (CDR / GDA, PubTator or the preprocessed ``.data`` form) to DocRED JSON (``convert``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from paee.data.docred import read_documents
+from paee.data.biomed import READERS, convert, summarize
+from paee.data.docred import read_documents, write_documents
 from paee.data.errors import PaeeDataError
 from paee.data.stats import corpus_stats, format_stats
 from paee.data.synthetic import SyntheticConfig, write_synthetic_splits
@@ -40,7 +42,22 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print the statistics as JSON")
     stats.add_argument("--max-entities", type=int, default=42, metavar="N",
                        help="count documents with more entities than this (default 42)")
+    convert = sub.add_parser("convert", help="convert CDR / GDA (PubTator or .data) to DocRED JSON",
+                             description="Write a DocRED-format JSON list (the PMID is the title) and print what was "
+                                         "kept and dropped (unlinked mentions, relations to concepts without a "
+                                         "mention, merged sentences).")
+    convert.add_argument("file", type=Path, help="the corpus file, e.g. CDR_TrainingSet.PubTator.txt or train_filter.data")
+    convert.add_argument("--format", choices=list(READERS), required=True,
+                         help="pubtator: BioCreative V PubTator; cdr-data: Christopoulou et al. (2019)'s .data lines")
+    convert.add_argument("--out", type=Path, required=True, help="output JSON file")
     return parser
+
+
+def _convert(args: argparse.Namespace) -> int:
+    docs = convert(args.file, args.format)
+    write_documents(args.out, docs)
+    print(f"{args.file} -> {args.out}: {summarize(docs).summary()}")
+    return 0
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -61,13 +78,13 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    stats = corpus_stats(read_documents(args.file), max_entities=args.max_entities)
+    stats = corpus_stats(read_documents(args.file, entity_types=None), max_entities=args.max_entities)
     print(json.dumps(stats, indent=1) if args.json else format_stats(stats))
     return 0
 
 
 #: Sub-commands of ``paee-data``.
-COMMANDS = {"synth": _synth, "stats": _stats}
+COMMANDS = {"synth": _synth, "stats": _stats, "convert": _convert}
 
 
 main = console_script(_parser, lambda args: COMMANDS[args.command](args))

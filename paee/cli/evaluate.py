@@ -1,6 +1,6 @@
 """``paee-eval``: score a ``result.json`` against a labelled DocRED-format file.
 
-    paee-eval --pred result.json --gold dev.json [--train train.json] [--out scores.json]
+    paee-eval --pred result.json --gold dev.json [--train train.json] [--out scores.json] [--pair-types S:O,...]
 
 Prints F1, Ign F1, P, R, Rela P/R/F1 and the counts as percentages, and writes the scores (as
 fractions in [0, 1]) to ``--out``, by default ``scores.json`` next to ``--pred``. Without ``--train``
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from paee.data.docred import read_documents
+from paee.data.featurizer import parse_pair_types
 from paee.errors import console_script
 from paee.evaluation.metrics import Scores, evaluate, read_predictions, train_fact_names
 
@@ -29,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gold", type=Path, required=True, help="labelled documents (DocRED JSON), e.g. dev.json")
     parser.add_argument("--train", type=Path, help="training documents; their facts are ignored by Ign F1")
     parser.add_argument("--out", type=Path, help="where to write the scores JSON (default: scores.json next to --pred)")
+    parser.add_argument("--pair-types", default="", help="score only these (subject:object) entity type pairs, "
+                                                         "comma-separated, e.g. Chemical:Disease (CDR); default: all")
     return parser
 
 
@@ -57,9 +60,9 @@ def format_table(scores: Scores) -> str:
 def run(args: argparse.Namespace) -> Scores:
     """Read the inputs, score, print the table and write the JSON; raises on bad input."""
     predictions = read_predictions(args.pred)
-    gold = read_documents(args.gold)
-    train_facts = train_fact_names(read_documents(args.train)) if args.train is not None else None
-    scores = evaluate(predictions, gold, train_facts)
+    gold = read_documents(args.gold, entity_types=None)  # scoring never needs a schema's types
+    train_facts = train_fact_names(read_documents(args.train, entity_types=None)) if args.train is not None else None
+    scores = evaluate(predictions, gold, train_facts, parse_pair_types(args.pair_types))
 
     out = args.out if args.out is not None else args.pred.parent / "scores.json"
     with open(out, "w", encoding="utf-8") as f:

@@ -33,6 +33,11 @@ def _predict(args: argparse.Namespace) -> int:
         featurizer_overrides={"truncate": True} if args.truncate else None,
     )
     docs = read_documents(args.input, entity_types=predictor.featurizer.config.entity_types)
+    known = set(predictor.featurizer.relations.ids) if predictor.featurizer.relations else set()
+    unknown = sorted({fact.relation for doc in docs for fact in doc.facts} - known)
+    if unknown:  # labels are never read here; say so rather than refuse the file
+        print(f"warning: {args.input} has labels with relations the checkpoint does not know ({', '.join(unknown[:10])}"
+              f"{', ...' if len(unknown) > 10 else ''}); labels are ignored by prediction", file=sys.stderr)
     records = predictor.predict_records(docs, with_names=args.names, with_scores=args.scores, progress=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(records, ensure_ascii=False, indent=1))

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from paee.data.docred import read_documents
-from paee.data.featurizer import FeaturizerConfig
+from paee.data.featurizer import FeaturizerConfig, parse_pair_types
+from paee.data.schema import entity_types_of
 from paee.errors import PaeeUserError, console_script
 from paee.inference import resolve_device
 from paee.model.config import RELATION_LOSS_NAMES, LossWeights
@@ -32,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--dev", type=Path, help="dev documents, evaluated every epoch; best.pt is kept by dev F1")
     data.add_argument("--rel2id", type=Path, help="rel2id.json (default: beside --train, else from the labels)")
     data.add_argument("--rel-info", type=Path, help="rel_info.json with relation names (default: beside --train)")
+    data.add_argument("--entity-types", help="the schema's entity types, comma-separated, e.g. Chemical,Disease "
+                                             "(default: those of the training data; DocRED's six when it uses no other)")
+    data.add_argument("--pair-types", default="", help="candidate (subject:object) type pairs, comma-separated, e.g. "
+                                                       "Chemical:Disease; other pairs are never trained, predicted or "
+                                                       "scored (default: every pair)")
     data.add_argument("--max-entities", type=int, default=_DEFAULT_SIZES.max_entities,
                       help=f"N, entity slots per document (default {_DEFAULT_SIZES.max_entities}, the DocRED maximum)")
     data.add_argument("--max-mentions", type=int, default=_DEFAULT_SIZES.max_mentions,
@@ -77,14 +83,16 @@ def _train(args: argparse.Namespace) -> int:
     for name in ("epochs", "batch_size", "grad_accum"):
         if getattr(args, name) < 1:
             raise PaeeUserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    featurizer_config = FeaturizerConfig(
-        max_entities=args.max_entities, max_mentions=args.max_mentions, max_sentences=args.max_sentences,
-        max_length=args.max_length, truncate=args.truncate,
-    )
     limit = args.limit_train or None
-    train_docs = read_documents(args.train, entity_types=featurizer_config.entity_types)[:limit]
+    given_types = tuple(t.strip() for t in args.entity_types.split(",") if t.strip()) if args.entity_types else None
+    train_docs = read_documents(args.train, entity_types=given_types)[:limit]
     if not train_docs:
         raise PaeeUserError(f"{args.train}: no training documents")
+    featurizer_config = FeaturizerConfig(
+        max_entities=args.max_entities, max_mentions=args.max_mentions, max_sentences=args.max_sentences,
+        max_length=args.max_length, truncate=args.truncate, entity_types=given_types or entity_types_of(train_docs),
+        pair_types=parse_pair_types(args.pair_types),
+    )
     relations = relations_for(train_docs, args.train, args.rel2id, args.rel_info)
     # Re-read with the vocabulary so that unknown relations in the labels are reported by document.
     train_docs = read_documents(args.train, entity_types=featurizer_config.entity_types, relations=relations)[:limit]

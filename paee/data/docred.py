@@ -68,7 +68,7 @@ def _parse_sents(obj: Mapping[str, Any], where: Where) -> tuple[tuple[str, ...],
 
 
 def _parse_mention(m: Any, field: str, where: Where, sents: tuple[tuple[str, ...], ...],
-                   entity_types: Sequence[str]) -> Mention:
+                   entity_types: Sequence[str] | None) -> Mention:
     if not isinstance(m, Mapping):
         raise where.error(field, f"expected a mention object {{name, sent_id, pos, type}}, got {json_kind(m)}")
     for key in _MENTION_KEYS:
@@ -97,7 +97,7 @@ def _parse_mention(m: Any, field: str, where: Where, sents: tuple[tuple[str, ...
     return Mention(name, sent_id, start, end, etype)
 
 
-def _parse_docred(obj: Mapping[str, Any], where: Where, entity_types: Sequence[str],
+def _parse_docred(obj: Mapping[str, Any], where: Where, entity_types: Sequence[str] | None,
                   relations: RelationVocab | None) -> Document:
     title = check_title(obj, where)
     sents = _parse_sents(obj, where)
@@ -114,14 +114,14 @@ def _parse_docred(obj: Mapping[str, Any], where: Where, entity_types: Sequence[s
 # --- public API ---------------------------------------------------------------------------------
 
 
-def parse_document(obj: Any, index: int, *, entity_types: Sequence[str] = DOCRED_ENTITY_TYPES,
+def parse_document(obj: Any, index: int, *, entity_types: Sequence[str] | None = DOCRED_ENTITY_TYPES,
                    relations: RelationVocab | None = None) -> Document:
     """Validate one parsed JSON document (DocRED form or text form) into a `Document`.
 
     Args:
         obj: the parsed JSON object.
         index: its position in the file (or request); becomes `Document.index` and names it in errors.
-        entity_types: the allowed mention types.
+        entity_types: the allowed mention types; None accepts any (the schema comes from the data).
         relations: if given, label relation ids must belong to it.
 
     Raises:
@@ -144,7 +144,7 @@ def parse_document(obj: Any, index: int, *, entity_types: Sequence[str] = DOCRED
 
 
 def read_documents(source: str | Path | Sequence[Any], *,
-                   entity_types: Sequence[str] = DOCRED_ENTITY_TYPES,
+                   entity_types: Sequence[str] | None = DOCRED_ENTITY_TYPES,
                    relations: RelationVocab | None = None) -> list[Document]:
     """Read and validate every document of a JSON file, or of an already-parsed list of objects.
 
@@ -162,7 +162,7 @@ def read_documents(source: str | Path | Sequence[Any], *,
         data, origin = source, "input"
     if isinstance(data, Mapping) or not isinstance(data, Sequence) or isinstance(data, (str, bytes)):
         raise PaeeDataError(f"{origin}: expected a JSON list of documents, got {json_kind(data)}")
-    types = tuple(entity_types)
+    types = None if entity_types is None else tuple(entity_types)
     return [parse_document(obj, i, entity_types=types, relations=relations) for i, obj in enumerate(data)]
 
 

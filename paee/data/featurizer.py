@@ -60,6 +60,9 @@ class FeaturizerConfig:
         entity_types: entity type names; a type's id is 1 + its position here (0 = padding).
         truncate: cut documents longer than ``max_length`` instead of raising `LimitError`; mentions
             whose markers fall outside are dropped and reported in ``DocFeatures.lost_mentions``.
+        pair_types: the (subject type, object type) pairs that are candidates for a relation (CDR:
+            only Chemical -> Disease); empty = every ordered pair. Other pairs stay in ``pair_index`` (the
+            map is filled from every pair) with ``pair_mask`` 0: no loss, no prediction, not scored.
     """
 
     max_entities: int = 42
@@ -69,9 +72,11 @@ class FeaturizerConfig:
     marker: str = DEFAULT_MARKER
     entity_types: tuple[str, ...] = DOCRED_ENTITY_TYPES
     truncate: bool = False
+    pair_types: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "entity_types", tuple(self.entity_types))
+        object.__setattr__(self, "pair_types", tuple(tuple(pair) for pair in self.pair_types))
         for name in ("max_entities", "max_mentions", "max_sentences", "max_length"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -87,6 +92,10 @@ class FeaturizerConfig:
             raise PaeeDataError(
                 f"FeaturizerConfig.entity_types must be distinct and non-empty, got {self.entity_types}"
             )
+        unknown = sorted({t for pair in self.pair_types for t in pair} - set(self.entity_types))
+        if unknown or any(len(pair) != 2 for pair in self.pair_types):
+            raise PaeeDataError(f"FeaturizerConfig.pair_types must be (subject, object) pairs of entity types "
+                                f"{list(self.entity_types)}; got {[list(p) for p in self.pair_types]}")
 
     @property
     def num_entity_types(self) -> int:
@@ -96,7 +105,18 @@ class FeaturizerConfig:
     def to_json(self) -> dict[str, Any]:
         obj = asdict(self)
         obj["entity_types"] = list(self.entity_types)
+        obj["pair_types"] = [list(pair) for pair in self.pair_types]
         return obj
+
+    def candidate_table(self) -> np.ndarray:
+        """[T+1, T+1] bool: whether a pair of (subject type id, object type id) is a candidate."""
+        if not self.pair_types:
+            return np.ones((self.num_entity_types, self.num_entity_types), dtype=bool)
+        ids = {t: i + 1 for i, t in enumerate(self.entity_types)}
+        table = np.zeros((self.num_entity_types, self.num_entity_types), dtype=bool)
+        for subject, obj in self.pair_types:
+            table[ids[subject], ids[obj]] = True
+        return table
 
     @classmethod
     def from_json(cls, obj: dict[str, Any] | str) -> FeaturizerConfig:
@@ -110,6 +130,18 @@ class FeaturizerConfig:
             return cls(**obj)
         except TypeError as e:
             raise PaeeDataError(f"invalid featurizer config {obj!r}: {e}") from e
+
+
+def parse_pair_types(text: str) -> tuple[tuple[str, str], ...]:
+    """``"Chemical:Disease,Gene:Disease"`` -> (("Chemical", "Disease"), ("Gene", "Disease")) (the commands'
+    ``--pair-types``)."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        subject, sep, obj = item.partition(":")
+        if not sep or not subject.strip() or not obj.strip():
+            raise PaeeDataError(f"pair types: {item!r} is not SUBJECT_TYPE:OBJECT_TYPE (e.g. Chemical:Disease)")
+        pairs.append((subject.strip(), obj.strip()))
+    return tuple(pairs)
 
 
 @dataclass
@@ -132,6 +164,8 @@ class DocFeatures:
         title: the document title.
         index: the document's position in its file.
         lost_mentions: (entity, mention) pairs dropped by truncation.
+        candidate_pairs: [n(n-1)] bool, in `ordered_pairs` order: the pairs whose entity types are a
+            candidate pair (`FeaturizerConfig.pair_types`); all true without a constraint.
     """
 
     input_ids: np.ndarray
@@ -148,6 +182,7 @@ class DocFeatures:
     title: str
     index: int
     lost_mentions: list[tuple[int, int]] = field(default_factory=list)
+    candidate_pairs: np.ndarray | None = None  # None: every pair
 
     @property
     def num_tokens(self) -> int:
@@ -198,6 +233,7 @@ class Featurizer:
         self.relations = relations
         self.spec = TokenizerSpec.from_tokenizer(tokenizer, self.config.marker)
         self._type_ids = {t: i + 1 for i, t in enumerate(self.config.entity_types)}
+        self._candidates = self.config.candidate_table() if self.config.pair_types else None
         overhead = len(self.spec.start_tokens) + len(self.spec.suffix_tokens)
         if self.config.max_length <= overhead:
             raise PaeeDataError(
@@ -452,7 +488,15 @@ class Featurizer:
             title=doc.title,
             index=doc.index,
             lost_mentions=lost,
+            candidate_pairs=self._candidate_pairs(p.entity_type),
         )
+
+    def _candidate_pairs(self, entity_type: np.ndarray) -> np.ndarray | None:
+        """Per ordered pair (`ordered_pairs` order), whether its types are a candidate (None: no constraint)."""
+        if self._candidates is None:
+            return None
+        pairs = ordered_pairs(len(entity_type))
+        return self._candidates[entity_type[pairs[:, 0]], entity_type[pairs[:, 1]]]
 
     def _length_problem(self, length: int) -> str:
         limit = self.config.max_length
@@ -517,6 +561,9 @@ def collate(
         attention_mask[b, : f.num_tokens] = 1
     pair_index, pair_mask = pair_slots([f.num_entities for f in features])
     P = pair_index.shape[1]
+    for b, f in enumerate(features):  # type-pair constraint: other pairs are listed, but masked
+        if f.candidate_pairs is not None:
+            pair_mask[b, : f.num_pairs] *= f.candidate_pairs
     batch = {
         "input_ids": input_ids,
         "attention_mask": attention_mask,

@@ -11,6 +11,8 @@ relation *id* string of the corpus (a Wikidata property such as ``"P17"`` for Do
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +77,10 @@ class Document:
         """An entity's type is its first mention's type (as in ATLOP and DocuNet)."""
         return self.entities[entity][0].type
 
+    def without_labels(self) -> "Document":
+        """The same document without its facts (what prediction reads: labels are never needed there)."""
+        return dataclasses.replace(self, facts=()) if self.facts else self
+
     def to_json(self) -> dict[str, Any]:
         """The DocRED JSON form of this document (round-trips through the reader)."""
         doc: dict[str, Any] = {
@@ -94,6 +100,14 @@ class Document:
                 for f in self.facts
             ]
         return doc
+
+
+def entity_types_of(docs: Iterable["Document"]) -> tuple[str, ...]:
+    """The entity types of a corpus's schema (each entity's first mention's type): DocRED's six where they
+    are all DocRED types (type ids stay DocRED's; a dev split may use a type the training split lacks),
+    else the types found, sorted."""
+    found = {doc.entity_type(e) for doc in docs for e in range(doc.num_entities)}
+    return DOCRED_ENTITY_TYPES if found <= set(DOCRED_ENTITY_TYPES) else tuple(sorted(found))
 
 
 def describe_document(index: int | None, title: str | None) -> str:

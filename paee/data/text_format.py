@@ -119,7 +119,7 @@ def tokenize(text: str, start: int = 0, end: int | None = None) -> list[tuple[in
 
 
 def parse_text_document(obj: Mapping[str, Any], index: int, *,
-                        entity_types: Sequence[str] = DOCRED_ENTITY_TYPES,
+                        entity_types: Sequence[str] | None = DOCRED_ENTITY_TYPES,
                         relations: RelationVocab | None = None) -> Document:
     """Validate a text-form document and convert it to a `Document` (sentences and words split here)."""
     where = Where(index)

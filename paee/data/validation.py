@@ -69,11 +69,12 @@ def get_field(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], f
     return value
 
 
-def check_entity_type(value: Any, field: str, where: Where, entity_types: Sequence[str]) -> str:
-    """An entity type string from ``entity_types``; the error lists the known types."""
-    if not isinstance(value, str):
+def check_entity_type(value: Any, field: str, where: Where, entity_types: Sequence[str] | None) -> str:
+    """An entity type string from ``entity_types`` (any non-empty string when None: a schema read from
+    the data); the error lists the known types."""
+    if not isinstance(value, str) or not value:
         raise where.error(field, f"expected an entity type string, got {json_kind(value)}")
-    if value not in entity_types:
+    if entity_types is not None and value not in entity_types:
         raise where.error(field, f"unknown entity type {value!r} (known: {', '.join(entity_types)})")
     return value
 

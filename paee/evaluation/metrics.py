@@ -22,6 +22,7 @@ All scores are fractions in [0, 1]; the CLI (``paee.cli.evaluate``) prints perce
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -154,6 +155,7 @@ def evaluate(
     predictions: Sequence[Mapping[str, Any]],
     gold: Sequence[Document],
     train_facts: Iterable[TrainFact] | None = None,
+    pair_types: Sequence[tuple[str, str]] = (),
 ) -> Scores:
     """Score ``predictions`` against the labelled documents ``gold``.
 
@@ -162,8 +164,16 @@ def evaluate(
         gold: labelled documents; identified by title as in the official scorer.
         train_facts: from :func:`train_fact_names`; ``None`` means no training set, so nothing is
             ignored (Ign F1 then differs from F1 only through the official 1e-5).
+        pair_types: candidate (subject type, object type) pairs (CDR: Chemical -> Disease); gold facts and
+            predictions of other pairs are left out. Empty: every pair counts (DocRED).
     """
     preds = read_predictions(predictions)
+    if pair_types:
+        gold = [dataclasses.replace(doc, facts=tuple(f for f in doc.facts if _candidate(doc, f.head, f.tail, pair_types)))
+                for doc in gold]
+        by_title = {doc.title: doc for doc in gold}
+        preds = [p for p in preds if p["title"] not in by_title
+                 or _candidate(by_title[p["title"]], p["h_idx"], p["t_idx"], pair_types)]
     seen_in_train = frozenset(train_facts) if train_facts is not None else frozenset()
 
     # Gold facts keyed (title, r, h, t) -> evidence; a title seen twice merges its facts and the later
@@ -238,13 +248,20 @@ def evaluate(
     )
 
 
+def _candidate(doc: Document, head: int, tail: int, pair_types: Sequence[tuple[str, str]]) -> bool:
+    """Whether (head, tail) of ``doc`` has a candidate type pair (indices outside the document never do)."""
+    if not (0 <= head < doc.num_entities and 0 <= tail < doc.num_entities):
+        return False
+    return (doc.entity_type(head), doc.entity_type(tail)) in {tuple(p) for p in pair_types}
+
+
 def score_triples(docs: Sequence[Document], triples: Sequence[Sequence[Triple]], relations: RelationVocab,
-                  train_facts: frozenset[TrainFact] | None = None) -> Scores:
+                  train_facts: frozenset[TrainFact] | None = None, pair_types: Sequence[tuple[str, str]] = ()) -> Scores:
     """`evaluate` of predicted triples (per document, in ``docs`` order) against the documents' labels."""
     records: list[dict[str, Any]] = []
     for doc, doc_triples in zip(docs, triples):
         records += to_result_records(doc.title, doc_triples, relations)
-    return evaluate(records, docs, train_facts)
+    return evaluate(records, docs, train_facts, pair_types)
 
 
 def _ratio(num: int, den: int) -> float:

@@ -51,11 +51,13 @@ def length_batches(features: Sequence[DocFeatures], batch_size: int) -> Iterator
 
 
 def document_outputs(outputs: Mapping[str, np.ndarray], batch: Mapping[str, np.ndarray]) -> list[DocOutput]:
-    """Per document (row) of a batch, its outputs cropped to its real pairs (``pair_mask``; they come first)."""
+    """Per document (row) of a batch, its outputs at the pairs ``pair_mask`` marks: its real pairs, or those of
+    the candidate entity types under a type-pair constraint (`FeaturizerConfig.pair_types`)."""
     logits = np.asarray(outputs["logits"], dtype=np.float32)  # [B, P, R]
     pair_prob = np.asarray(outputs["pair_prob"], dtype=np.float32)  # [B, P]
-    counts = np.asarray(batch["pair_mask"]).sum(axis=1).round().astype(int)  # [B]
-    return [DocOutput(batch["pair_index"][b, :p], logits[b, :p], pair_prob[b, :p]) for b, p in enumerate(counts)]
+    keep = np.asarray(batch["pair_mask"]) > 0  # [B, P]
+    index = np.asarray(batch["pair_index"])
+    return [DocOutput(index[b][keep[b]], logits[b][keep[b]], pair_prob[b][keep[b]]) for b in range(len(keep))]
 
 
 def decode_output(out: DocOutput, config: DecodeConfig | None = None) -> list[Triple]:
@@ -101,8 +103,11 @@ class DocumentRunner:
 
     def outputs(self, docs: Sequence[Document], progress: bool = False,
                 features: Sequence[DocFeatures] | None = None) -> list[DocOutput]:
-        """Per-document outputs; ``features`` of ``docs`` when they are at hand already."""
-        return self.outputs_for_features(self.featurizer.featurize_many(docs) if features is None else features, progress)
+        """Per-document outputs; ``features`` of ``docs`` when they are at hand already. Labels are never read
+        (a relation the model does not know in them is no error here)."""
+        if features is None:
+            features = self.featurizer.featurize_many([doc.without_labels() for doc in docs])
+        return self.outputs_for_features(features, progress)
 
     def decode(self, out: DocOutput) -> list[Triple]:
         return decode_output(out, self.decode_config)

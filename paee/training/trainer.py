@@ -210,7 +210,7 @@ class Trainer:
                               decode_config=self.model_config.decode_config())
         records = predictor.predict_records(docs, features=features)
         self.model.train()
-        return evaluate(records, docs, ign_facts)
+        return evaluate(records, docs, ign_facts, self.model_config.featurizer.pair_types)
 
     # --- internals ----------------------------------------------------------------------------
 
