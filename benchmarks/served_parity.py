@@ -1,7 +1,7 @@
 """Served triples against PyTorch's: the same checkpoint in process and behind the bundled tritonserver,
 over HTTP and gRPC, on the synthetic set and on real Re-DocRED dev documents.
 
-    python benchmarks/served_parity.py [--checkpoint best.pt] [--limit 50] [--out runs/served_parity]
+    python benchmarks/served_parity.py [--checkpoint best.pt] [--docs dev.json] [--limit 50] [--out runs/served_parity]
 
 Without ``--checkpoint`` the model is the tiny random one of the tests, its tokenizer trained on the
 documents and its threshold raised to DocRED's density (`paee_bench.checkpoints.raise_threshold`), with
@@ -16,7 +16,6 @@ Writes OUT/served_parity.json and OUT/served_parity.md.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import tempfile
 from collections.abc import Sequence
@@ -50,7 +49,7 @@ def document_sets(limit: int) -> dict[str, list[Document]]:
     sets = {"synthetic": generate_corpus(n_docs=limit, seed="served-parity")}
     if REDOCRED_DEV.is_file():
         sets["redocred-dev"] = read_documents(REDOCRED_DEV)[:limit]
-    return {name: [dataclasses.replace(d, facts=()) for d in docs] for name, docs in sets.items()}
+    return {name: [d.without_labels() for d in docs] for name, docs in sets.items()}
 
 
 def triple_map(triples: Sequence[Any], relations: RelationVocab) -> dict[tuple[int, int, str], float]:
@@ -76,6 +75,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     relations = (RelationVocab.from_files(REL2ID, REL_INFO) if REL2ID.is_file() and REL_INFO.is_file()
                  else RelationVocab.from_rel2id(rel2id(), rel_info()))
     sets = document_sets(args.limit)
+    if args.docs is not None:  # a given file instead (e.g. CDR dev for a CDR checkpoint)
+        sets = {args.docs.stem: [d.without_labels() for d in read_documents(args.docs, entity_types=None)[: args.limit]]}
     work = Path(tempfile.mkdtemp(prefix="served-parity-"))
     if args.checkpoint is None:
         torch.manual_seed(0)
@@ -132,6 +133,7 @@ def markdown(r: dict[str, Any]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", type=Path)
+    p.add_argument("--docs", type=Path, help="serve these documents (DocRED JSON) instead of the synthetic set and Re-DocRED dev")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--score-atol", type=float, default=1e-3)

@@ -128,3 +128,29 @@ def test_predict_ignores_labels_the_model_does_not_know(dwie_like_run, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "never_seen" in done.stderr and "labels are ignored" in done.stderr
     assert isinstance(json.loads((tmp_path / "result.json").read_text()), list)
+
+
+def test_a_custom_schema_is_served(dwie_like_run, tmp_path):
+    """The exported repository's preprocess model reads the model's own entity types (not DocRED's)."""
+    from paee.checkpoint import Checkpoint
+    from paee.inference import Predictor
+    from paee.serving.client import PaeeClient
+    from paee.serving.server import TritonServer, TritonServerError, find_triton
+
+    out, _, docs = dwie_like_run
+    try:
+        find_triton()
+    except TritonServerError as e:
+        pytest.skip(f"no tritonserver: {e}")
+    ckpt = Checkpoint.load(out / "run" / "best.pt")
+    doc = read_documents(docs[:1], entity_types=ckpt.config.featurizer.entity_types)[0]
+    want = {(t.head, t.tail, ckpt.config.relations.ids[t.relation]) for t in
+            Predictor(ckpt.build_model(), ckpt.featurizer(), device="cpu").predict([doc])[0] if abs(t.score) > 1e-3}
+    server = TritonServer(out / "repo", http_port=0, grpc_port=0, metrics_port=0, stop_timeout_s=20).start()
+    try:
+        with PaeeClient(server.http_url, timeout_s=120) as client:
+            got = client.predict(docs[0])
+    finally:
+        server.stop()
+    assert want <= {(t["h_idx"], t["t_idx"], t["r"]) for t in got}
+    assert {(t["h_idx"], t["t_idx"], t["r"]) for t in got if abs(t["score"]) > 1e-3} <= want

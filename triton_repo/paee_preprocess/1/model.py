@@ -61,7 +61,7 @@ class TritonPythonModel:
             obj = json.loads(text)
         except json.JSONDecodeError as e:
             raise PaeeDataError(f"{where}: invalid JSON: {e}") from e
-        return parse_document(obj, index)
+        return parse_document(obj, index, entity_types=self.featurizer.config.entity_types)  # the model's schema
 
     def execute(self, requests: list[Any]) -> list[Any]:
         """Featurize every document of every request in one tokenizer call; one response per request."""
