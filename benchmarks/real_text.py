@@ -83,10 +83,13 @@ def _train(args: argparse.Namespace, dataset: Dataset, train: Path, dev: Path, v
                "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--no-resume", *dataset.train_options]
     if args.max_steps:
         command += ["--max-steps", str(args.max_steps)]
+    metrics = run / "metrics.jsonl"
+    finished = args.reuse and (run / "best.pt").is_file() and metrics.is_file() and '"event": "end"' in metrics.read_text()
     started = time.perf_counter()
-    subprocess.run(command, check=True)
+    if not finished:  # --reuse: a run that ended with these settings is evaluated again, not trained again
+        subprocess.run(command, check=True)
     wall = time.perf_counter() - started
-    events = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    events = [json.loads(line) for line in metrics.read_text().splitlines()]
     evals = [e for e in events if e["event"] == "eval"]
     best = max(evals, key=lambda e: e["dev"]["f1"]) if evals else None
     train_docs, dev_docs = read_documents(train, entity_types=None), read_documents(dev, entity_types=None)
@@ -96,7 +99,8 @@ def _train(args: argparse.Namespace, dataset: Dataset, train: Path, dev: Path, v
     return {"variant": variant, "best_pt": str(run / "best.pt"), "command": shlex.join(command),
             "best_epoch": best["epoch"] if best else None, "f1_by_epoch": [round(e["dev"]["f1"], 4) for e in evals],
             "f1": scores.f1, "ign_f1": scores.ign_f1, "rela_f1": scores.rela_f1, "precision": scores.precision,
-            "recall": scores.recall, "steps": end["step"], "train_seconds": end["seconds"], "wall_seconds": round(wall, 1)}
+            "recall": scores.recall, "steps": end["step"], "train_seconds": end["seconds"],
+            "wall_seconds": round(wall, 1) if not finished else None}
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -122,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=66)
     p.add_argument("--data", type=Path, default=SHARED, help="the shared data folder")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--reuse", action="store_true", help="do not train again a variant whose run in OUT ended")
     args = p.parse_args(argv)
     dataset = DATASETS[args.dataset]
     args.out.mkdir(parents=True, exist_ok=True)
