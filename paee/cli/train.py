@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default); 'atlop' = ATLOP's adaptive-threshold loss (they differ on multi-label pairs)")
     model.add_argument("--evidence-weight", type=float, default=0.0,
                        help="weight of the evidence-guided attention loss (DREEAM; needs 'evidence' in the labels). "
-                            "0 = the paper's loss (default); 0.1 lets a tiny encoder trained from scratch find the "
+                            "0 = none, as in the paper (default); 0.1 lets a tiny encoder trained from scratch find the "
                             "relation words (README, 'Learning')")
 
     opt = p.add_argument_group("optimisation")

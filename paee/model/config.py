@@ -39,7 +39,7 @@ class LossWeights:
     """Weights of eq. 12: total = at * L_rel + pot * L_pot + role * (L_sub + L_obj) / 2 [+ evidence * L_evi].
 
     The paper uses equal weights (alpha = beta = gamma = 1) and notes that tuning might help. ``evidence``
-    weighs the optional evidence-guided attention loss (DREEAM; `paee.model.losses`), 0 = the paper's loss.
+    weighs the optional evidence-guided attention loss (DREEAM; `paee.model.losses`), 0 = none (the paper's objective has no evidence term).
     """
 
     at: float = 1.0
