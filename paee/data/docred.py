@@ -18,12 +18,12 @@ Duplicate labels (same head, tail and relation) are merged, their evidence unite
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from paee.data.errors import PaeeDataError
+from paee.data.jsonio import read_json, write_json_atomic
 from paee.data.relations import RelationVocab
 from paee.data.schema import DOCRED_ENTITY_TYPES, Document, Mention
 from paee.data.text_format import parse_text_document
@@ -152,11 +152,7 @@ def read_documents(source: str | Path | Sequence[Any], *,
     `DocumentError`; an unreadable file or a top level that is not a list raises `PaeeDataError`.
     """
     if isinstance(source, (str, Path)):
-        try:
-            with open(source, encoding="utf-8") as f:
-                data = json.load(f)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise PaeeDataError(f"cannot read {source}: {e}") from e
+        data = read_json(source, what="documents")
         origin = str(source)
     else:
         data, origin = source, "input"
@@ -168,8 +164,4 @@ def read_documents(source: str | Path | Sequence[Any], *,
 
 def write_documents(path: str | Path, docs: Sequence[Document]) -> None:
     """Write documents as a DocRED-format JSON list (UTF-8, readable by `read_documents`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump([doc.to_json() for doc in docs], f, ensure_ascii=False)
-        f.write("\n")
+    write_json_atomic(path, [doc.to_json() for doc in docs])
