@@ -124,3 +124,247 @@ def test_paee_serve_restarts_the_server_when_a_backend_stub_is_killed(server, mo
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# --- the commands: every bad input is one line on stderr and exit status 2 ------------------------------
+
+def _word_doc(title: str = '"T"', word: str = '"Alice"', number: str = "0") -> str:
+    """The JSON text of a one-document file, with raw JSON pasted in for the title, a word and a sent_id."""
+    return ('[{"title": %s, "sents": [[%s, "met", "Bob", "."]], "vertexSet": ['
+            '[{"name": "Alice", "sent_id": %s, "pos": [0, 1], "type": "PER"}], '
+            '[{"name": "Bob", "sent_id": 0, "pos": [2, 3], "type": "PER"}]], '
+            '"labels": [{"h": 0, "t": 1, "r": "P17", "evidence": [0]}]}]' % (title, word, number))
+
+
+#: name -> (file content, what the message must say)
+BAD_FILES = {
+    "deep nesting": ("[" * 10_000 + "]" * 10_000, "nested too deeply"),
+    "5,000-digit integer": (_word_doc(number="9" * 5_000), "too long to read"),
+    "lone surrogate in a word": (_word_doc(word='"\\ud800"'), "document 0, field 'sents[0][0]'"),
+    "lone surrogate in the title": (_word_doc(title='"\\udfff"'), "document 0, field 'title'"),
+    "not UTF-8": (b"\xff\xfe[", "not valid UTF-8"),
+    "invalid JSON": ("[{", "invalid JSON"),
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny model trained one epoch on a synthetic corpus: its run directory and corpus."""
+    from paee.cli.train import main as train_main
+    from paee.data.synthetic import SyntheticConfig, write_synthetic_splits
+
+    out = tmp_path_factory.mktemp("reliability")
+    write_synthetic_splits(out / "corpus", SyntheticConfig(), sizes={"train": 8, "dev": 2, "test": 3}, seed=5)
+    assert train_main(["--train", str(out / "corpus/train.json"), "--encoder", "tiny", "--out", str(out / "run"),
+                       "--epochs", "1", "--batch-size", "4", "--seed", "3", "--truncate"]) == 0
+    return out
+
+
+def _commands(trained, bad):
+    """command name -> (main, argv) that reads ``bad`` as its input file."""
+    from paee.cli.client import main as client_main
+    from paee.cli.data import main as data_main
+    from paee.cli.evaluate import main as eval_main
+    from paee.cli.predict import main as predict_main
+    from paee.cli.train import main as train_main
+    from paee.serving.server import free_port
+
+    corpus, out = trained / "corpus", bad.parent
+    return {
+        "paee-predict": (predict_main, ["--checkpoint", str(trained / "run/best.pt"), "--input", str(bad), "--out", str(out / "r.json")]),
+        "paee-train": (train_main, ["--train", str(bad), "--encoder", "tiny", "--out", str(out / "run"), "--epochs", "1"]),
+        "paee-eval --gold": (eval_main, ["--pred", str(corpus / "empty.json"), "--gold", str(bad), "--out", str(out / "s.json")]),
+        "paee-eval --pred": (eval_main, ["--pred", str(bad), "--gold", str(corpus / "dev.json"), "--out", str(out / "s.json")]),
+        "paee-client": (client_main, ["--url", f"127.0.0.1:{free_port()}", str(bad), "--out", str(out / "c.json")]),
+        "paee-data stats": (data_main, ["stats", str(bad)]),
+    }
+
+
+def _assert_one_line_error(capsys, rc: int, needle: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert rc == 2, err
+    last = err.splitlines()[-1]
+    assert "error:" in last and needle in last, err
+    assert "Traceback" not in err, err
+    return last
+
+
+@pytest.mark.parametrize("command", ["paee-predict", "paee-train", "paee-eval --gold", "paee-eval --pred",
+                                     "paee-client", "paee-data stats"])
+@pytest.mark.parametrize("kind", list(BAD_FILES))
+def test_every_command_reports_a_hostile_input_file_in_one_line(kind, command, trained, tmp_path, capsys):
+    content, needle = BAD_FILES[kind]
+    bad = tmp_path / "bad.json"
+    (bad.write_bytes if isinstance(content, bytes) else bad.write_text)(content)
+    (trained / "corpus/empty.json").write_text("[]")
+    main, argv = _commands(trained, bad)[command]
+    _assert_one_line_error(capsys, main(argv), needle)
+
+
+def _corrupt(trained, tmp_path, kind: str):
+    """A checkpoint file broken in one way."""
+    import torch
+
+    path = tmp_path / f"{kind}.pt"
+    if kind == "random bytes":
+        path.write_bytes(random.Random(0).randbytes(4096))
+        return path
+    if kind == "zip header, then garbage":
+        path.write_bytes(b"PK\x03\x04" + random.Random(1).randbytes(4096))
+        return path
+    payload = torch.load(trained / "run/best.pt", weights_only=True)
+    weights = payload["state_dict"]
+    first = next(iter(weights))
+    if kind == "missing tensor":
+        del weights[first]
+    elif kind == "wrong shape":
+        weights[first] = torch.zeros(3, 3)
+    elif kind == "NaN weights":
+        payload["state_dict"] = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in weights.items()}
+    torch.save(payload, path)
+    return path
+
+
+#: kind -> what the one-line message says
+BAD_CHECKPOINTS = {
+    "random bytes": "not a PyTorch checkpoint file",
+    "zip header, then garbage": "cannot be read as a PyTorch checkpoint",
+    "missing tensor": "1 tensor(s) missing (encoder.",
+    "wrong shape": "is [3, 3] in the file",
+    "NaN weights": "hold NaN or infinite values",
+}
+
+
+@pytest.mark.parametrize("command", ["paee-predict", "paee-export"])
+@pytest.mark.parametrize("kind", list(BAD_CHECKPOINTS))
+def test_a_corrupt_checkpoint_is_one_line_naming_the_file_and_the_fault(kind, command, trained, tmp_path, capsys):
+    from paee.cli.predict import main as predict_main
+    from paee_export.cli import main as export_main
+
+    bad = _corrupt(trained, tmp_path, kind)
+    if command == "paee-predict":
+        rc = predict_main(["--checkpoint", str(bad), "--input", str(trained / "corpus/test.json"), "--out", str(tmp_path / "r.json")])
+    else:
+        rc = export_main(["--checkpoint", str(bad), "--out", str(tmp_path / "repo")])
+    last = _assert_one_line_error(capsys, rc, BAD_CHECKPOINTS[kind])
+    assert str(bad.name) in last
+    assert not (tmp_path / "r.json").exists() and not (tmp_path / "repo").exists()
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["predict", "--batch-size", "0"], "batch size must be >= 1"),
+    (["predict", "--batch-size", "-1"], "batch size must be >= 1"),
+    (["predict", "--device", "cuda"], "no CUDA device"),
+    (["predict", "--device", "tpu:x"], "not a device name"),
+    (["train", "--batch-size", "0"], "--batch-size must be >= 1"),
+    (["train", "--batch-size", "-1"], "--batch-size must be >= 1"),
+    (["train", "--epochs", "0"], "--epochs must be >= 1"),
+    (["train", "--device", "cuda"], "no CUDA device"),
+    (["train-empty"], "no training documents"),
+])
+def test_bad_options_are_one_line_errors(argv, needle, trained, tmp_path, capsys):
+    import torch
+
+    from paee.cli.predict import main as predict_main
+    from paee.cli.train import main as train_main
+
+    if "cuda" in argv and torch.cuda.is_available():
+        pytest.skip("this host has CUDA")
+    command, options = argv[0], argv[1:]
+    if command == "predict":
+        rc = predict_main(["--checkpoint", str(trained / "run/best.pt"), "--input", str(trained / "corpus/test.json"),
+                           "--out", str(tmp_path / "r.json"), *options])
+    else:
+        train = trained / "corpus/train.json"
+        if command == "train-empty":
+            train = tmp_path / "empty.json"
+            train.write_text("[]")
+        rc = train_main(["--train", str(train), "--encoder", "tiny", "--out", str(tmp_path / "run"), *options])
+        assert not (tmp_path / "run/best.pt").exists()
+    _assert_one_line_error(capsys, rc, needle)
+
+
+# --- nothing lost or cut without telling -------------------------------------------------------------------
+
+def test_a_failed_prediction_leaves_the_previous_output_untouched(trained, tmp_path, capsys):
+    from paee.cli.predict import main as predict_main
+
+    out = tmp_path / "result.json"
+    out.write_text('[{"title": "previous"}]\n')
+    bad = tmp_path / "bad.json"
+    bad.write_text(_word_doc(title='"\\udfff"'))
+    rc = predict_main(["--checkpoint", str(trained / "run/best.pt"), "--input", str(bad), "--out", str(out)])
+    assert rc == 2 and out.read_text() == '[{"title": "previous"}]\n'
+    assert [p.name for p in tmp_path.iterdir()] == sorted(["result.json", "bad.json"]) or \
+        sorted(p.name for p in tmp_path.iterdir()) == ["bad.json", "result.json"]  # no temporary file left
+
+
+def test_client_with_the_server_down_does_not_overwrite_its_output(trained, tmp_path, capsys):
+    from paee.cli.client import main as client_main
+    from paee.serving.server import free_port
+
+    out = tmp_path / "result.json"
+    out.write_text('[{"title": "previous"}]\n')
+    rc = client_main(["--url", f"127.0.0.1:{free_port()}", "--retries", "0", str(trained / "corpus/test.json"), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1 and out.read_text() == '[{"title": "previous"}]\n'
+    assert "nothing written" in err and "--errors" in err
+    errors = tmp_path / "errors.json"
+    rc = client_main(["--url", f"127.0.0.1:{free_port()}", "--retries", "0", str(trained / "corpus/test.json"),
+                      "--out", str(out), "--errors", str(errors)])
+    assert rc == 1 and json.loads(out.read_text()) == []  # asked for: the served part (none), and why
+    assert [e["document"] for e in json.loads(errors.read_text())] == [0, 1, 2]
+
+
+def test_duplicate_titles_are_warned_about(trained, tmp_path, capsys):
+    from paee.cli.predict import main as predict_main
+
+    docs = json.loads((trained / "corpus/test.json").read_text())
+    docs[1]["title"] = docs[0]["title"]
+    path = tmp_path / "dup.json"
+    path.write_text(json.dumps(docs))
+    assert predict_main(["--checkpoint", str(trained / "run/best.pt"), "--input", str(path), "--out", str(tmp_path / "r.json")]) == 0
+    assert "1 title(s) carried by more than one document" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("build, needle", [
+    (lambda: __import__("paee.data.schema", fromlist=["Fact"]).Fact(0, 1, "P17", (-1,)), "evidence -1"),
+    (lambda: __import__("paee.data.schema", fromlist=["Fact"]).Fact(0, 1, "P17", (True,)), "evidence True"),
+    (lambda: __import__("paee.data.schema", fromlist=["Mention"]).Mention("x", 0, 0, 10**30, "PER"), "end: "),
+    (lambda: __import__("paee.data.schema", fromlist=["Mention"]).Mention("x", -1, 0, 1, "PER"), "sent_id: -1"),
+    (lambda: __import__("paee.data.schema", fromlist=["Mention"]).Mention("x", 0, 2, 2, "PER"), "is empty"),
+])
+def test_python_api_constructors_refuse_bad_indices(build, needle):
+    with pytest.raises(PaeeDataError, match=needle.replace("[", r"\[")):
+        build()
+
+
+def test_python_api_document_checks_evidence_and_text():
+    from paee.data.errors import DocumentError
+    from paee.data.schema import Document, Fact, Mention
+
+    entities = ((Mention("A", 0, 0, 1, "PER"),), (Mention("B", 0, 2, 3, "PER"),))
+    sents = (("A", "met", "B"),)
+    with pytest.raises(DocumentError, match=r"field 'labels\[0\].evidence': sentence 1 is not among the document's 1"):
+        Document("T", sents, entities, (Fact(0, 1, "P17", (1,)),), index=3)
+    with pytest.raises(DocumentError, match=r"field 'labels\[0\]': head 0 / tail 2 outside"):
+        Document("T", sents, entities, (Fact(0, 2, "P17"),))
+    with pytest.raises(DocumentError, match=r"field 'sents\[0\]\[1\]': holds a lone surrogate"):
+        Document("T", (("A", "\ud800", "B"),), entities)
+    with pytest.raises(DocumentError, match=r"field 'title': holds a lone surrogate"):
+        Document("\udfff", sents, entities)
+
+
+def test_featurize_many_collect_fails_only_the_document_the_tokenizer_refuses(tiny_tokenizer):
+    """A word the tokenizer cannot read (here: not a string, in a document built past the checks) fails its
+    own document, not its chunk."""
+    from paee.data.errors import DocumentError
+    from paee.data.featurizer import Featurizer
+    from paee.data.schema import Document, Mention
+
+    entities = ((Mention("A", 0, 0, 1, "PER"),), (Mention("B", 0, 2, 3, "PER"),))
+    docs = [Document(f"T{i}", (("A", "met", "B"),), entities, index=i) for i in range(3)]
+    object.__setattr__(docs[1], "sents", (("A", b"bytes", "B"),))  # what no constructor lets through
+    results = Featurizer(tiny_tokenizer).featurize_many(docs, errors="collect")
+    assert isinstance(results[1], DocumentError) and "document 1 ('T1'), field 'sents'" in str(results[1])
+    assert results[0].num_tokens == results[2].num_tokens > 0

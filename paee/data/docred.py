@@ -18,6 +18,7 @@ Duplicate labels (same head, tail and relation) are merged, their evidence unite
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from paee.data.validation import (
     Where, check_entity_type, check_title, count_words, get_field, is_int, json_kind, parse_labels,
 )
 
-__all__ = ["parse_document", "read_documents", "write_documents"]
+__all__ = ["duplicate_titles", "parse_document", "read_documents", "warn_duplicate_titles", "write_documents"]
 
 _MENTION_KEYS = ("name", "sent_id", "pos", "type")
 
@@ -160,6 +161,23 @@ def read_documents(source: str | Path | Sequence[Any], *,
         raise PaeeDataError(f"{origin}: expected a JSON list of documents, got {json_kind(data)}")
     types = None if entity_types is None else tuple(entity_types)
     return [parse_document(obj, i, entity_types=types, relations=relations) for i, obj in enumerate(data)]
+
+
+def duplicate_titles(docs: Sequence[Document]) -> list[str]:
+    """Titles that more than one document carries: results and scores are keyed by title (the official
+    format), so those documents' results mix; callers warn."""
+    seen: dict[str, int] = {}
+    for doc in docs:
+        seen[doc.title] = seen.get(doc.title, 0) + 1
+    return [title for title, n in seen.items() if n > 1]
+
+
+def warn_duplicate_titles(docs: Sequence[Document], origin: str) -> None:
+    """One warning line on stderr when titles repeat (see `duplicate_titles`)."""
+    dup = duplicate_titles(docs)
+    if dup:
+        print(f"warning: {origin}: {len(dup)} title(s) carried by more than one document ({', '.join(map(repr, dup[:3]))}"
+              f"{', ...' if len(dup) > 3 else ''}); results are keyed by title, so their facts mix", file=sys.stderr)
 
 
 def write_documents(path: str | Path, docs: Sequence[Document]) -> None:
