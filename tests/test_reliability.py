@@ -114,6 +114,9 @@ def test_paee_serve_restarts_the_server_when_a_backend_stub_is_killed(server, mo
             assert recovered is not None, "".join(lines)
             assert after == before
             assert client.is_ready()
+        deadline = time.monotonic() + 60  # the client may be served a moment before paee-serve says so
+        while not any("ready again" in line for line in lines) and time.monotonic() < deadline:
+            time.sleep(0.2)
         text = "".join(lines)
         assert "backend stub(s) paee_encoder_0_0 died; restarting tritonserver" in text, text
         assert "ready again" in text, text
