@@ -371,3 +371,89 @@ def test_featurize_many_collect_fails_only_the_document_the_tokenizer_refuses(ti
     results = Featurizer(tiny_tokenizer).featurize_many(docs, errors="collect")
     assert isinstance(results[1], DocumentError) and "document 1 ('T1'), field 'sents'" in str(results[1])
     assert results[0].num_tokens == results[2].num_tokens > 0
+
+
+# --- fuzz: mutated documents through the reader, the featurizer and one served batch ---------------------
+
+#: Values a mutation puts in place of a field.
+_HOSTILE_VALUES = [None, True, -1, 2**31, 10**30, 1.5, float("nan"), float("inf"), "", "\ud800", "x" * 300,
+                   [], {}, [[[[[]]]]], {"a": [1, {"b": None}]}]
+
+
+def _mutate(obj, rng: random.Random, depth: int = 0):
+    """``obj`` with one random change somewhere: a key dropped, a value replaced by a hostile one, a list
+    emptied, deep nesting, or a string given a lone surrogate."""
+    if isinstance(obj, dict) and obj:
+        key = rng.choice(sorted(obj))
+        out = dict(obj)
+        roll = rng.random()
+        if roll < 0.2:
+            del out[key]
+        elif roll < 0.45 or depth > 4:
+            out[key] = rng.choice(_HOSTILE_VALUES)
+        else:
+            out[key] = _mutate(obj[key], rng, depth + 1)
+        return out
+    if isinstance(obj, list) and obj:
+        out = list(obj)
+        i = rng.randrange(len(out))
+        roll = rng.random()
+        if roll < 0.1:
+            return []
+        if roll < 0.2:
+            return json.loads("[" * 50 + "0" + "]" * 50)
+        out[i] = rng.choice(_HOSTILE_VALUES) if roll < 0.45 or depth > 4 else _mutate(out[i], rng, depth + 1)
+        return out
+    if isinstance(obj, str):
+        return obj[: len(obj) // 2] + "\udc80" + obj[len(obj) // 2:]
+    return rng.choice(_HOSTILE_VALUES)
+
+
+def _fuzz_texts(good: list[dict], n: int, seed: int) -> list[str]:
+    """``n`` mutated documents as JSON text (lone surrogates escaped, NaN as the literal Python writes)."""
+    rng = random.Random(seed)
+    return [json.dumps(_mutate(rng.choice(good), rng)) for _ in range(n)]
+
+
+def test_fuzzed_documents_raise_only_user_errors_and_good_ones_in_the_batch_succeed(tiny_tokenizer):
+    """400 mutated documents (seeded) through the reader and the featurizer, mixed with good ones in each
+    featurizer batch: the only exception is `PaeeUserError`, and every good document is featurized."""
+    from paee.data.docred import parse_document
+    from paee.data.featurizer import DocFeatures, Featurizer
+    from paee.data.jsonio import loads_json
+    from paee.data.synthetic import generate_corpus
+
+    featurizer = Featurizer(tiny_tokenizer)
+    good = [d.to_json() for d in generate_corpus(n_docs=4, seed=3)]
+    good = [d for d in good if not isinstance(featurizer.featurize_many([parse_document(d, 0)], errors="collect")[0], Exception)][:2] \
+        or pytest.skip("no synthetic document fits the tiny tokenizer's length")
+    refused = 0
+    texts = _fuzz_texts(good, 400, seed=18)
+    for lo in range(0, len(texts), 20):
+        batch = []
+        for i, text in enumerate(texts[lo: lo + 20]):
+            try:
+                batch.append(parse_document(loads_json(text, f"document {i}"), i))
+            except PaeeUserError:
+                refused += 1
+        batch += [parse_document(d, 100 + k) for k, d in enumerate(good)]
+        results = featurizer.featurize_many(batch, errors="collect")
+        assert all(isinstance(r, (DocFeatures, PaeeUserError)) for r in results), results
+        assert all(isinstance(r, DocFeatures) for r in results[-len(good):])
+    assert refused > 200  # most mutations are refused by the reader; the rest featurize or are user errors
+
+
+def test_fuzzed_documents_in_one_served_batch_fail_alone(server, model_files):
+    """60 mutated documents sent concurrently with good ones: every good one is served, every failure is a
+    400-class answer (never a 500: nothing escapes the preprocess model)."""
+    from paee.serving.client import PaeeClient, PaeeServingError
+
+    good = [d.to_json() for d in model_files["docs"][:2]]
+    payloads = _fuzz_texts(good, 60, seed=81)
+    mixed = [p for i, p in enumerate(payloads) for p in ([p, json.dumps(good[i % 2])] if i % 3 == 0 else [p])]
+    with PaeeClient(server.http_url, timeout_s=120, retries=0) as client:
+        results = client.predict_many(mixed, concurrency=8, return_exceptions=True)
+    statuses = {r.status for r in results if isinstance(r, PaeeServingError)}
+    assert statuses <= {"400"}, [str(r) for r in results if isinstance(r, PaeeServingError) and r.status != "400"][:3]
+    good_texts = {json.dumps(g) for g in good}
+    assert all(not isinstance(r, Exception) for p, r in zip(mixed, results) if p in good_texts)
