@@ -150,8 +150,8 @@ class Checkpoint:
         with open(path, "rb") as f:
             head = f.read(len(ZIP_MAGIC))
         if not (head.startswith(ZIP_MAGIC) or head[:1] == PICKLE_PROTO):
-            raise CheckpointError(f"{path}: not a PyTorch checkpoint file (it starts with {head!r}, not a zip archive "
-                                  "or a pickle); is it the right file?")
+            raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint: not a torch file (it starts with "
+                                  f"{head!r}, not a zip archive or a pickle); is it the right file?")
         try:
             payload = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for bad files

@@ -33,7 +33,7 @@ CLIENT_ERROR = {"http": "400", "grpc": "StatusCode.INVALID_ARGUMENT"}
 def test_hostile_requests_mixed_into_a_good_load_fail_alone_with_one_line_400(protocol, server, model_files):
     """16 good clients and a stream of every hostile kind at once: 0 good requests fail; each hostile kind
     gets a one-line INVALID_ARGUMENT naming its problem, without traceback or server path."""
-    from paee_bench.hostile import HOSTILE, mixed_load
+    from paee_bench.hostile import HOSTILE, HOSTILE_MESSAGES, mixed_load
 
     url = server.http_url if protocol == "http" else server.grpc_url
     report = mixed_load(url, protocol, model_files["docs"], clients=16, good_per_client=3,
@@ -44,10 +44,7 @@ def test_hostile_requests_mixed_into_a_good_load_fail_alone_with_one_line_400(pr
         assert dict(statuses) == {CLIENT_ERROR[protocol]: 2}, (kind, dict(statuses), report.hostile_messages[kind])
         for message in report.hostile_messages[kind]:
             assert "\n" not in message and "Traceback" not in message and "/1/model.py" not in message, message
-            assert "document 0" in message, message
-    assert "lone surrogate" in next(iter(report.hostile_messages["lone surrogate in a word"]))
-    assert "sents[0][0]" in next(iter(report.hostile_messages["lone surrogate in a word"]))
-    assert "nested too deeply" in next(iter(report.hostile_messages["deep nesting"]))
+            assert "document 0" in message and HOSTILE_MESSAGES[kind] in message, message
 
 
 def _children(pid: int) -> dict[int, list[str]]:
@@ -230,7 +227,7 @@ def _corrupt(trained, tmp_path, kind: str):
 
 #: kind -> what the one-line message says
 BAD_CHECKPOINTS = {
-    "random bytes": "not a PyTorch checkpoint file",
+    "random bytes": "not a torch file",
     "zip header, then garbage": "cannot be read as a PyTorch checkpoint",
     "missing tensor": "1 tensor(s) missing (encoder.",
     "wrong shape": "is [3, 3] in the file",

@@ -22,7 +22,7 @@ from typing import Any
 from paee.serving.client import PaeeClient, PaeeServingError, encode_document
 
 
-def _doc(title: str, word: str = "Alice", number: str = "0") -> bytes:
+def _doc(title: str, word: str = '"Alice"', number: str = "0") -> bytes:
     """A DocRED-form document with two entities; ``word`` / ``title`` / ``number`` are pasted into the JSON
     text as they are (escapes, literals), so they reach the server's parser untouched."""
     return (
@@ -32,7 +32,8 @@ def _doc(title: str, word: str = "Alice", number: str = "0") -> bytes:
     ).encode("utf-8")
 
 
-#: kind -> payload. Each once escaped the preprocess model's ``execute`` (issue 18) and failed its batch.
+#: kind -> payload. The first four once escaped the preprocess model's ``execute`` (issue 18) and failed
+#: their whole dynamic batch; the last two are plain bad documents for comparison.
 HOSTILE: dict[str, bytes] = {
     "deep nesting": b"[" * 10_000 + b"]" * 10_000,
     "5,000-digit integer": _doc('"big"', number="9" * 5_000),
@@ -40,6 +41,15 @@ HOSTILE: dict[str, bytes] = {
     "lone surrogate in the title": _doc('"\\udfff"'),
     "NaN sentence id": _doc('"nan"', number="NaN"),
     "invalid JSON": b'{"title": "x", "sents": [',
+}
+#: kind -> what its served error message says.
+HOSTILE_MESSAGES: dict[str, str] = {
+    "deep nesting": "nested too deeply",
+    "5,000-digit integer": "a number in the JSON is too long to read",
+    "lone surrogate in a word": "field 'sents[0][0]': the string holds a lone surrogate",
+    "lone surrogate in the title": "field 'title': the string holds a lone surrogate",
+    "NaN sentence id": "field 'vertexSet[0][0].sent_id': expected a sentence index (integer), got a number",
+    "invalid JSON": "invalid JSON",
 }
 
 

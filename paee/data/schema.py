@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from paee.data.errors import DocumentError, PaeeDataError, describe_document  # noqa: F401  (describe_document: re-exported)
+
 #: Entity types of DocRED / Re-DocRED, in the order used for type ids (0 is reserved for padding).
 DOCRED_ENTITY_TYPES: tuple[str, ...] = ("PER", "ORG", "LOC", "TIME", "NUM", "MISC")
 #: Largest sentence / word / entity index a document may hold: the featurizer's arrays and the graphs'
@@ -31,12 +33,6 @@ def _index_problem(value: Any, low: int = 0) -> str | None:
     if not low <= value <= MAX_INDEX:
         return f"{value} is outside {low}..{MAX_INDEX}"
     return None
-
-
-def _user_error(message: str) -> Exception:
-    from paee.data.errors import PaeeDataError  # paee.data.errors imports this module
-
-    return PaeeDataError(message)
 
 
 def _not_text(value: str) -> bool:
@@ -62,12 +58,12 @@ class Mention:
         for name in ("sent_id", "start", "end"):
             problem = _index_problem(getattr(self, name))
             if problem:
-                raise _user_error(f"Mention {self.name!r}: {name}: {problem}")
+                raise PaeeDataError(f"Mention {self.name!r}: {name}: {problem}")
         if self.start >= self.end:
-            raise _user_error(f"Mention {self.name!r}: span [{self.start}, {self.end}) is empty")
+            raise PaeeDataError(f"Mention {self.name!r}: span [{self.start}, {self.end}) is empty")
         for name in ("name", "type"):
             if not isinstance(getattr(self, name), str):
-                raise _user_error(f"Mention {self.name!r}: {name}: expected a string, got {type(getattr(self, name)).__name__}")
+                raise PaeeDataError(f"Mention {self.name!r}: {name}: expected a string, got {type(getattr(self, name)).__name__}")
 
 
 @dataclass(frozen=True)
@@ -83,15 +79,15 @@ class Fact:
         for name in ("head", "tail"):
             problem = _index_problem(getattr(self, name))
             if problem:
-                raise _user_error(f"Fact {self.relation!r}: {name}: {problem}")
+                raise PaeeDataError(f"Fact {self.relation!r}: {name}: {problem}")
         if not isinstance(self.relation, str):
-            raise _user_error(f"Fact: relation: expected a relation id string, got {type(self.relation).__name__}")
+            raise PaeeDataError(f"Fact: relation: expected a relation id string, got {type(self.relation).__name__}")
         if not isinstance(self.evidence, tuple):  # a list would make the fact unhashable
             object.__setattr__(self, "evidence", tuple(self.evidence))
         for sent in self.evidence:
             problem = _index_problem(sent)
             if problem:  # -1 would land on the last sentence slot
-                raise _user_error(f"Fact {self.relation!r}: evidence {sent!r}: {problem}")
+                raise PaeeDataError(f"Fact {self.relation!r}: evidence {sent!r}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -116,8 +112,6 @@ class Document:
     def __post_init__(self) -> None:
         """What the parts cannot check alone: facts point at this document's entities and sentences, and
         every string is Unicode text (documents built in code skip the reader's checks)."""
-        from paee.data.errors import DocumentError  # paee.data.errors imports this module
-
         def error(field_name: str | None, problem: str) -> Exception:
             return DocumentError(self.index, self.title if isinstance(self.title, str) else None, field_name, problem)
 
@@ -185,11 +179,3 @@ def entity_types_of(docs: Iterable["Document"]) -> tuple[str, ...]:
     found = {doc.entity_type(e) for doc in docs for e in range(doc.num_entities)}
     return DOCRED_ENTITY_TYPES if found <= set(DOCRED_ENTITY_TYPES) else tuple(sorted(found))
 
-
-def describe_document(index: int | None, title: str | None) -> str:
-    """``document 3 ('Some title')``; either part may be unknown."""
-    if index is None:
-        return f"document {title!r}"
-    if title is None:
-        return f"document {index}"
-    return f"document {index} ({title!r})"
