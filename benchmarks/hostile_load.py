@@ -44,6 +44,8 @@ def main() -> int:
             report = mixed_load(url, args.protocol, docs, clients=args.clients, good_per_client=args.good_per_client,
                                 hostile_clients=args.hostile_clients, hostile_per_kind=args.per_kind)
             seconds = time.perf_counter() - start
+            if server._process is None or server._process.poll() is not None:
+                print(f"tritonserver exited during the run; log tail:\n{server.log_tail(60)}", file=sys.stderr)
         finally:
             server.stop()
     print(summary(report))

@@ -210,9 +210,18 @@ class TritonServer:
         if not self.model_repository.is_dir():
             raise TritonServerError(f"model repository {self.model_repository} is not a directory")
         self.host = host
-        self.http_port = http_port or free_port(host)
-        self.grpc_port = grpc_port or free_port(host)
-        self.metrics_port = metrics_port or free_port(host)
+        taken = {http_port, grpc_port, metrics_port} - {0}
+
+        def pick(port: int) -> int:  # free_port may hand out the same port twice: keep the three distinct
+            while not port:
+                port = free_port(host)
+                port = 0 if port in taken else port
+            taken.add(port)
+            return port
+
+        self.http_port = pick(http_port)
+        self.grpc_port = pick(grpc_port)
+        self.metrics_port = pick(metrics_port)
         self.ready_timeout_s = ready_timeout_s
         self.stop_timeout_s = stop_timeout_s
         self.log_verbose = log_verbose
