@@ -47,6 +47,31 @@ _V1_MODEL_SIZES = ("num_relations", "num_entity_types", "max_entities")
 _V1_HEAD_SIZES = ("hidden_size", "num_heads", "num_relations", "num_entity_types", "max_entities", "max_sentences")
 
 
+#: How a checkpoint file starts: torch.save's zip archive, or the legacy format's pickle protocol byte.
+ZIP_MAGIC = b"PK\x03\x04"
+PICKLE_PROTO = b"\x80"
+#: Names quoted in a message about many tensors.
+NAMES_QUOTED = 3
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:NAMES_QUOTED]) + (f", ... ({len(names) - NAMES_QUOTED} more)" if len(names) > NAMES_QUOTED else "")
+
+
+def weights_problem(expected: dict[str, Any], found: dict[str, Any]) -> str | None:
+    """One line on how ``found`` (a file's weights) differs from ``expected`` (the configured model's): missing
+    and unexpected tensors and wrong shapes, the first few of each by name; None when they fit."""
+    if not isinstance(found, dict):
+        return f"the weights are {type(found).__name__}, not a dictionary of tensors"
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    shapes = [f"{k} is {list(getattr(found[k], 'shape', ['not a tensor']))} in the file, {list(v.shape)} configured"
+              for k, v in expected.items() if k in found and (not torch.is_tensor(found[k]) or found[k].shape != v.shape)]
+    parts = [f"{len(names)} {what} ({_some(names)})" for names, what in
+             ((missing, "tensor(s) missing"), (unexpected, "unexpected tensor(s)"), (shapes, "of the wrong shape")) if names]
+    return "; ".join(parts) or None
+
+
 class CheckpointError(PaeeUserError):
     """The file is not a loadable PAEE checkpoint (wrong format, truncated, incompatible version, weights
     that do not fit the configuration)."""
@@ -74,10 +99,15 @@ class Checkpoint:
         """The model with these weights, in eval mode; weights that do not fit the configuration are a
         `CheckpointError` naming the file and the tensors."""
         model = build_model(self.config, encoder_dir)
-        try:
-            model.load_state_dict(self.state_dict)
-        except RuntimeError as err:  # missing / unexpected keys, wrong shapes
-            raise CheckpointError(f"{self.path or 'checkpoint'}: its weights do not fit its configuration: {err}") from err
+        problem = weights_problem(model.state_dict(), self.state_dict)
+        if problem:
+            raise CheckpointError(f"{self.path or 'checkpoint'}: its weights do not fit its configuration: {problem}")
+        model.load_state_dict(self.state_dict)
+        broken = [name for name, value in self.state_dict.items()
+                  if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all())]
+        if broken:  # such a model predicts nothing, silently
+            raise CheckpointError(f"{self.path or 'checkpoint'}: {len(broken)} weight tensor(s) hold NaN or infinite "
+                                  f"values ({_some(broken)}): the training diverged; use an earlier checkpoint")
         return model.eval()
 
     def featurizer(self, **overrides: Any) -> Featurizer:
@@ -117,10 +147,18 @@ class Checkpoint:
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"{path}: no such checkpoint file")
+        with open(path, "rb") as f:
+            head = f.read(len(ZIP_MAGIC))
+        if not (head.startswith(ZIP_MAGIC) or head[:1] == PICKLE_PROTO):
+            raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint: not a torch file (it starts with "
+                                  f"{head!r}, not a zip archive or a pickle); is it the right file?")
         try:
             payload = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for bad files
             first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            if "Weights only load failed" in first_line:  # torch's advice to load unsafely: not ours to give
+                first_line = "it holds objects other than tensors and plain data"
+            first_line = first_line.split(". ")[0]  # torch's further sentences are advice for its own bug tracker
             raise CheckpointError(
                 f"{path}: cannot be read as a PyTorch checkpoint (truncated or not a checkpoint): {first_line}"
             ) from err
@@ -168,4 +206,4 @@ def _from_version_1(payload: dict[str, Any]) -> dict[str, Any]:
 CONVERTERS = {1: _from_version_1}
 
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "Checkpoint", "CheckpointError"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "Checkpoint", "CheckpointError", "weights_problem"]

@@ -23,7 +23,10 @@ def make_doc(title: str, entity_names: list[list[str]], facts: list[tuple], inde
     )
     return Document(
         title=title,
-        sents=(tuple(n for names in entity_names for n in names),),
+        # one sentence of names, then one filler sentence per further evidence id (a fact's evidence must
+        # name sentences of its document)
+        sents=(tuple(n for names in entity_names for n in names),)
+        + (("filler",),) * max((e for f in facts if len(f) > 3 for e in f[3]), default=0),
         entities=entities,
         facts=tuple(Fact(*f) for f in facts),
         index=index,

@@ -21,6 +21,7 @@ import json
 import sys
 from pathlib import Path
 
+from paee.data.jsonio import read_json, write_json_atomic
 from paee.errors import PaeeUserError, console_script
 from paee.serving import loadtest
 from paee.serving.client import (
@@ -39,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per request")
     p.add_argument("--retries", type=int, default=None,
                    help=f"retries on connection errors (default {DEFAULT_RETRIES}; with --load 0, so that every failure counts)")
+    p.add_argument("--errors", type=Path, default=None,
+                   help="when some documents fail: write the others' records to --out and the failures here "
+                        "(without it a failure writes nothing)")
     p.add_argument("--no-names", action="store_true", help="leave out r_name")
     p.add_argument("--no-scores", action="store_true", help="leave out score")
     load = p.add_argument_group("bounded load test (--load)")
@@ -52,10 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _read_documents(path: Path) -> list:
     """The JSON list of documents (sent as they are: the server validates them)."""
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise PaeeUserError(f"cannot read {path}: {e}") from e
+    raw = read_json(path, what="documents")
     if not isinstance(raw, list):
         raise PaeeUserError(f"{path}: expected a JSON list of documents, got {type(raw).__name__}")
     if not raw:
@@ -71,8 +72,7 @@ def _load(args: argparse.Namespace, raw: list) -> int:
         warmup=concurrency if args.warmup is None else args.warmup,
     )
     report = loadtest.run_load([json.dumps(d, ensure_ascii=False) for d in raw], config)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    write_json_atomic(args.out, report.to_json(), indent=2)
     print(report.summary())
     for message in report.errors:
         print(f"paee-client: {message}", file=sys.stderr)
@@ -85,18 +85,26 @@ def _predict(args: argparse.Namespace, raw: list) -> int:
     with PaeeClient(args.url, args.protocol, timeout_s=args.timeout, retries=retries,
                     concurrency=args.concurrency or DEFAULT_CONCURRENCY) as client:
         results = client.predict_many([json.dumps(d, ensure_ascii=False) for d in raw], return_exceptions=True)
-    records, failed = [], 0
+    records, errors = [], []
     for i, (doc, result) in enumerate(zip(raw, results)):
+        title = doc.get("title", "") if isinstance(doc, dict) else ""
         if isinstance(result, PaeeServingError):
-            failed += 1
+            errors.append({"document": i, "title": title, "error": str(result)})
             print(f"paee-client: document {i}: {result}", file=sys.stderr)
             continue
-        title = doc.get("title", "") if isinstance(doc, dict) else ""
         records += result_records(title, result, with_names=not args.no_names, with_scores=not args.no_scores)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(records, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"paee-client: {len(raw) - failed}/{len(raw)} documents, {len(records)} records -> {args.out}")
-    return 1 if failed else 0
+    done = f"{len(raw) - len(errors)}/{len(raw)} documents"
+    if errors and args.errors is None:
+        # a partial result under the asked name would pass for the whole one (or replace it with [])
+        print(f"paee-client: {done} served; nothing written to {args.out} (--errors FILE writes the served "
+              "documents' records there and the failures to FILE)", file=sys.stderr)
+        return 1
+    write_json_atomic(args.out, records)
+    if args.errors is not None:
+        write_json_atomic(args.errors, errors, indent=1)
+    print(f"paee-client: {done}, {len(records)} records -> {args.out}"
+          + (f", {len(errors)} errors -> {args.errors}" if args.errors is not None else ""))
+    return 1 if errors else 0
 
 
 def _client(args: argparse.Namespace) -> int:

@@ -11,12 +11,12 @@ nothing is ignored, so Ign F1 equals F1 up to the official scorer's 1e-5. Errors
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from paee.data.docred import read_documents
+from paee.data.docred import read_documents, warn_duplicate_titles
+from paee.data.jsonio import write_json_atomic
 from paee.data.featurizer import parse_pair_types
 from paee.errors import console_script
 from paee.evaluation.metrics import Scores, evaluate, read_predictions, train_fact_names
@@ -61,13 +61,12 @@ def run(args: argparse.Namespace) -> Scores:
     """Read the inputs, score, print the table and write the JSON; raises on bad input."""
     predictions = read_predictions(args.pred)
     gold = read_documents(args.gold, entity_types=None)  # scoring never needs a schema's types
+    warn_duplicate_titles(gold, str(args.gold))
     train_facts = train_fact_names(read_documents(args.train, entity_types=None)) if args.train is not None else None
     scores = evaluate(predictions, gold, train_facts, parse_pair_types(args.pair_types))
 
     out = args.out if args.out is not None else args.pred.parent / "scores.json"
-    with open(out, "w", encoding="utf-8") as f:
-        json.dump(scores.to_json(), f, indent=2)
-        f.write("\n")
+    write_json_atomic(out, scores.to_json(), indent=2)
     print(format_table(scores))
     print(f"scores written to {out}")
     return scores

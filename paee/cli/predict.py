@@ -4,11 +4,11 @@ official DocRED ``result.json`` format, optionally with relation names and score
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from paee.data.docred import read_documents
+from paee.data.docred import read_documents, warn_duplicate_titles
+from paee.data.jsonio import write_json_atomic
 from paee.errors import console_script
 from paee.inference import Predictor
 
@@ -33,14 +33,14 @@ def _predict(args: argparse.Namespace) -> int:
         featurizer_overrides={"truncate": True} if args.truncate else None,
     )
     docs = read_documents(args.input, entity_types=predictor.featurizer.config.entity_types)
+    warn_duplicate_titles(docs, str(args.input))
     known = set(predictor.featurizer.relations.ids) if predictor.featurizer.relations else set()
     unknown = sorted({fact.relation for doc in docs for fact in doc.facts} - known)
     if unknown:  # labels are never read here; say so rather than refuse the file
         print(f"warning: {args.input} has labels with relations the checkpoint does not know ({', '.join(unknown[:10])}"
               f"{', ...' if len(unknown) > 10 else ''}); labels are ignored by prediction", file=sys.stderr)
     records = predictor.predict_records(docs, with_names=args.names, with_scores=args.scores, progress=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(records, ensure_ascii=False, indent=1))
+    write_json_atomic(args.out, records, indent=1)  # only complete results, never a 0-byte or half file
     print(f"{len(records)} relation facts for {len(docs)} documents -> {args.out}", file=sys.stderr)
     return 0
 

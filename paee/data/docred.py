@@ -18,12 +18,13 @@ Duplicate labels (same head, tail and relation) are merged, their evidence unite
 
 from __future__ import annotations
 
-import json
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from paee.data.errors import PaeeDataError
+from paee.data.jsonio import read_json, write_json_atomic
 from paee.data.relations import RelationVocab
 from paee.data.schema import DOCRED_ENTITY_TYPES, Document, Mention
 from paee.data.text_format import parse_text_document
@@ -31,7 +32,7 @@ from paee.data.validation import (
     Where, check_entity_type, check_title, count_words, get_field, is_int, json_kind, parse_labels,
 )
 
-__all__ = ["parse_document", "read_documents", "write_documents"]
+__all__ = ["duplicate_titles", "parse_document", "read_documents", "warn_duplicate_titles", "write_documents"]
 
 _MENTION_KEYS = ("name", "sent_id", "pos", "type")
 
@@ -152,11 +153,7 @@ def read_documents(source: str | Path | Sequence[Any], *,
     `DocumentError`; an unreadable file or a top level that is not a list raises `PaeeDataError`.
     """
     if isinstance(source, (str, Path)):
-        try:
-            with open(source, encoding="utf-8") as f:
-                data = json.load(f)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise PaeeDataError(f"cannot read {source}: {e}") from e
+        data = read_json(source, what="documents")
         origin = str(source)
     else:
         data, origin = source, "input"
@@ -166,10 +163,23 @@ def read_documents(source: str | Path | Sequence[Any], *,
     return [parse_document(obj, i, entity_types=types, relations=relations) for i, obj in enumerate(data)]
 
 
+def duplicate_titles(docs: Sequence[Document]) -> list[str]:
+    """Titles that more than one document carries: results and scores are keyed by title (the official
+    format), so those documents' results mix; callers warn."""
+    seen: dict[str, int] = {}
+    for doc in docs:
+        seen[doc.title] = seen.get(doc.title, 0) + 1
+    return [title for title, n in seen.items() if n > 1]
+
+
+def warn_duplicate_titles(docs: Sequence[Document], origin: str) -> None:
+    """One warning line on stderr when titles repeat (see `duplicate_titles`)."""
+    dup = duplicate_titles(docs)
+    if dup:
+        print(f"warning: {origin}: {len(dup)} title(s) carried by more than one document ({', '.join(map(repr, dup[:3]))}"
+              f"{', ...' if len(dup) > 3 else ''}); results are keyed by title, so their facts mix", file=sys.stderr)
+
+
 def write_documents(path: str | Path, docs: Sequence[Document]) -> None:
     """Write documents as a DocRED-format JSON list (UTF-8, readable by `read_documents`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump([doc.to_json() for doc in docs], f, ensure_ascii=False)
-        f.write("\n")
+    write_json_atomic(path, [doc.to_json() for doc in docs])

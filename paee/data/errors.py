@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from paee.data.schema import describe_document
 from paee.errors import PaeeUserError
+
+
+def describe_document(index: int | None, title: str | None) -> str:
+    """``document 3 ('Some title')``; either part may be unknown."""
+    if index is None:
+        return f"document {title!r}"
+    if title is None:
+        return f"document {index}"
+    return f"document {index} ({title!r})"
 
 
 class PaeeDataError(PaeeUserError):

@@ -277,17 +277,34 @@ class Featurizer:
                     if errors == "raise":
                         raise
                     results[i] = e
-            encodings = self.tokenizer.encode_batch(
-                [p.words for _, p in prepared], is_pretokenized=True, add_special_tokens=False
-            )
+            encodings = self._encode([p for _, p in prepared])
             for (i, p), encoding in zip(prepared, encodings):
                 try:
+                    if isinstance(encoding, PaeeDataError):
+                        raise encoding
                     results[i] = self._assemble(p, encoding)
                 except PaeeDataError as e:
                     if errors == "raise":
                         raise
                     results[i] = e
         return results  # type: ignore[return-value]  # every slot is filled above
+
+    def _encode(self, prepared: list[_Prepared]) -> list[Encoding | DocumentError]:
+        """The tokenizer over a chunk of documents; when it refuses the chunk (a word that is not text), each
+        document is tried alone so that only the culprits fail, each with its own `DocumentError`."""
+        words = [p.words for p in prepared]
+        try:
+            return self.tokenizer.encode_batch(words, is_pretokenized=True, add_special_tokens=False)
+        except Exception:  # the Rust tokenizer raises TypeError / ValueError / its own exceptions on bad words
+            pass
+        out: list[Encoding | DocumentError] = []
+        for p, doc_words in zip(prepared, words):
+            try:
+                out.append(self.tokenizer.encode(doc_words, is_pretokenized=True, add_special_tokens=False))
+            except Exception as e:
+                out.append(DocumentError(p.doc.index, p.doc.title, "sents",
+                                         f"the tokenizer cannot read the words ({type(e).__name__}: {e})"))
+        return out
 
     # --- step 1: validate, flatten mentions, insert markers -----------------------------------
 

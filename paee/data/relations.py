@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from paee.data.errors import PaeeDataError
+from paee.data.jsonio import read_json
 
 #: Name of the no-relation class in DocRED's rel2id.json; it is always class 0 (the threshold class).
 NA_RELATION = "Na"
@@ -89,11 +89,7 @@ def read_relation_names(rel_info_path: str | Path) -> dict[str, str]:
 
 
 def _read_json_object(path: str | Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            obj = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise PaeeDataError(f"cannot read {path}: {e}") from e
+    obj = read_json(path)
     if not isinstance(obj, dict):
         raise PaeeDataError(f"{path}: expected a JSON object, got {type(obj).__name__}")
     return obj

@@ -16,8 +16,32 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from paee.data.errors import DocumentError, PaeeDataError, describe_document  # noqa: F401  (describe_document: re-exported)
+
 #: Entity types of DocRED / Re-DocRED, in the order used for type ids (0 is reserved for padding).
 DOCRED_ENTITY_TYPES: tuple[str, ...] = ("PER", "ORG", "LOC", "TIME", "NUM", "MISC")
+#: Largest sentence / word / entity index a document may hold: the featurizer's arrays and the graphs'
+#: inputs are 64-bit, and no real document comes near (checked here so that ``Mention(end=10**30)`` is a
+#: clear error, not an OverflowError deep in numpy).
+MAX_INDEX = 2**31 - 1
+
+
+def _index_problem(value: Any, low: int = 0) -> str | None:
+    """Why ``value`` is not an index in ``[low, MAX_INDEX]``, or None (bool is no index although an int)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return f"expected an integer, got {type(value).__name__}"
+    if not low <= value <= MAX_INDEX:
+        return f"{value} is outside {low}..{MAX_INDEX}"
+    return None
+
+
+def _not_text(value: str) -> bool:
+    """A string that is not Unicode text (a lone surrogate): the tokenizer and UTF-8 output refuse it."""
+    try:
+        value.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
 
 
 @dataclass(frozen=True)
@@ -30,6 +54,17 @@ class Mention:
     end: int
     type: str
 
+    def __post_init__(self) -> None:
+        for name in ("sent_id", "start", "end"):
+            problem = _index_problem(getattr(self, name))
+            if problem:
+                raise PaeeDataError(f"Mention {self.name!r}: {name}: {problem}")
+        if self.start >= self.end:
+            raise PaeeDataError(f"Mention {self.name!r}: span [{self.start}, {self.end}) is empty")
+        for name in ("name", "type"):
+            if not isinstance(getattr(self, name), str):
+                raise PaeeDataError(f"Mention {self.name!r}: {name}: expected a string, got {type(getattr(self, name)).__name__}")
+
 
 @dataclass(frozen=True)
 class Fact:
@@ -39,6 +74,20 @@ class Fact:
     tail: int
     relation: str
     evidence: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("head", "tail"):
+            problem = _index_problem(getattr(self, name))
+            if problem:
+                raise PaeeDataError(f"Fact {self.relation!r}: {name}: {problem}")
+        if not isinstance(self.relation, str):
+            raise PaeeDataError(f"Fact: relation: expected a relation id string, got {type(self.relation).__name__}")
+        if not isinstance(self.evidence, tuple):  # a list would make the fact unhashable
+            object.__setattr__(self, "evidence", tuple(self.evidence))
+        for sent in self.evidence:
+            problem = _index_problem(sent)
+            if problem:  # -1 would land on the last sentence slot
+                raise PaeeDataError(f"Fact {self.relation!r}: evidence {sent!r}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -59,6 +108,27 @@ class Document:
     facts: tuple[Fact, ...] = ()
     index: int = 0
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        """What the parts cannot check alone: facts point at this document's entities and sentences, and
+        every string is Unicode text (documents built in code skip the reader's checks)."""
+        def error(field_name: str | None, problem: str) -> Exception:
+            return DocumentError(self.index, self.title if isinstance(self.title, str) else None, field_name, problem)
+
+        if not isinstance(self.title, str):
+            raise error("title", f"expected a string, got {type(self.title).__name__}")
+        if _not_text(self.title):
+            raise error("title", "holds a lone surrogate (not Unicode text)")
+        if _not_text("".join("".join(s) for s in self.sents)):
+            i, j = next((i, j) for i, s in enumerate(self.sents) for j, w in enumerate(s) if _not_text(w))
+            raise error(f"sents[{i}][{j}]", "holds a lone surrogate (not Unicode text)")
+        n, num_sents = len(self.entities), len(self.sents)
+        for k, fact in enumerate(self.facts):
+            if fact.head >= n or fact.tail >= n:
+                raise error(f"labels[{k}]", f"head {fact.head} / tail {fact.tail} outside the document's {n} entities")
+            late = [s for s in fact.evidence if s >= num_sents]
+            if late:
+                raise error(f"labels[{k}].evidence", f"sentence {late[0]} is not among the document's {num_sents} sentences")
 
     @property
     def where(self) -> str:
@@ -109,11 +179,3 @@ def entity_types_of(docs: Iterable["Document"]) -> tuple[str, ...]:
     found = {doc.entity_type(e) for doc in docs for e in range(doc.num_entities)}
     return DOCRED_ENTITY_TYPES if found <= set(DOCRED_ENTITY_TYPES) else tuple(sorted(found))
 
-
-def describe_document(index: int | None, title: str | None) -> str:
-    """``document 3 ('Some title')``; either part may be unknown."""
-    if index is None:
-        return f"document {title!r}"
-    if title is None:
-        return f"document {index}"
-    return f"document {index} ({title!r})"

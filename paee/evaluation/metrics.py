@@ -23,7 +23,6 @@ All scores are fractions in [0, 1]; the CLI (``paee.cli.evaluate``) prints perce
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 
 from paee.data.decode import Triple, to_result_records
 from paee.data.errors import PaeeDataError
+from paee.data.jsonio import read_json
 from paee.data.relations import RelationVocab
 from paee.data.schema import Document, Mention
 
@@ -113,11 +113,7 @@ def read_predictions(source: str | Path | Sequence[Any]) -> list[dict[str, Any]]
     where = ""
     if isinstance(source, (str, Path)):
         where = f"{source}: "
-        try:
-            with open(source, encoding="utf-8") as f:
-                records = json.load(f)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise PaeeDataError(f"cannot read predictions {source}: {e}") from e
+        records = read_json(source, what="predictions")
     else:
         records = source
     if not isinstance(records, list):

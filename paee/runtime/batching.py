@@ -19,6 +19,7 @@ in by the model, so that `run_by_length` can be tested without a server.
 from __future__ import annotations
 
 import json
+import traceback
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from paee.errors import PaeeUserError
 from paee.runtime.contract import RAGGED
 
 #: Runs one group: (padded length L, inputs concatenated along the batch axis) -> outputs by name.
@@ -61,6 +63,28 @@ class GroupFailure:
 
     def message(self, model: str) -> str:
         return f"{model}: batch of padded length {self.length} failed: {self.error}"
+
+
+def error_message(model: str, error: BaseException) -> str:
+    """The one line a client reads for a failed request: a user error's own message (it names the document
+    and the field), anything else ``model: internal error (TypeName: first line)`` -- never a traceback or a
+    server path."""
+    if isinstance(error, PaeeUserError):
+        return str(error)
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{model}: internal error ({type(error).__name__}{': ' + first if first else ''}; see the server log)"
+
+
+def error_response(pb_utils: Any, model: str, error: BaseException) -> Any:
+    """The `InferenceResponse` of one failed request: the caller's input at fault (`PaeeUserError`) is
+    ``INVALID_ARG`` (HTTP 400, gRPC INVALID_ARGUMENT); anything else is ``INTERNAL`` (HTTP 500), and its
+    traceback goes to the server log only."""
+    if isinstance(error, PaeeUserError):
+        code = pb_utils.TritonError.INVALID_ARG
+    else:
+        code = pb_utils.TritonError.INTERNAL
+        pb_utils.Logger.log_error(f"{model}: {''.join(traceback.format_exception(error))}")
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(error_message(model, error), code))
 
 
 def _pad_axis1(values: Sequence[np.ndarray], size: int) -> list[np.ndarray]:

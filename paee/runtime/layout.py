@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from paee.data import jsonio
+from paee.data.errors import PaeeDataError
 from paee.errors import PaeeUserError
 from paee.runtime.sessions import Session, create_session
 
@@ -72,14 +74,13 @@ class LayoutError(PaeeUserError):
 
 def read_json(path: Path) -> Any:
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise LayoutError(f"cannot read {path}: {err}") from err
+        return jsonio.read_json(path)
+    except PaeeDataError as err:
+        raise LayoutError(str(err)) from err
 
 
 def write_json(path: Path, obj: Any) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    jsonio.write_json_atomic(path, obj, indent=2)
 
 
 def version_dir(repository: str | Path, model: str) -> Path:

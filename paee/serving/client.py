@@ -39,7 +39,14 @@ GRPC_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 class PaeeServingError(PaeeFailure):
-    """The server answered with an error (message passed on) or could not be reached after retries."""
+    """The server answered with an error (message passed on) or could not be reached after retries.
+
+    ``status`` is the server's status as tritonclient reports it (HTTP ``"400"``, gRPC
+    ``"StatusCode.INVALID_ARGUMENT"``; None when the server was not reached)."""
+
+    def __init__(self, message: str, status: str | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 def encode_document(doc: Document | Mapping[str, Any] | str | bytes) -> bytes:
@@ -178,7 +185,7 @@ class PaeeClient:
                     delay *= 2
                     continue
                 if isinstance(e, InferenceServerException):
-                    raise PaeeServingError(e.message() or str(e)) from e
+                    raise PaeeServingError(e.message() or str(e), str(e.status() or "") or None) from e
                 raise PaeeServingError(f"cannot reach {self.protocol}://{self.url}: {e}") from e
         text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
         return json.loads(text)

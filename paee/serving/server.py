@@ -69,6 +69,8 @@ PYTRITON_DIST = "tritonserver"
 PYTRITON_LIBS = "nvidia_pytriton.libs"
 #: Where the python models' bytecode caches appear in a repository while it is served.
 PYCACHE_GLOB = "*/*/__pycache__"
+#: Position of the model instance name (``paee_encoder_0_0``) in a stub's command line.
+STUB_INSTANCE_ARG = 8
 #: The program name the stub's embedded Python searches on PATH to find its prefix.
 STUB_PROGRAM_NAME = "python3"
 
@@ -140,6 +142,17 @@ def free_port(host: str = DEFAULT_HOST) -> int:
         return int(s.getsockname()[1])
 
 
+def _port_free(host: str, port: int) -> bool:
+    """Whether ``port`` on ``host`` can be bound right now (as tritonserver will bind it: SO_REUSEADDR)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def _interpreter_bin_dir(workdir: Path) -> str:
     """A folder whose ``python3`` is the running interpreter, to put first on the stub's ``PATH``.
 
@@ -197,9 +210,18 @@ class TritonServer:
         if not self.model_repository.is_dir():
             raise TritonServerError(f"model repository {self.model_repository} is not a directory")
         self.host = host
-        self.http_port = http_port or free_port(host)
-        self.grpc_port = grpc_port or free_port(host)
-        self.metrics_port = metrics_port or free_port(host)
+        taken = {http_port, grpc_port, metrics_port} - {0}
+
+        def pick(port: int) -> int:  # free_port may hand out the same port twice: keep the three distinct
+            while not port:
+                port = free_port(host)
+                port = 0 if port in taken else port
+            taken.add(port)
+            return port
+
+        self.http_port = pick(http_port)
+        self.grpc_port = pick(grpc_port)
+        self.metrics_port = pick(metrics_port)
         self.ready_timeout_s = ready_timeout_s
         self.stop_timeout_s = stop_timeout_s
         self.log_verbose = log_verbose
@@ -209,7 +231,9 @@ class TritonServer:
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file = None
         self._caches_before: set[Path] = set()
+        self._stubs: dict[int, str] = {}
         self.log_path: Path | None = None
+        self.restarts = 0
 
     # --- endpoints ------------------------------------------------------------------------------
 
@@ -275,6 +299,10 @@ class TritonServer:
         """Start the server and wait until it and all its models are ready; `TritonServerError` otherwise."""
         if self._process is not None:
             raise TritonServerError("this TritonServer is already started")
+        busy = [port for port in (self.http_port, self.grpc_port, self.metrics_port) if not _port_free(self.host, port)]
+        if busy:  # else another server would answer our readiness probes and we would announce it as ours
+            raise TritonServerError(f"port(s) {', '.join(map(str, busy))} on {self.host} are in use "
+                                    "(another server running? pick other ports, or 0 for free ones)")
         install = find_triton()
         # the stub imports each python model's model.py from the repository and caches its bytecode there
         # (its embedded interpreter ignores PYTHONDONTWRITEBYTECODE); what serving adds, stopping removes
@@ -282,7 +310,7 @@ class TritonServer:
         backends, env = self._prepare(install)
         assert self._workdir is not None
         self.log_path = self._log_path_arg or self._workdir / "tritonserver.log"
-        self._log_file = open(self.log_path, "wb")
+        self._log_file = open(self.log_path, "ab" if self.restarts else "wb")  # a restart keeps the story
         cmd = self.command(install, backends)
         try:
             self._process = subprocess.Popen(
@@ -299,7 +327,49 @@ class TritonServer:
         except BaseException:
             self.stop()
             raise
+        self._stubs = self.stub_processes()
         return self
+
+    # --- liveness -------------------------------------------------------------------------------
+
+    def stub_processes(self) -> dict[int, str]:
+        """The python backend stubs of this server (its child processes): pid -> model instance name."""
+        if self._process is None:
+            return {}
+        found = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:  # gone meanwhile, or not ours to read
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == self._process.pid and argv[0].endswith(PYTHON_STUB.encode()):
+                # argv: stub, model.py, shm region, sizes, parent pid, backend dir, ..., instance name
+                found[int(entry.name)] = argv[STUB_INSTANCE_ARG].decode(errors="replace") if len(argv) > STUB_INSTANCE_ARG else "?"
+        return found
+
+    def dead_stubs(self) -> list[str]:
+        """Instance names of the stubs that were running when the server became ready and are now gone or
+        zombies: Triton answers their requests with "Stub process ... is not healthy" while its health
+        endpoints keep saying ready, so this is what to watch (`paee-serve` restarts the server)."""
+        dead = []
+        for pid, name in self._stubs.items():
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                state = "gone"
+            if state in ("Z", "X", "gone"):
+                dead.append(name)
+        return sorted(dead)
+
+    def restart(self) -> TritonServer:
+        """Kill and start again on the same ports (the health endpoints refuse connections meanwhile). No
+        graceful stop: a server with a dead stub waits its whole exit timeout for that model to unload."""
+        self.stop(graceful=False)
+        self.restarts += 1
+        return self.start()
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The last lines of the server log."""
@@ -340,11 +410,15 @@ class TritonServer:
             f"tritonserver not ready after {self.ready_timeout_s:.0f} s; log tail:\n{self.log_tail()}"
         )
 
-    def stop(self) -> int | None:
-        """SIGTERM, wait ``stop_timeout_s``, then SIGKILL; removes the private work folder. Idempotent."""
+    def stop(self, graceful: bool = True) -> int | None:
+        """SIGTERM, wait ``stop_timeout_s``, then SIGKILL (at once when not ``graceful``); removes the private
+        work folder. Idempotent."""
         code = None
         process, self._process = self._process, None
         if process is not None:
+            if process.poll() is None and not graceful:
+                process.kill()
+                process.wait()
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 try:

@@ -25,7 +25,7 @@ from tokenizers import Tokenizer
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from paee.checkpoint import Checkpoint, CheckpointError
+from paee.checkpoint import Checkpoint, CheckpointError, weights_problem
 from paee.data.featurizer import DocFeatures, Featurizer, collate
 from paee.data.schema import Document
 from paee.errors import PaeeUserError
@@ -290,6 +290,10 @@ class Trainer:
         ckpt = Checkpoint.load(self.out_dir / LAST_CHECKPOINT, map_location=self.device)
         if ckpt.training_state is None:
             raise CheckpointError(f"{self.out_dir / LAST_CHECKPOINT} holds no training state to resume from")
+        problem = weights_problem(self.model.state_dict(), ckpt.state_dict)
+        if problem:  # a run directory reused with other model options
+            raise CheckpointError(f"{self.out_dir / LAST_CHECKPOINT} does not fit this run's model ({problem}); "
+                                  "use the options it was trained with, another --out, or --no-resume")
         self.model.load_state_dict(ckpt.state_dict)
         ts = ckpt.training_state
         optimizer.load_state_dict(ts["optimizer"])

@@ -14,7 +14,6 @@ Imports: the data layer and the runtime floor only (never torch).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import triton_python_backend_utils as pb_utils
@@ -22,10 +21,10 @@ import triton_python_backend_utils as pb_utils
 from paee.data.docred import parse_document
 from paee.data.errors import PaeeDataError
 from paee.data.featurizer import DocFeatures, Featurizer, FeaturizerConfig, collate
+from paee.data.jsonio import loads_json
 from paee.data.schema import describe_document
 from paee.data.tokenizer import load_tokenizer
-from paee.errors import PaeeError
-from paee.runtime.batching import ModelIO
+from paee.runtime.batching import ModelIO, error_response
 from paee.runtime.contract import REQUEST
 from paee.runtime.layout import ASSETS, FEATURIZER_FILE, SERVING_FILE, ServingSettings, read_json
 
@@ -53,46 +52,59 @@ class TritonPythonModel:
             )
         if not raw.strip():
             raise PaeeDataError(f"{where}: empty document (expected UTF-8 JSON of one document)")
-        try:
-            text = bytes(raw).decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise PaeeDataError(f"{where}: the document is not valid UTF-8 ({e})") from e
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise PaeeDataError(f"{where}: invalid JSON: {e}") from e
+        obj = loads_json(raw, where)  # deep nesting, huge numbers, lone surrogates: a PaeeDataError too
         return parse_document(obj, index, entity_types=self.featurizer.config.entity_types)  # the model's schema
 
-    def execute(self, requests: list[Any]) -> list[Any]:
-        """Featurize every document of every request in one tokenizer call; one response per request."""
-        # (request, row) -> Document or error; all good documents are featurized together.
-        per_request: list[list[Any]] = []
-        docs, slots = [], []
-        for r, request in enumerate(requests):
-            rows = pb_utils.get_input_tensor_by_name(request, REQUEST).as_numpy().reshape(-1)
-            parsed = []
-            for i, raw in enumerate(rows):
+    def _read_request(self, request: Any) -> list[Any]:
+        """A request's documents, each a `Document` or the exception that refused it."""
+        rows = pb_utils.get_input_tensor_by_name(request, REQUEST).as_numpy().reshape(-1)
+        parsed: list[Any] = []
+        for i, raw in enumerate(rows):
+            try:
+                parsed.append(self._parse(raw, i))
+            except Exception as e:  # PaeeDataError, or a bug: either way this document's own failure
+                parsed.append(e)
+        return parsed
+
+    def _featurize(self, per_request: list[list[Any]]) -> None:
+        """Replace every `Document` by its features (or its error), in place: one tokenizer pass over all the
+        requests' documents; should that pass fail as a whole, each request is featurized alone."""
+        slots = [(r, i) for r, parsed in enumerate(per_request) for i, p in enumerate(parsed) if not isinstance(p, Exception)]
+        try:
+            results = self.featurizer.featurize_many([per_request[r][i] for r, i in slots], errors="collect")
+        except Exception:  # not a document's data error (those are collected): find the request it belongs to
+            for parsed in per_request:
+                own = [i for i, p in enumerate(parsed) if not isinstance(p, Exception)]
                 try:
-                    parsed.append(self._parse(raw, i))
-                    docs.append(parsed[-1])
-                    slots.append((r, i))
-                except PaeeDataError as e:
-                    parsed.append(e)
-            per_request.append(parsed)
-        if docs:
-            for (r, i), result in zip(slots, self.featurizer.featurize_many(docs, errors="collect")):
-                per_request[r][i] = result
+                    for i, result in zip(own, self.featurizer.featurize_many([parsed[i] for i in own], errors="collect")):
+                        parsed[i] = result
+                except Exception as e:
+                    for i in own:
+                        parsed[i] = e
+            return
+        for (r, i), result in zip(slots, results):
+            per_request[r][i] = result
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        """Featurize every document of every request in one tokenizer call; one response per request, and a
+        request's failure (its bad document, or any exception while answering it) is its own error response
+        (`error_response`: 400-class for the caller's data, no traceback) while the others are served."""
+        per_request: list[list[Any]] = []
+        for request in requests:
+            try:
+                per_request.append(self._read_request(request))
+            except Exception as e:  # a request without the DOCUMENT tensor, say
+                per_request.append([e])
+        self._featurize(per_request)
         responses = []
         for parsed in per_request:
             errors = [p for p in parsed if isinstance(p, Exception)]
-            if errors:
-                # One request, one response: a request's first bad document fails the request.
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(errors[0]))))
-                continue
             try:
+                if errors:  # one request, one response: a request's first bad document fails the request
+                    raise errors[0]
                 responses.append(pb_utils.InferenceResponse(output_tensors=self._outputs(parsed)))
-            except PaeeError as e:
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(e))))
+            except Exception as e:
+                responses.append(error_response(pb_utils, "paee_preprocess", e))
         return responses
 
     def _outputs(self, features: list[DocFeatures]) -> list[Any]:
