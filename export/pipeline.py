@@ -230,6 +230,7 @@ def export_checkpoint(
     parity: bool = True,
     parity_docs: Sequence[Document] | None = None,
     calibration_docs: Sequence[Document] | None = None,
+    max_length: int | None = None,
     progress: bool = True,
     warn: Callable[[str], None] | None = None,
 ) -> ExportResult:
@@ -248,6 +249,9 @@ def export_checkpoint(
         parity_docs: documents to add to the synthetic parity set (e.g. real dev documents).
         calibration_docs: int8 only: documents whose activation ranges fix the static quantisation
             (default: synthetic documents; `paee_export.calibration`).
+        max_length: the longest document the repository serves, in wordpieces (default: the checkpoint's);
+            recorded in the repository (featurizer settings, graph length ranges). Longer requests fail
+            unless they ask to be truncated.
         progress: print step lines on stderr.
         warn: receives each warning (default: printed on stderr).
 
@@ -270,6 +274,8 @@ def export_checkpoint(
 
     step(f"loading checkpoint {checkpoint}")
     ckpt = Checkpoint.load(checkpoint)  # CheckpointError passes through: the caller names the file
+    if max_length is not None:  # a run-time limit, not a model size: every size derived below follows it
+        ckpt.config.featurizer = dataclasses.replace(ckpt.config.featurizer, max_length=max_length)
     model = ckpt.build_model()
     # the parity documents and calibration are featurized with truncation: a long parity document is
     # compared on what fits, as it would be served with truncation asked for

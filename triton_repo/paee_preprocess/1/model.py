@@ -1,7 +1,9 @@
 """Triton python model ``paee_preprocess``: JSON bytes of one document -> featurizer tensors.
 
 Input ``DOCUMENT`` (TYPE_STRING, one document per batch row): UTF-8 JSON in DocRED form or text form
-(`paee.data.docred.parse_document` reads both). Outputs: the contract's `PREPROCESS_OUTPUTS`
+(`paee.data.docred.parse_document` reads both), optionally with per-request ``"options"`` (`REQUEST_OPTIONS`):
+``{"truncate": true}`` cuts a document over the repository's ``max_length`` instead of failing it, and the
+response then lists the lost mentions in ``warnings``. Outputs: the contract's `PREPROCESS_OUTPUTS`
 (`paee.runtime.contract`), collated by the package's one `collate` with ``input_ids`` /
 ``attention_mask`` padded to a *length bucket* (by default a multiple of 64) rather than to the
 document's own length: requests of one bucket then have equal shapes, which is what Triton's dynamic
@@ -30,6 +32,25 @@ from paee.runtime.contract import REQUEST
 from paee.runtime.layout import ASSETS, FEATURIZER_FILE, SERVING_FILE, ServingSettings, read_json
 
 
+#: Options a request document may carry under "options": name -> type.
+REQUEST_OPTIONS = {"truncate": bool}
+
+
+def request_options(obj: Any, where: str) -> dict[str, Any]:
+    """Pop and check a request document's ``"options"`` (a `PaeeDataError` naming the field when bad)."""
+    options = obj.pop("options", None) if isinstance(obj, dict) else None
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise PaeeDataError(f"{where}: options: expected an object like {{\"truncate\": true}}, got {type(options).__name__}")
+    for name, value in options.items():
+        if name not in REQUEST_OPTIONS:
+            raise PaeeDataError(f"{where}: options.{name}: unknown option; options are {sorted(REQUEST_OPTIONS)}")
+        if not isinstance(value, REQUEST_OPTIONS[name]):
+            raise PaeeDataError(f"{where}: options.{name}: expected {REQUEST_OPTIONS[name].__name__}, got {value!r}")
+    return options
+
+
 class TritonPythonModel:
     """Tokenize and featurize documents; one response per request, errors per request."""
 
@@ -41,8 +62,9 @@ class TritonPythonModel:
         # No relation vocabulary: labels a client may send along are validated but never featurized.
         self.featurizer = Featurizer(load_tokenizer(assets), FeaturizerConfig.from_json(read_json(assets / FEATURIZER_FILE)))
 
-    def _parse(self, raw: Any, index: int) -> Any:
-        """One DOCUMENT element -> validated `Document`; every failure is a `PaeeDataError` naming the document."""
+    def _parse(self, raw: Any, index: int) -> tuple[Any, dict[str, Any]]:
+        """One DOCUMENT element -> (validated `Document`, its options); every failure is a `PaeeDataError`
+        naming the document."""
         where = describe_document(index, None)
         if not isinstance(raw, (bytes, bytearray)):
             raw = str(raw).encode("utf-8")
@@ -61,26 +83,29 @@ class TritonPythonModel:
             obj = json.loads(text)
         except json.JSONDecodeError as e:
             raise PaeeDataError(f"{where}: invalid JSON: {e}") from e
-        return parse_document(obj, index, entity_types=self.featurizer.config.entity_types)  # the model's schema
+        options = request_options(obj, where)
+        return parse_document(obj, index, entity_types=self.featurizer.config.entity_types), options  # the model's schema
 
     def execute(self, requests: list[Any]) -> list[Any]:
         """Featurize every document of every request in one tokenizer call; one response per request."""
         # (request, row) -> Document or error; all good documents are featurized together.
         per_request: list[list[Any]] = []
-        docs, slots = [], []
+        docs, truncate, slots = [], [], []
         for r, request in enumerate(requests):
             rows = pb_utils.get_input_tensor_by_name(request, REQUEST).as_numpy().reshape(-1)
             parsed = []
             for i, raw in enumerate(rows):
                 try:
-                    parsed.append(self._parse(raw, i))
-                    docs.append(parsed[-1])
+                    doc, options = self._parse(raw, i)
+                    parsed.append(doc)
+                    docs.append(doc)
+                    truncate.append(options.get("truncate", False))
                     slots.append((r, i))
                 except PaeeDataError as e:
                     parsed.append(e)
             per_request.append(parsed)
         if docs:
-            for (r, i), result in zip(slots, self.featurizer.featurize_many(docs, errors="collect")):
+            for (r, i), result in zip(slots, self.featurizer.featurize_many(docs, errors="collect", truncate=truncate)):
                 per_request[r][i] = result
         responses = []
         for parsed in per_request:
