@@ -661,16 +661,17 @@ def write_synthetic_splits(out_dir: str | Path, config: SyntheticConfig | None =
     return written
 
 
-def repeat_document(doc: Document, times: int) -> Document:
+def repeat_document(doc: Document, times: int, mention_every: int = 1) -> Document:
     """A ``times``-fold longer document for length tests and benchmarks: every sentence is its own words
-    repeated ``times`` times, and every mention is repeated in each copy (entities, facts and the sentence
-    count stay; an entity has ``times`` as many mentions). The mentions then reach every encoder window."""
-    if times < 1:
-        raise PaeeDataError(f"times must be >= 1, got {times}")
+    repeated ``times`` times, and every mention is repeated in every ``mention_every``-th copy (entities,
+    facts and the sentence count stay). The mentions then reach every encoder window; ``mention_every``
+    keeps an entity's mention count under a model's M."""
+    if times < 1 or mention_every < 1:
+        raise PaeeDataError(f"times and mention_every must be >= 1, got {times} and {mention_every}")
     sents = tuple(tuple(words) * times for words in doc.sents)
     entities = tuple(
         tuple(dataclasses.replace(m, start=m.start + copy * len(doc.sents[m.sent_id]), end=m.end + copy * len(doc.sents[m.sent_id]))
-              for copy in range(times) for m in mentions)
+              for copy in range(0, times, mention_every) for m in mentions)
         for mentions in doc.entities
     )
     return dataclasses.replace(doc, title=f"{doc.title}-x{times}", sents=sents, entities=entities)

@@ -121,6 +121,12 @@ class EncoderGraph(nn.Module):
                     )
         return cls(backbone, config.window, config.start_tokens, config.end_tokens, config.window_stride)
 
+    def windows_for(self, length: int) -> int:
+        """Windows the encoder reads for a document of ``length`` wordpieces (1: one plain pass)."""
+        if length <= self.window:
+            return 1
+        return int(long_input.window_count(length, self.window, self.start_tokens.numel(), self.stride))
+
     @property
     def hidden_size(self) -> int:
         return int(self.backbone.config.hidden_size)
