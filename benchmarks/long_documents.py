@@ -72,8 +72,7 @@ def _documents(featurizer: Featurizer, lengths: list[int]) -> dict[int, Any]:
     base = generate_corpus(n_docs=1, seed="long-documents")[0]
     base_length = featurizer.featurize(base).num_tokens
     times = -(-max(lengths) // base_length) + 1
-    most = max(len(m) for m in base.entities)
-    long_doc = repeat_document(base, times, mention_every=-(-times * most // featurizer.config.max_mentions))
+    long_doc = repeat_document(base, times, max_mentions=featurizer.config.max_mentions)
     features = {}
     for length in lengths:
         cut = Featurizer(featurizer.tokenizer, FeaturizerConfig(**{**featurizer.config.to_json(), "max_length": length}))

@@ -121,14 +121,12 @@ def window_documents(featurizer: Featurizer, base: Document, window: int, stride
     spec, cfg = featurizer.spec, featurizer.config
     base_length = featurizer.featurize(base).num_tokens
     overhead = len(spec.start_tokens) + len(spec.suffix_tokens)
-    most_mentions = max(len(mentions) for mentions in base.entities)
     docs, left_out = [], {}
     for k in PARITY_WINDOWS:
         # aim at the middle of the lengths that make k windows: W - ls + (k - 1.5) stride
         target = window - len(spec.start_tokens) + int((k - 1.5) * stride)
         times = max(1, round((target - overhead) / (base_length - overhead)))
-        every = -(-times * most_mentions // cfg.max_mentions)  # keep each entity within M mentions
-        doc = repeat_document(base, times, every)
+        doc = repeat_document(base, times, max_mentions=cfg.max_mentions)
         length = featurizer.featurize_many([doc], errors="collect", truncate=False)[0]
         if isinstance(length, PaeeDataError):
             left_out[str(k)] = str(length)

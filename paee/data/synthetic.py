@@ -661,17 +661,21 @@ def write_synthetic_splits(out_dir: str | Path, config: SyntheticConfig | None =
     return written
 
 
-def repeat_document(doc: Document, times: int, mention_every: int = 1) -> Document:
+def repeat_document(doc: Document, times: int, max_mentions: int | None = None) -> Document:
     """A ``times``-fold longer document for length tests and benchmarks: every sentence is its own words
-    repeated ``times`` times, and every mention is repeated in every ``mention_every``-th copy (entities,
-    facts and the sentence count stay). The mentions then reach every encoder window; ``mention_every``
-    keeps an entity's mention count under a model's M."""
-    if times < 1 or mention_every < 1:
-        raise PaeeDataError(f"times and mention_every must be >= 1, got {times} and {mention_every}")
+    repeated ``times`` times, and every mention is repeated in copies spread over the document (entities,
+    facts and the sentence count stay). The mentions then reach every encoder window; with ``max_mentions``
+    (a model's M) only every few copies repeat them, so that no entity has more."""
+    if times < 1:
+        raise PaeeDataError(f"times must be >= 1, got {times}")
+    most = max((len(m) for m in doc.entities), default=1)
+    if max_mentions is not None and max_mentions < most:
+        raise PaeeDataError(f"an entity of {doc.where} already has {most} mentions, more than max_mentions={max_mentions}")
+    every = 1 if max_mentions is None else -(-times // (max_mentions // most))  # ceil(times / copies allowed)
     sents = tuple(tuple(words) * times for words in doc.sents)
     entities = tuple(
         tuple(dataclasses.replace(m, start=m.start + copy * len(doc.sents[m.sent_id]), end=m.end + copy * len(doc.sents[m.sent_id]))
-              for copy in range(0, times, mention_every) for m in mentions)
+              for copy in range(0, times, every) for m in mentions)
         for mentions in doc.entities
     )
     return dataclasses.replace(doc, title=f"{doc.title}-x{times}", sents=sents, entities=entities)

@@ -234,7 +234,7 @@ class Trainer:
 
         Documents are shuffled, cut into pools of BUCKET_POOL_BATCHES batches, sorted by length inside
         each pool, batched, and the batches shuffled again: batches stay random but a short document
-        rarely gets padded to 1024 tokens (which also switches the encoder to its two-window path).
+        rarely gets padded to the longest document's length (which also switches the encoder to its k-window path).
         """
         rng = np.random.default_rng(self.config.seed + epoch)
         order = rng.permutation(len(features)).tolist()
