@@ -156,6 +156,7 @@ def test_shapes_and_dtypes_follow_the_contract(tiny_tokenizer: Tokenizer, small_
         "pair_index": (np.int64, (B, P, 2)),
         "pair_mask": (np.float32, (B, P)),
         "title": (np.object_, (B, 1)),
+        "warnings": (np.object_, (B, 1)),
         "labels": (np.float32, (B, P, R)),
         "has_relation": (np.float32, (B, P)),
         "subj_roles": (np.float32, (B, N, R)),
