@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from paee.data.docred import read_documents
+from paee.data.featurizer import MAX_SUPPORTED_LENGTH
 from paee.errors import PaeeUserError, console_script
 from paee.runtime.sessions import PRECISIONS
 from paee_export.calibration import DEFAULT_CALIBRATION_DOCS
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", type=Path, default=None,
                    help="int8: documents (DocRED JSON or text form) that calibrate the activation ranges; use "
                         "documents like the ones you will serve (default: synthetic documents)")
+    p.add_argument("--max-length", type=int, default=None,
+                   help=f"longest document the repository serves, in wordpieces with markers (default: the checkpoint's; "
+                        f"at most {MAX_SUPPORTED_LENGTH}); a longer request fails unless it asks to be truncated")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
 
@@ -61,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _export(args: argparse.Namespace) -> int:
     if args.parity_limit < 0:
         raise PaeeUserError(f"--parity-limit must be >= 0, got {args.parity_limit}")
+    if args.max_length is not None and not 1 <= args.max_length <= MAX_SUPPORTED_LENGTH:
+        raise PaeeUserError(f"--max-length must be in 1..{MAX_SUPPORTED_LENGTH}, got {args.max_length}")
     if args.calibration is not None and args.precision != "int8":
         raise ExportRequestError(f"--calibration is for --precision int8 (static quantisation), not {args.precision}")
     out = args.out if args.out is not None else args.checkpoint.parent / DEFAULT_REPOSITORY_NAME
@@ -73,7 +79,7 @@ def _export(args: argparse.Namespace) -> int:
         args.checkpoint, out, target=args.target, precision=args.precision, max_batch_size=args.max_batch_size,
         instances=args.instances, dynamic_batching=not args.no_dynamic_batching, tensorrt=args.tensorrt,
         force=args.force, parity=not args.no_parity, parity_docs=parity_docs, calibration_docs=calibration,
-        progress=not args.quiet,
+        max_length=args.max_length, progress=not args.quiet,
     )  # fmt: skip
     report = result.report
     if result.parity is not None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,6 +126,9 @@ def parity_report(
     enc_diff = {name: _DiffAccumulator() for name in variants}
     head_diff = {name: _DiffAccumulator() for name in variants}
     e2e_diff = {name: _DiffAccumulator() for name in variants}
+    # end-to-end logit diffs per window count of the document (1 = one encoder pass; k > 1: k windows merged)
+    windows = [model.encoder.windows_for(f.num_tokens) for f in features]
+    by_windows = {name: defaultdict(_DiffAccumulator) for name in variants}
     reference_outputs: list[DocOutput | None] = [None] * len(features)
     variant_outputs: dict[str, list[DocOutput | None]] = {name: [None] * len(features) for name in variants}
     was_training = model.training
@@ -151,6 +155,7 @@ def parity_report(
                 for i, ref, got in zip(idx, reference, document_outputs(pipeline.run_head(batch, onnx_enc), batch)):
                     e2e_diff[name].add("logits", ref.logits, got.logits)
                     e2e_diff[name].add("pair_prob", ref.pair_prob, got.pair_prob)
+                    by_windows[name][windows[i]].add("logits", ref.logits, got.logits)
                     variant_outputs[name][i] = got
             for i, ref in zip(idx, reference):
                 reference_outputs[i] = ref
@@ -166,6 +171,7 @@ def parity_report(
         "documents": len(docs),
         "long_documents": sum(f.num_tokens > model.encoder.window for f in features),
         "max_tokens": max((f.num_tokens for f in features), default=0),
+        "documents_by_windows": {str(k): windows.count(k) for k in sorted(set(windows))},
         "versions": versions(),
         "pytorch": {"triples": sum(len(t) for t in reference_triples), "scores": reference_scores},
         "variants": {},
@@ -183,6 +189,8 @@ def parity_report(
                 "triples": triple_agreement(reference_triples, triples),
                 "pair_argmax_agreement": pair_argmax_agreement([o.logits for o in reference_outputs],  # type: ignore[union-attr]
                                                                [o.logits for o in outputs]),
+                "by_windows": {str(k): acc.result().get("logits", {"max_abs": 0.0, "mean_abs": 0.0})
+                               for k, acc in sorted(by_windows[name].items())},
             },
             "graph_stats": {Path(f).name: vars(graph_stats(f)) for f in variant.files},
         }
@@ -224,6 +232,11 @@ def format_parity_table(report: Mapping[str, Any]) -> str:
             f"{v['end_to_end'].get('pair_argmax_agreement', float('nan')):>9.4f}"
             f"{(f'{df1:+.4f}' if df1 is not None else 'n/a'):>9}"
         )
+    for name, v in report["variants"].items():
+        windows = v["end_to_end"].get("by_windows", {})
+        if windows:
+            lines.append(f"{name}: e2e logits max|d| by encoder windows: " + ", ".join(
+                f"{k}: {d['max_abs']:.3g} ({report['documents_by_windows'][k]} docs)" for k, d in windows.items()))
     lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()))
     return "\n".join(lines)
 

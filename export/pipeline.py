@@ -33,7 +33,7 @@ from paee.checkpoint import Checkpoint
 from paee.data.errors import PaeeDataError
 from paee.data.featurizer import Featurizer
 from paee.data.schema import Document
-from paee.data.synthetic import generate_corpus
+from paee.data.synthetic import generate_corpus, repeat_document
 from paee.data.validation import is_int
 from paee.runtime.contract import HEAD, graph_specs
 from paee.runtime.pipeline import OnnxPipeline
@@ -49,6 +49,9 @@ from paee_export.tensorrt_build import EngineBuildError, bucket_profile, build_e
 #: tokenizers some exceed 512 wordpieces (the long encoder is then compared too).
 SYNTHETIC_PARITY_DOCS = 4
 SYNTHETIC_PARITY_SEED = "paee-export-parity"
+#: Window counts of the long parity documents (a synthetic document repeated until the encoder reads it as
+#: that many windows; those over the repository's max_length are left out and the report says so).
+PARITY_WINDOWS = (2, 4, 8)
 #: Batch size of the parity runs (PyTorch and every variant see the same batches).
 PARITY_BATCH_SIZE = 4
 #: The fp32 plan every shipped plan is compared beside, per target (a lower precision's error is then
@@ -113,13 +116,36 @@ def check_settings(out_dir: Path, *, force: bool, max_batch_size: int, instances
 # --- step 4: parity -----------------------------------------------------------------------------------------
 
 
-def parity_documents(featurizer: Featurizer, extra: Sequence[Document] | None) -> tuple[list[Document], dict[str, Any]]:
-    """Synthetic documents plus ``extra``, each one that the featurizer can take (info on what was dropped).
+def window_documents(featurizer: Featurizer, base: Document, window: int, stride: int) -> tuple[list[Document], dict[str, str]]:
+    """``base`` repeated until the encoder reads it as each of `PARITY_WINDOWS` windows (what was left out, and why)."""
+    spec, cfg = featurizer.spec, featurizer.config
+    base_length = featurizer.featurize(base).num_tokens
+    overhead = len(spec.start_tokens) + len(spec.suffix_tokens)
+    docs, left_out = [], {}
+    for k in PARITY_WINDOWS:
+        # aim at the middle of the lengths that make k windows: W - ls + (k - 1.5) stride
+        target = window - len(spec.start_tokens) + int((k - 1.5) * stride)
+        times = max(1, round((target - overhead) / (base_length - overhead)))
+        doc = repeat_document(base, times, max_mentions=cfg.max_mentions)
+        length = featurizer.featurize_many([doc], errors="collect", truncate=False)[0]
+        if isinstance(length, PaeeDataError):
+            left_out[str(k)] = str(length)
+        else:
+            docs.append(doc)
+    return docs, left_out
+
+
+def parity_documents(featurizer: Featurizer, extra: Sequence[Document] | None, window: int,
+                     stride: int) -> tuple[list[Document], dict[str, Any]]:
+    """Synthetic documents (short ones, and long ones of `PARITY_WINDOWS` windows of the model's ``window`` and
+    ``stride``) plus ``extra``, each one that the featurizer can take (info on what was dropped).
 
     Facts whose relation is not in the checkpoint's vocabulary (e.g. Re-DocRED labels on a model trained
     on synthetic data) are removed from that document, so that the F1 columns compare like with like.
     """
-    candidates = list(generate_corpus(n_docs=SYNTHETIC_PARITY_DOCS, seed=SYNTHETIC_PARITY_SEED)) + list(extra or [])
+    synthetic = list(generate_corpus(n_docs=SYNTHETIC_PARITY_DOCS, seed=SYNTHETIC_PARITY_SEED))
+    long_docs, long_info = window_documents(featurizer, synthetic[0], window, stride)
+    candidates = synthetic + long_docs + list(extra or [])
     relations = featurizer.relations
     unlabelled = 0
     usable: list[Document] = []
@@ -132,7 +158,8 @@ def parity_documents(featurizer: Featurizer, extra: Sequence[Document] | None) -
     skipped = [f"{doc.where}: {r}" for doc, r in zip(usable, results) if isinstance(r, PaeeDataError)]
     kept = [doc for doc, r in zip(usable, results) if not isinstance(r, PaeeDataError)]
     info = {
-        "synthetic": SYNTHETIC_PARITY_DOCS, "given": len(extra or []), "used": len(kept),
+        "synthetic": SYNTHETIC_PARITY_DOCS, "long": len(long_docs), "long_left_out": long_info,
+        "given": len(extra or []), "used": len(kept),
         "labels_dropped": unlabelled, "skipped": skipped[:10], "skipped_count": len(skipped),
     }
     return kept, info
@@ -160,7 +187,7 @@ def measure_parity(builder: GraphBuilder, ckpt: Checkpoint, plan: ExportPlan, sh
             variants[candidate.name] = plan_variant(candidate, graphs, featurizer, window, ckpt.decode_config())
         except SessionError as err:
             skipped[candidate.name] = str(err)
-    chosen, info = parity_documents(featurizer, docs)
+    chosen, info = parity_documents(featurizer, docs, window, builder.model.encoder.stride)
     report = parity_report(builder.model, chosen, featurizer, variants, batch_size=PARITY_BATCH_SIZE)
     report["documents_info"] = info
     report["skipped_variants"] = skipped
@@ -230,6 +257,7 @@ def export_checkpoint(
     parity: bool = True,
     parity_docs: Sequence[Document] | None = None,
     calibration_docs: Sequence[Document] | None = None,
+    max_length: int | None = None,
     progress: bool = True,
     warn: Callable[[str], None] | None = None,
 ) -> ExportResult:
@@ -248,6 +276,9 @@ def export_checkpoint(
         parity_docs: documents to add to the synthetic parity set (e.g. real dev documents).
         calibration_docs: int8 only: documents whose activation ranges fix the static quantisation
             (default: synthetic documents; `paee_export.calibration`).
+        max_length: the longest document the repository serves, in wordpieces (default: the checkpoint's);
+            recorded in the repository (featurizer settings, graph length ranges). Longer requests fail
+            unless they ask to be truncated.
         progress: print step lines on stderr.
         warn: receives each warning (default: printed on stderr).
 
@@ -270,6 +301,8 @@ def export_checkpoint(
 
     step(f"loading checkpoint {checkpoint}")
     ckpt = Checkpoint.load(checkpoint)  # CheckpointError passes through: the caller names the file
+    if max_length is not None:  # a run-time limit, not a model size: every size derived below follows it
+        ckpt.config.featurizer = dataclasses.replace(ckpt.config.featurizer, max_length=max_length)
     model = ckpt.build_model()
     # the parity documents and calibration are featurized with truncation: a long parity document is
     # compared on what fits, as it would be served with truncation asked for

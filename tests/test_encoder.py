@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -200,11 +201,98 @@ def test_no_mention_entity_has_finite_gradients() -> None:
     assert torch.equal(values.grad[:, 1], torch.zeros(2, 4, 5))
 
 
-def test_too_long_and_mismatched_inputs_raise() -> None:
+def test_mismatched_inputs_and_bad_strides_raise() -> None:
     encoder = EncoderGraph(_bert_backbone("sdpa"), W, BERT_START, BERT_END)
     pos, mention_mask = _one_mention_each([[1, 2]])
-    with pytest.raises(ValueError, match="1025 tokens"):
-        encoder(*_batch([1025], L=2 * W + 1, pad_id=0), pos, mention_mask)
+    for stride in (1, W - 1):  # a stride over the window's content would leave tokens unread
+        with pytest.raises(ValueError, match="window stride"):
+            EncoderGraph(_bert_backbone("sdpa"), W, BERT_START, BERT_END, stride=stride)
     ids, mask = _batch([9, 9], L=9, pad_id=0)
     with pytest.raises(ValueError, match="shape mismatch"):
         encoder(ids, mask, pos, mention_mask)  # mentions for 1 document, 2 documents of tokens
+
+
+def k_window_reference(
+    eager: torch.nn.Module, ids: Tensor, mask: Tensor, start: list[int], end: list[int], stride: int
+) -> tuple[Tensor, Tensor, list[int]]:
+    """The k-window rule written out per document and per window (plain Python, eager attention).
+
+    Returns hidden [B, L, H], attention [B, K, L, L] in document coordinates and each document's window count.
+    """
+    B, L = ids.shape
+    ls, le = len(start), len(end)
+    hidden, attention, counts = [], [], []
+    for b in range(B):
+        n = int(mask[b].sum())
+        if n <= W:
+            h, a = atlop_reference(eager, ids[b : b + 1], mask[b : b + 1], start, end)  # one window of W tokens
+            hidden.append(h[0])
+            attention.append(a[0])
+            counts.append(1)
+            continue
+        e = n - W + ls
+        k = 1 + math.ceil(e / stride)
+        H_sum, count, A = None, torch.zeros(L), None
+        for j in range(k):
+            a_j = j * e // (k - 1)
+            pre, suf = (ls if j > 0 else 0), (le if j < k - 1 else 0)
+            content = list(range(a_j, a_j + W - pre - suf))
+            window = torch.tensor((start if pre else []) + ids[b, content].tolist() + (end if suf else []))[None]
+            out = eager(input_ids=window, attention_mask=torch.ones_like(window), output_attentions=True)
+            h = torch.zeros(L, out.last_hidden_state.shape[-1])
+            h[content] = out.last_hidden_state[0, pre : W - suf]
+            att = torch.zeros(out.attentions[-1].shape[1], L, L)
+            att[:, content[0] : content[-1] + 1, content[0] : content[-1] + 1] = out.attentions[-1][0, :, pre : W - suf, pre : W - suf]
+            H_sum = h if H_sum is None else H_sum + h
+            A = att if A is None else A + att
+            count[content] += 1
+        hidden.append(H_sum / count.clamp(min=1)[:, None])
+        attention.append(A / (A.sum(-1, keepdim=True) + 1e-10))
+        counts.append(k)
+    return torch.stack(hidden), torch.stack(attention), counts
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+@pytest.mark.parametrize("stride", [None, 64])
+def test_any_length_matches_the_per_window_rule(family: str, stride: int | None) -> None:
+    """Documents of 1 to 8 windows in one batch: hidden states, attention rows (summing to 1), no lost position."""
+    backbone = _bert_backbone("sdpa") if family == "bert" else _roberta_backbone("sdpa")
+    start, end, pad = (BERT_START, BERT_END, 0) if family == "bert" else (ROBERTA_START, ROBERTA_END, 1)
+    encoder = EncoderGraph(backbone, W, start, end, stride=stride).eval()
+    step = encoder.stride
+    lengths = [2600, 1400, 1022, 700, 200]
+    L = max(lengths)
+    ids, mask = _batch(lengths, L=L, pad_id=pad, seed=2)
+    gen = torch.Generator().manual_seed(3)
+    # mentions spread over every window, plus the first and the last real token
+    pos = torch.stack([torch.cat([torch.tensor([0, n - 1]), torch.randint(0, n, (10,), generator=gen)]) for n in lengths])
+    pos, mention_mask = pos.unsqueeze(-1), torch.ones(len(lengths), 12, 1)
+    with torch.no_grad():
+        out = encoder(ids, mask, pos, mention_mask)
+        ref_hidden, ref_attention, counts = k_window_reference(_eager_twin(backbone), ids, mask, start, end, step)
+    if stride is None:
+        assert counts == [6, 3, 3, 2, 1]  # 2600 tokens: 1 + ceil((2600 - 511) / 510) = 6 windows
+    assert (out.token_emb - ref_hidden).abs().max() <= ATOL
+    assert (out.entity_attn - _reference_rows(ref_attention, pos)).abs().max() <= ATOL
+    row_sums = out.entity_attn.sum(-1)
+    assert torch.allclose(row_sums, torch.ones_like(row_sums), atol=ATOL)
+    for b, n in enumerate(lengths):  # every real position is read by some window: no zero hidden state
+        assert out.token_emb[b, :n].abs().sum(-1).min() > 0
+
+
+def test_window_count_follows_the_padded_length(monkeypatch: pytest.MonkeyPatch) -> None:
+    encoder = EncoderGraph(_bert_backbone("sdpa"), W, BERT_START, BERT_END).eval()
+    seen: list[tuple[int, ...]] = []
+    original = encoder.backbone.forward
+
+    def spy(*args, **kwargs):
+        seen.append(tuple(kwargs["input_ids"].shape))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(encoder.backbone, "forward", spy)
+    pos, mention_mask = _one_mention_each([[1, 2], [3, 4]])
+    with torch.no_grad():
+        for L in (1021, 1022, 4096):
+            encoder(*_batch([L, 17], L=L, pad_id=0), pos, mention_mask)
+    # k = 1 + ceil((L - 511) / 510): ATLOP's two windows up to 1021 tokens, then more, one pass each
+    assert seen == [(4, W), (6, W), (2 * 9, W)]

@@ -102,6 +102,12 @@ def test_fp32_cpu_export_writes_a_complete_repository(fp32_repo, files):
     assert fp32["end_to_end"]["triples"]["jaccard"] == 1.0
     assert report["parity"]["documents"] >= 2 + 1  # the given documents plus synthetic ones
     assert report["parity"]["long_documents"] >= 1  # encoder_long was compared too
+    # documents read as 1, 2, 4 and 8 encoder windows, each within the fp32 tolerance
+    by_windows = fp32["end_to_end"]["by_windows"]
+    assert {"1", "2", "4", "8"} <= set(by_windows), report["parity"]["documents_info"]
+    assert max(d["max_abs"] for d in by_windows.values()) <= FP32_ATOL
+    featurizer = json.loads((fp32_repo / "paee_preprocess" / "1" / "assets" / "featurizer.json").read_text())
+    assert featurizer["max_length"] == 4096 and featurizer["truncate"] is False  # the limit it serves, no silent cut
     assert report["versions"]["onnxruntime"] and report["tensorrt"] == {"requested": False}
     assert _leftovers(fp32_repo.parent, "repo_fp32") == ["repo_fp32"]
     # nothing machine-specific or generated at run time travels in the repository
@@ -259,3 +265,18 @@ def test_bench_serves_the_repository_the_export_writes(files, precision):
     assert _runtime_entries(benched) == _runtime_entries(exported)
     manifests = [json.loads((r / "paee_repository.json").read_text()) for r in (benched, exported)]
     assert manifests[0]["plan"] == manifests[1]["plan"] and manifests[0]["graphs"] == manifests[1]["graphs"]
+
+
+def test_max_length_is_the_limit_the_repository_serves(files):
+    out = files["root"] / "repo_2048"
+    assert main(["--checkpoint", str(files["checkpoint"]), "--out", str(out), "--no-parity", "--quiet",
+                 "--max-length", "2048"]) == 0
+    featurizer = json.loads((out / "paee_preprocess" / "1" / "assets" / "featurizer.json").read_text())
+    assert featurizer["max_length"] == 2048
+    manifest = (out / "paee_repository.json").read_text()
+    assert "[513, 2048]" in manifest.replace("\n", "").replace(" ", "").replace(",", ", ")
+
+
+def test_max_length_beyond_what_is_supported_is_refused(files, tmp_path, capsys):
+    assert main(["--checkpoint", str(files["checkpoint"]), "--out", str(tmp_path / "r"), "--max-length", "9000"]) == 2
+    assert "--max-length must be in 1..8192" in capsys.readouterr().err

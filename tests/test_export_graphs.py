@@ -57,13 +57,13 @@ def test_specs_name_the_contract(tiny):
     assert exported[ENCODER].spec.output_names == ["token_emb", "entity_emb", "entity_attn"]
     assert exported[HEAD].spec.output_names == ["logits", "pair_prob"]
     assert exported[ENCODER].spec.length_range == (1, 512)
-    assert exported[ENCODER_LONG].spec.length_range == (513, 1024)
+    assert exported[ENCODER_LONG].spec.length_range == (513, 4096)  # k windows up to the featurizer limit
     entity_attn = exported[ENCODER].spec.outputs[2]
     assert entity_attn.dims == ("batch", dims.max_entities, dims.num_heads, "length")
     assert dims.encoder_for_length(512) == ENCODER
     assert dims.encoder_for_length(520) == ENCODER_LONG
     with pytest.raises(GraphSpecError, match="outside"):
-        dims.encoder_for_length(1025)
+        dims.encoder_for_length(4097)
     assert {name: g.exporter for name, g in exported.items()} == {
         ENCODER: "torchscript", ENCODER_LONG: "torchscript", HEAD: "dynamo"}
 

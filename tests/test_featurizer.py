@@ -77,7 +77,7 @@ def test_config_json_round_trip() -> None:
     "kwargs, match",
     [
         ({"max_entities": 0}, "max_entities must be a positive integer"),
-        ({"max_length": 2048}, "exceeds 1024"),
+        ({"max_length": 8193}, "exceeds 8192"),
         ({"marker": ""}, "marker must be"),
         ({"entity_types": ("A", "A")}, "entity_types must be distinct"),
     ],
@@ -156,6 +156,7 @@ def test_shapes_and_dtypes_follow_the_contract(tiny_tokenizer: Tokenizer, small_
         "pair_index": (np.int64, (B, P, 2)),
         "pair_mask": (np.float32, (B, P)),
         "title": (np.object_, (B, 1)),
+        "warnings": (np.object_, (B, 1)),
         "labels": (np.float32, (B, P, R)),
         "has_relation": (np.float32, (B, P)),
         "subj_roles": (np.float32, (B, N, R)),
@@ -267,16 +268,16 @@ def test_limit_messages(tiny_tokenizer: Tokenizer, small_config: FeaturizerConfi
         short.featurize(SIMPLE)
     assert str(info.value) == (
         "document 0 ('Simple'), field 'sents': has 27 wordpieces with entity markers and special tokens, "
-        "more than max_length=20 (pass --truncate (paee-train, paee-predict) to drop what does not fit and be told "
-        "what was lost, or train with a larger --max-length (at most 1024))"
+        "more than max_length=20 (raise the limit with --max-length (at most 8192), or ask to cut it: --truncate "
+        'on a command, "options": {"truncate": true} in a served request (the lost mentions are reported))'
     )
-    huge = make_doc(["Bob " * 1100 + "."], [[(0, 0, 1)]], title="Huge")
+    huge = make_doc(["Bob " * 8200 + "."], [[(0, 0, 1)]], title="Huge")
     with pytest.raises(LimitError) as info:
-        Featurizer(tiny_tokenizer).featurize(huge)
+        Featurizer(tiny_tokenizer, FeaturizerConfig(max_length=8192)).featurize(huge)
     assert str(info.value) == (
-        "document 0 ('Huge'), field 'sents': has 1105 wordpieces with entity markers and special tokens, "
-        "more than max_length=1024 (pass --truncate (paee-train, paee-predict) to drop what does not fit and be told "
-        "what was lost; 1024 is the most the encoder reads)"
+        "document 0 ('Huge'), field 'sents': has 8205 wordpieces with entity markers and special tokens, "
+        'more than max_length=8192 (or ask to cut it: --truncate on a command, "options": {"truncate": true} in a '
+        "served request (the lost mentions are reported))"
     )
 
 
@@ -297,8 +298,20 @@ def test_truncation_drops_and_reports_mentions(tiny_tokenizer: Tokenizer, caplog
     assert f.sent_span[:2].tolist() == [[1, 13], [13, 19]]
     assert f.sent_mask[:2].tolist() == [1, 1]
     message = caplog.records[-1].getMessage()
-    assert "document 0 ('Simple')" in message and "lost 2 mention(s)" in message
-    assert "entity 2 mention 1 ('Paris')" in message and "entity 3 mention 0 ('New York')" in message
+    assert "document 0 ('Simple')" in message and "2 mention(s) lost" in message
+    assert "entity 2 mention 1 ('Paris', sentence 1)" in message and "entity 3 mention 0 ('New York', sentence 1)" in message
+    assert f.warnings == ["truncated from 27 to max_length=20 wordpieces (truncate was asked for); 2 mention(s) lost",
+                          "lost entity 2 mention 1 ('Paris', sentence 1)", "lost entity 3 mention 0 ('New York', sentence 1)"]
+
+
+def test_truncation_is_the_callers_choice_per_call_and_per_document(tiny_tokenizer: Tokenizer) -> None:
+    featurizer = Featurizer(tiny_tokenizer, FeaturizerConfig(max_entities=N, max_mentions=M, max_sentences=S, max_length=20))
+    cut, refused = featurizer.featurize_many([SIMPLE, SIMPLE], errors="collect", truncate=[True, False])
+    assert cut.num_tokens == 20 and cut.lost_mentions == [(2, 1), (3, 0)]
+    assert isinstance(refused, LimitError) and "max_length=20" in str(refused)
+    assert featurizer.featurize_many([SIMPLE], truncate=True)[0].warnings
+    with pytest.raises(PaeeDataError, match="1 choices for 2 documents"):
+        featurizer.featurize_many([SIMPLE, SIMPLE], truncate=[True])
 
 
 def test_truncation_masks_sentences_that_are_cut_entirely(tiny_tokenizer: Tokenizer) -> None:

@@ -202,7 +202,7 @@ def test_config_round_trips_through_json() -> None:
     restored = PaeeConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert restored == config
     assert restored.head == config.head and restored.loss.pot == 0.5
-    assert config.max_length == 1024
+    assert config.max_length == config.featurizer.max_length == 4096  # the featurizer's limit, not the encoder's
     dims = config.dims  # every size derived once: N, M, S from the featurizer, R from the relations, H, K
     assert (dims.max_entities, dims.max_mentions, dims.max_sentences, dims.num_relations, dims.hidden_size,
             dims.num_heads, dims.num_entity_types) == (N, M, S, R, H, K, T)  # fmt: skip

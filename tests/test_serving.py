@@ -122,8 +122,8 @@ BAD_INPUTS = {
         "max_entities=42",
     ),
     "too many wordpieces": (
-        json.dumps(_docred("long", ["word"] * 1500, [[_mention(0)], [_mention(1)]])).encode(),
-        "max_length=1024",
+        json.dumps(_docred("long", ["word"] * 4200, [[_mention(0)], [_mention(1)]])).encode(),
+        "max_length=4096",
     ),
     "empty document": (b"", "empty document"),
     "not UTF-8": (b'{"title": "\xff\xfe"}', "not valid UTF-8"),

@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--errors", type=Path, default=None,
                    help="when some documents fail: write the others' records to --out and the failures here "
                         "(without it a failure writes nothing)")
+    p.add_argument("--truncate", action="store_true",
+                   help="documents over the server's max_length are cut (lost mentions printed) instead of refused")
     p.add_argument("--no-names", action="store_true", help="leave out r_name")
     p.add_argument("--no-scores", action="store_true", help="leave out score")
     load = p.add_argument_group("bounded load test (--load)")
@@ -83,8 +85,10 @@ def _load(args: argparse.Namespace, raw: list) -> int:
 def _predict(args: argparse.Namespace, raw: list) -> int:
     retries = DEFAULT_RETRIES if args.retries is None else args.retries
     with PaeeClient(args.url, args.protocol, timeout_s=args.timeout, retries=retries,
-                    concurrency=args.concurrency or DEFAULT_CONCURRENCY) as client:
-        results = client.predict_many([json.dumps(d, ensure_ascii=False) for d in raw], return_exceptions=True)
+                    concurrency=args.concurrency or DEFAULT_CONCURRENCY, truncate=args.truncate) as client:
+        # objects travel as objects (the request options are added to them); anything else as its JSON text
+        payloads = [d if isinstance(d, dict) else json.dumps(d, ensure_ascii=False) for d in raw]
+        results = client.predict_many(payloads, return_exceptions=True, whole=True)
     records, errors = [], []
     for i, (doc, result) in enumerate(zip(raw, results)):
         title = doc.get("title", "") if isinstance(doc, dict) else ""
@@ -92,7 +96,9 @@ def _predict(args: argparse.Namespace, raw: list) -> int:
             errors.append({"document": i, "title": title, "error": str(result)})
             print(f"paee-client: document {i}: {result}", file=sys.stderr)
             continue
-        records += result_records(title, result, with_names=not args.no_names, with_scores=not args.no_scores)
+        for warning in result.get("warnings", []):
+            print(f"paee-client: document {i}: warning: {warning}", file=sys.stderr)
+        records += result_records(title, result["triples"], with_names=not args.no_names, with_scores=not args.no_scores)
     done = f"{len(raw) - len(errors)}/{len(raw)} documents"
     if errors and args.errors is None:
         # a partial result under the asked name would pass for the whole one (or replace it with [])

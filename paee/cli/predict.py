@@ -9,6 +9,7 @@ from pathlib import Path
 
 from paee.data.docred import read_documents, warn_duplicate_titles
 from paee.data.jsonio import write_json_atomic
+from paee.cli.options import add_length_options, length_overrides
 from paee.errors import console_script
 from paee.inference import Predictor
 
@@ -23,14 +24,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=None, help="at most k relations per entity pair")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--truncate", action="store_true", help="drop what does not fit max_length instead of failing")
+    add_length_options(p)
     return p
 
 
 def _predict(args: argparse.Namespace) -> int:
     predictor = Predictor.from_checkpoint(
         args.checkpoint, device=args.device, batch_size=args.batch_size, top_k=args.top_k,
-        featurizer_overrides={"truncate": True} if args.truncate else None,
+        featurizer_overrides=length_overrides(args),
     )
     docs = read_documents(args.input, entity_types=predictor.featurizer.config.entity_types)
     warn_duplicate_titles(docs, str(args.input))
@@ -39,9 +40,17 @@ def _predict(args: argparse.Namespace) -> int:
     if unknown:  # labels are never read here; say so rather than refuse the file
         print(f"warning: {args.input} has labels with relations the checkpoint does not know ({', '.join(unknown[:10])}"
               f"{', ...' if len(unknown) > 10 else ''}); labels are ignored by prediction", file=sys.stderr)
-    records = predictor.predict_records(docs, with_names=args.names, with_scores=args.scores, progress=True)
+    features = predictor.featurizer.featurize_many([doc.without_labels() for doc in docs])
+    warned = [{"title": doc.title, "index": doc.index, "warnings": f.warnings} for doc, f in zip(docs, features) if f.warnings]
+    records = predictor.predict_records(docs, with_names=args.names, with_scores=args.scores, progress=True,
+                                        features=features)
     write_json_atomic(args.out, records, indent=1)  # only complete results, never a 0-byte or half file
     print(f"{len(records)} relation facts for {len(docs)} documents -> {args.out}", file=sys.stderr)
+    if warned:  # nothing is cut without the caller being told: per document, beside the results
+        path = args.out.with_name(args.out.stem + ".warnings.json")
+        write_json_atomic(path, warned, indent=1)
+        print(f"warning: {len(warned)} document(s) truncated to max_length={predictor.featurizer.config.max_length}; "
+              f"lost mentions listed in {path}", file=sys.stderr)
     return 0
 
 

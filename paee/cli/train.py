@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"S, sentence slots per document (default {_DEFAULT_SIZES.max_sentences}; DocRED's maximum is 21)")
     data.add_argument("--max-length", type=int, default=_DEFAULT_SIZES.max_length,
                       help=f"wordpieces per document, at most {_DEFAULT_SIZES.max_length}")
-    data.add_argument("--truncate", action="store_true", help="cut longer documents instead of failing")
+    data.add_argument("--truncate", action="store_true",
+                      help="cut longer documents instead of failing (for this run only: the model does not keep it)")
     data.add_argument("--limit-train", type=int, help="use only the first K training documents")
 
     model = p.add_argument_group("model")
@@ -90,7 +91,7 @@ def _train(args: argparse.Namespace) -> int:
         raise PaeeUserError(f"{args.train}: no training documents")
     featurizer_config = FeaturizerConfig(
         max_entities=args.max_entities, max_mentions=args.max_mentions, max_sentences=args.max_sentences,
-        max_length=args.max_length, truncate=args.truncate, entity_types=given_types or entity_types_of(train_docs),
+        max_length=args.max_length, entity_types=given_types or entity_types_of(train_docs),
         pair_types=parse_pair_types(args.pair_types),
     )
     relations = relations_for(train_docs, args.train, args.rel2id, args.rel_info)
@@ -114,7 +115,7 @@ def _train(args: argparse.Namespace) -> int:
             epochs=args.epochs, batch_size=args.batch_size, grad_accum_steps=args.grad_accum,
             lr_encoder=lr_encoder if args.lr_encoder is None else args.lr_encoder,
             lr_head=lr_head if args.lr_head is None else args.lr_head, warmup_ratio=args.warmup_ratio,
-            max_grad_norm=args.max_grad_norm, max_steps=args.max_steps, seed=args.seed, amp=args.amp,
+            max_grad_norm=args.max_grad_norm, max_steps=args.max_steps, seed=args.seed, amp=args.amp, truncate=args.truncate,
         ),
         device=None if args.device == "auto" else resolve_device(args.device),
     )

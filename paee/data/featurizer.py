@@ -33,8 +33,11 @@ from paee.data.tokenizer import DEFAULT_MARKER, TokenizerSpec
 
 logger = logging.getLogger(__name__)
 
-#: The encoder reads at most two overlapping 512-token windows (ATLOP's long-document merge).
-MAX_SUPPORTED_LENGTH = 1024
+#: Default limit of a document's wordpieces (markers and special tokens included); longer ones are an error
+#: unless the caller asks to truncate. The encoder reads any length as k overlapping windows.
+DEFAULT_MAX_LENGTH = 4096
+#: The largest limit accepted: memory grows with length (entity attention rows are [N, K, L] per document).
+MAX_SUPPORTED_LENGTH = 8192
 #: Documents tokenized per ``encode_batch`` call: bounds the memory held by encodings at once.
 ENCODE_CHUNK = 512
 #: Value of padded (unused) index slots: mention_pos, entity_type, sent_span.
@@ -54,12 +57,13 @@ class FeaturizerConfig:
         max_entities: N, entity slots per document (42 = the DocRED / Re-DocRED maximum; DWIE needs ~90).
         max_mentions: M, mention slots per entity (DocRED's maximum is 23).
         max_sentences: S, sentence slots per document (DocRED's maximum is 21).
-        max_length: wordpieces per document including markers and special tokens; at most 1024
-            (two overlapping 512-token windows).
+        max_length: wordpieces per document including markers and special tokens (at most
+            `MAX_SUPPORTED_LENGTH`); a run-time limit, not a model size: commands may raise it.
         marker: the entity marker word inserted before and after each mention (ATLOP's ``*``).
         entity_types: entity type names; a type's id is 1 + its position here (0 = padding).
         truncate: cut documents longer than ``max_length`` instead of raising `LimitError`; mentions
-            whose markers fall outside are dropped and reported in ``DocFeatures.lost_mentions``.
+            whose markers fall outside are dropped and reported in ``DocFeatures.lost_mentions`` and
+            ``DocFeatures.warnings``. A per-call choice: checkpoints and repositories never store it on.
         pair_types: the (subject type, object type) pairs that are candidates for a relation (CDR:
             only Chemical -> Disease); empty = every ordered pair. Other pairs stay in ``pair_index`` (the
             map is filled from every pair) with ``pair_mask`` 0: no loss, no prediction, not scored.
@@ -68,7 +72,7 @@ class FeaturizerConfig:
     max_entities: int = 42
     max_mentions: int = 24
     max_sentences: int = 32
-    max_length: int = MAX_SUPPORTED_LENGTH
+    max_length: int = DEFAULT_MAX_LENGTH
     marker: str = DEFAULT_MARKER
     entity_types: tuple[str, ...] = DOCRED_ENTITY_TYPES
     truncate: bool = False
@@ -83,8 +87,8 @@ class FeaturizerConfig:
                 raise PaeeDataError(f"FeaturizerConfig.{name} must be a positive integer, got {value!r}")
         if self.max_length > MAX_SUPPORTED_LENGTH:
             raise PaeeDataError(
-                f"FeaturizerConfig.max_length={self.max_length} exceeds {MAX_SUPPORTED_LENGTH}, the most the "
-                "encoder reads (two overlapping 512-token windows)"
+                f"FeaturizerConfig.max_length={self.max_length} exceeds {MAX_SUPPORTED_LENGTH}, the largest "
+                "limit accepted (memory grows with the length)"
             )
         if not self.marker or self.marker != self.marker.strip():
             raise PaeeDataError(f"FeaturizerConfig.marker must be a non-empty word without spaces, got {self.marker!r}")
@@ -164,6 +168,7 @@ class DocFeatures:
         title: the document title.
         index: the document's position in its file.
         lost_mentions: (entity, mention) pairs dropped by truncation.
+        warnings: what the caller must be told about this document (truncation and each lost mention).
         candidate_pairs: [n(n-1)] bool, in `ordered_pairs` order: the pairs whose entity types are a
             candidate pair (`FeaturizerConfig.pair_types`); all true without a constraint.
     """
@@ -182,6 +187,7 @@ class DocFeatures:
     title: str
     index: int
     lost_mentions: list[tuple[int, int]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     candidate_pairs: np.ndarray | None = None  # None: every pair
 
     @property
@@ -246,15 +252,20 @@ class Featurizer:
         return self.featurize_many([doc])[0]
 
     @overload
-    def featurize_many(self, docs: Iterable[Document], errors: Literal["raise"] = "raise") -> list[DocFeatures]: ...
+    def featurize_many(
+        self, docs: Iterable[Document], errors: Literal["raise"] = "raise", truncate: bool | Sequence[bool] | None = None
+    ) -> list[DocFeatures]: ...
 
     @overload
     def featurize_many(
-        self, docs: Iterable[Document], errors: Literal["collect"]
+        self, docs: Iterable[Document], errors: Literal["collect"], truncate: bool | Sequence[bool] | None = None
     ) -> list[DocFeatures | PaeeDataError]: ...
 
     def featurize_many(
-        self, docs: Iterable[Document], errors: Literal["raise", "collect"] = "raise"
+        self,
+        docs: Iterable[Document],
+        errors: Literal["raise", "collect"] = "raise",
+        truncate: bool | Sequence[bool] | None = None,
     ) -> list[DocFeatures] | list[DocFeatures | PaeeDataError]:
         """Features of many documents, tokenized in batches.
 
@@ -263,10 +274,18 @@ class Featurizer:
             errors: ``"raise"`` raises the first document's error; ``"collect"`` returns, at each bad
                 document's position, its `PaeeDataError` instead of features (one bad request in a
                 Triton batch then fails alone).
+            truncate: this call's choice for documents over ``max_length`` (one for all, or one per
+                document, e.g. per served request); None = the configuration's ``truncate``.
         """
         if errors not in ("raise", "collect"):
             raise PaeeDataError(f"errors must be 'raise' or 'collect', got {errors!r}")
         docs = list(docs)
+        if truncate is None or isinstance(truncate, bool):
+            cut = [self.config.truncate if truncate is None else truncate] * len(docs)
+        else:
+            cut = [bool(t) for t in truncate]
+            if len(cut) != len(docs):
+                raise PaeeDataError(f"truncate has {len(cut)} choices for {len(docs)} documents")
         results: list[DocFeatures | PaeeDataError | None] = [None] * len(docs)
         for lo in range(0, len(docs), ENCODE_CHUNK):
             prepared: list[tuple[int, _Prepared]] = []
@@ -282,7 +301,7 @@ class Featurizer:
                 try:
                     if isinstance(encoding, PaeeDataError):
                         raise encoding
-                    results[i] = self._assemble(p, encoding)
+                    results[i] = self._assemble(p, encoding, cut[i])
                 except PaeeDataError as e:
                     if errors == "raise":
                         raise
@@ -429,7 +448,7 @@ class Featurizer:
 
     # --- step 2: wordpiece positions, limits, padding -----------------------------------------
 
-    def _assemble(self, p: _Prepared, encoding: Encoding) -> DocFeatures:
+    def _assemble(self, p: _Prepared, encoding: Encoding, truncate: bool) -> DocFeatures:
         cfg, spec, doc = self.config, self.spec, p.doc
         N, M, S = cfg.max_entities, cfg.max_mentions, cfg.max_sentences
         content = np.asarray(encoding.ids, dtype=np.int64)
@@ -448,8 +467,9 @@ class Featurizer:
         length = prefix + len(content) + len(spec.suffix_tokens)
         kept = np.ones(len(mention_tok), dtype=bool)
         lost: list[tuple[int, int]] = []
+        warnings: list[str] = []
         if length > cfg.max_length:
-            if not cfg.truncate:
+            if not truncate:
                 raise LimitError(doc.index, doc.title, "sents", self._length_problem(length))
             budget = cfg.max_length - prefix - len(spec.suffix_tokens)
             content = content[:budget]
@@ -458,12 +478,11 @@ class Featurizer:
             kept = end_marker_tok + len(spec.marker_ids) <= cut
             sent_span = np.minimum(sent_span, cut)
             lost = [(int(e), int(m)) for e, m in zip(p.mention_entity[~kept], p.mention_slot[~kept])]
-            if lost:
-                logger.warning(
-                    "%s: %d wordpieces truncated to max_length=%d; lost %d mention(s): %s",
-                    doc.where, length, cfg.max_length, len(lost),
-                    ", ".join(f"entity {e} mention {m} ({doc.entities[e][m].name!r})" for e, m in lost),
-                )
+            warnings = [f"truncated from {length} to max_length={cfg.max_length} wordpieces (truncate was asked for); "
+                        f"{len(lost)} mention(s) lost"]
+            warnings += [f"lost entity {e} mention {m} ({doc.entities[e][m].name!r}, sentence {doc.entities[e][m].sent_id})"
+                         for e, m in lost]
+            logger.warning("%s: %s", doc.where, "; ".join(warnings))
         input_ids = np.concatenate(
             [np.asarray(spec.start_tokens, dtype=np.int64), content, np.asarray(spec.suffix_tokens, dtype=np.int64)]
         )
@@ -505,6 +524,7 @@ class Featurizer:
             title=doc.title,
             index=doc.index,
             lost_mentions=lost,
+            warnings=warnings,
             candidate_pairs=self._candidate_pairs(p.entity_type),
         )
 
@@ -517,15 +537,11 @@ class Featurizer:
 
     def _length_problem(self, length: int) -> str:
         limit = self.config.max_length
-        remedy = "pass --truncate (paee-train, paee-predict) to drop what does not fit and be told what was lost"
+        remedy = ("or ask to cut it: --truncate on a command, \"options\": {\"truncate\": true} in a served request "
+                  "(the lost mentions are reported)")
         if limit < MAX_SUPPORTED_LENGTH:
-            remedy += f", or train with a larger --max-length (at most {MAX_SUPPORTED_LENGTH})"
-        else:
-            remedy += f"; {MAX_SUPPORTED_LENGTH} is the most the encoder reads"
-        return (
-            f"has {length} wordpieces with entity markers and special tokens, "
-            f"more than max_length={limit} ({remedy})"
-        )
+            remedy = f"raise the limit with --max-length (at most {MAX_SUPPORTED_LENGTH}), " + remedy
+        return f"has {length} wordpieces with entity markers and special tokens, more than max_length={limit} ({remedy})"
 
 
 # --- batching -----------------------------------------------------------------------------------
@@ -594,6 +610,7 @@ def collate(
         "pair_index": pair_index,  # [B, P, 2]
         "pair_mask": pair_mask,  # [B, P]
         "title": np.asarray([[f.title.encode("utf-8")] for f in features], dtype=np.object_),  # [B, 1]
+        "warnings": np.asarray([[json.dumps(f.warnings).encode("utf-8")] for f in features], dtype=np.object_),  # [B, 1]
     }
     if num_relations is not None:
         batch.update(_targets(features, N, S, P, num_relations))

@@ -23,6 +23,7 @@ Document ``i`` of a corpus depends only on ``(config, seed, i)``, so a longer co
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -658,3 +659,23 @@ def write_synthetic_splits(out_dir: str | Path, config: SyntheticConfig | None =
         path.write_text(json.dumps(obj, indent=1) + "\n", encoding="utf-8")
         written[name] = path
     return written
+
+
+def repeat_document(doc: Document, times: int, max_mentions: int | None = None) -> Document:
+    """A ``times``-fold longer document for length tests and benchmarks: every sentence is its own words
+    repeated ``times`` times, and every mention is repeated in copies spread over the document (entities,
+    facts and the sentence count stay). The mentions then reach every encoder window; with ``max_mentions``
+    (a model's M) only every few copies repeat them, so that no entity has more."""
+    if times < 1:
+        raise PaeeDataError(f"times must be >= 1, got {times}")
+    most = max((len(m) for m in doc.entities), default=1)
+    if max_mentions is not None and max_mentions < most:
+        raise PaeeDataError(f"an entity of {doc.where} already has {most} mentions, more than max_mentions={max_mentions}")
+    every = 1 if max_mentions is None else -(-times // (max_mentions // most))  # ceil(times / copies allowed)
+    sents = tuple(tuple(words) * times for words in doc.sents)
+    entities = tuple(
+        tuple(dataclasses.replace(m, start=m.start + copy * len(doc.sents[m.sent_id]), end=m.end + copy * len(doc.sents[m.sent_id]))
+              for copy in range(0, times, every) for m in mentions)
+        for mentions in doc.entities
+    )
+    return dataclasses.replace(doc, title=f"{doc.title}-x{times}", sents=sents, entities=entities)

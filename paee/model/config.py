@@ -22,7 +22,7 @@ from paee.data.featurizer import FeaturizerConfig
 from paee.data.relations import RelationVocab
 from paee.errors import ConfigError
 from paee.model.head import HeadConfig
-from paee.runtime.contract import DEFAULT_WINDOW, LONG_INPUT_WINDOWS, ModelDims
+from paee.runtime.contract import DEFAULT_WINDOW, ModelDims
 
 # BERT's [CLS] / [SEP] ids in the uncased/cased vocabularies; RoBERTa uses <s> = 0 and </s></s> = 2, 2.
 BERT_START_TOKENS = (101,)
@@ -69,8 +69,10 @@ class PaeeConfig:
             own config instead and this dict records it.
         featurizer: the featurizer configuration: N, M, S, max length, entity types (the data's sizes).
         relations: the relation vocabulary (R classes, NA = 0; names travel to the served answers).
-        window: encoder window in tokens; longer documents (up to LONG_INPUT_WINDOWS * window) are
-            encoded as two overlapping windows.
+        window: encoder window in tokens; a longer document is read as k overlapping windows
+            (`paee.model.long_input`), as long as the featurizer's ``max_length`` allows.
+        window_stride: the most tokens between the starts of consecutive windows; None = a window's
+            content length (window minus its special tokens: no gap, ATLOP's two windows up to that length).
         start_tokens: token ids that open a window (BERT [CLS]; RoBERTa <s>).
         end_tokens: token ids that close a window (BERT [SEP]; RoBERTa </s></s>).
         attn_implementation: the encoder's attention kernel, one of ATTN_IMPLEMENTATIONS.
@@ -82,6 +84,7 @@ class PaeeConfig:
     featurizer: FeaturizerConfig
     relations: RelationVocab
     window: int = DEFAULT_WINDOW
+    window_stride: int | None = None
     start_tokens: list[int] = field(default_factory=lambda: list(BERT_START_TOKENS))
     end_tokens: list[int] = field(default_factory=lambda: list(BERT_END_TOKENS))
     attn_implementation: str = "sdpa"
@@ -103,6 +106,8 @@ class PaeeConfig:
             raise ConfigError(f"encoder config is not JSON-serialisable: {err}") from err
         if isinstance(self.featurizer, dict):
             self.featurizer = FeaturizerConfig.from_json(self.featurizer)
+        if self.featurizer.truncate:  # a per-call choice, never a model's: configurations saved with it drop it
+            self.featurizer = dataclasses.replace(self.featurizer, truncate=False)
         if isinstance(self.relations, dict):
             self.relations = RelationVocab.from_json(self.relations)
         if isinstance(self.loss, dict):  # a saved configuration without relation_loss was trained with ATLoss
@@ -125,19 +130,18 @@ class PaeeConfig:
         max_positions = self.encoder.get("max_position_embeddings")
         if max_positions is not None and max_positions < self.window:
             raise ConfigError(f"window ({self.window}) exceeds the encoder's max_position_embeddings ({max_positions})")
-        if self.featurizer.max_length > self.max_length:
-            raise ConfigError(
-                f"featurizer max_length ({self.featurizer.max_length}) exceeds what the encoder reads "
-                f"({LONG_INPUT_WINDOWS} windows of {self.window} = {self.max_length})"
-            )
+        most = self.window - len(self.start_tokens) - len(self.end_tokens)
+        if self.window_stride is not None and not 2 <= self.window_stride <= most:
+            raise ConfigError(f"window_stride ({self.window_stride}) must be in 2..{most} (the window's content "
+                              "length: a larger stride would leave tokens no window reads)")
         if self.attn_implementation not in ATTN_IMPLEMENTATIONS:
             raise ConfigError(f"attn_implementation {self.attn_implementation!r} is not one of {ATTN_IMPLEMENTATIONS}")
         self.head.check_sizes(self.dims)
 
     @property
     def max_length(self) -> int:
-        """Longest document (tokens) the encoder accepts: two windows."""
-        return LONG_INPUT_WINDOWS * self.window
+        """Longest document (wordpieces) the model is set to read: the featurizer's limit (not the encoder's)."""
+        return self.featurizer.max_length
 
     @property
     def dims(self) -> ModelDims:

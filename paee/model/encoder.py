@@ -10,7 +10,7 @@
   layer's input (hidden_states[-2]) at the mention positions only, so the encoder itself may run fused
   attention (SDPA, ORT Attention, TensorRT MHA), which cannot return probabilities (DESIGN.md 4, 8).
   The rows are the pre-dropout probabilities (identical to eager attention in eval mode).
-* documents longer than the window: two windows, see `paee.model.long_input`.
+* documents longer than the window: k overlapping windows in one pass, see `paee.model.long_input`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from transformers import AutoConfig, AutoModel, PreTrainedModel
 from paee.errors import ConfigError
 from paee.model import long_input
 from paee.model.config import PaeeConfig
-from paee.runtime.contract import LONG_INPUT_WINDOWS
 
 # ATLOP's renormalisation guard: a row that no window covers stays zero instead of 0/0.
 ROW_SUM_EPS = 1e-10
@@ -80,6 +79,7 @@ class EncoderGraph(nn.Module):
         window: int,
         start_tokens: Sequence[int],
         end_tokens: Sequence[int],
+        stride: int | None = None,
     ) -> None:
         super().__init__()
         if window <= len(start_tokens) + len(end_tokens):
@@ -89,7 +89,10 @@ class EncoderGraph(nn.Module):
             )
         self.backbone = backbone
         self.window = window
-        self.max_length = LONG_INPUT_WINDOWS * window
+        most = long_input.default_stride(window, len(start_tokens), len(end_tokens))
+        self.stride = most if stride is None else int(stride)
+        if not 2 <= self.stride <= most:
+            raise ValueError(f"window stride {self.stride} must be in 2..{most} (window minus special tokens: no gap)")
         # buffers (not parameters, not saved): they follow the module's device
         start = torch.tensor(list(start_tokens), dtype=torch.long)
         end = torch.tensor(list(end_tokens), dtype=torch.long)
@@ -116,7 +119,13 @@ class EncoderGraph(nn.Module):
                     raise ConfigError(
                         f"encoder {name} in {encoder_dir} ({theirs!r}) differs from config.encoder ({ours!r})"
                     )
-        return cls(backbone, config.window, config.start_tokens, config.end_tokens)
+        return cls(backbone, config.window, config.start_tokens, config.end_tokens, config.window_stride)
+
+    def windows_for(self, length: int) -> int:
+        """Windows the encoder reads for a document of ``length`` wordpieces (1: one plain pass)."""
+        if length <= self.window:
+            return 1
+        return int(long_input.window_count(length, self.window, self.start_tokens.numel(), self.stride))
 
     @property
     def hidden_size(self) -> int:
@@ -137,11 +146,6 @@ class EncoderGraph(nn.Module):
                 f"shape mismatch: input_ids {tuple(input_ids.shape)}, "
                 f"attention_mask {tuple(attention_mask.shape)}, mention_pos {tuple(mention_pos.shape)}, "
                 f"mention_mask {tuple(mention_mask.shape)}"
-            )
-        if L > self.max_length:
-            raise ValueError(
-                f"documents of {L} tokens exceed the encoder's limit of {self.max_length} (2 windows of "
-                f"{self.window}); truncate in the featurizer"
             )
         query_pos = mention_pos.reshape(B, N * M)  # [B, P], P = N * M mention start markers
         if L <= self.window:
@@ -172,44 +176,26 @@ class EncoderGraph(nn.Module):
     def _encode_long(
         self, input_ids: Tensor, attention_mask: Tensor, query_pos: Tensor
     ) -> tuple[Tensor, Tensor]:
-        """Both windows in one [2B, W] pass, merged back to document coordinates (ATLOP semantics)."""
+        """All k windows of all documents in one [B * k, W] pass, merged back to document coordinates."""
         B, L = input_ids.shape
         windows = long_input.split_windows(
-            input_ids, attention_mask, self.window, self.start_tokens, self.end_tokens
+            input_ids, attention_mask, query_pos, self.window, self.stride, self.start_tokens, self.end_tokens
         )
         out = self.backbone(
             input_ids=windows.input_ids, attention_mask=windows.attention_mask, output_hidden_states=True
         )
-        hidden = out.last_hidden_state  # [2B, W, H]
-        layout = long_input.window_layout(
-            attention_mask, self.window, self.start_tokens.numel(), self.end_tokens.numel(), hidden.dtype
-        )
-        token_emb = long_input.merge_hidden(hidden, layout)  # [B, L, H]
-        last_input = out.hidden_states[-2]  # [2B, W, H] input of the last layer
-        key_mask = self._key_mask(windows.attention_mask)  # [2B, 1, 1, W]
-        doc_key_mask = self._key_mask(attention_mask)  # [B, 1, 1, L]
-        rows = []
-        for half, index, valid in ((0, layout.index1, layout.valid1), (1, layout.index2, layout.valid2)):
-            # a fixed two-iteration loop over the windows (unrolled when traced), not over documents
-            docs = slice(half * B, (half + 1) * B)
-            window_pos = index.gather(1, query_pos)  # [B, P] window position of each mention marker
-            query, key = self._query_key(last_input[docs], window_pos)  # [B, P, K, d], [B, W, K, d]
-            # the softmax denominator runs over the window's own keys (its markers included, as in
-            # ATLOP); the numerators are then read at document columns via keys gathered to the document
-            window_scores = self._scores(query, key)  # [B, P, K, W]
-            window_scores = window_scores.masked_fill(~key_mask[docs], torch.finfo(query.dtype).min)
-            log_norm = torch.logsumexp(window_scores, dim=-1, keepdim=True)  # [B, P, K, 1]
-            doc_key = long_input.gather_positions(key, index)  # [B, L, K, d]
-            doc_scores = self._scores(query, doc_key)  # [B, P, K, L]
-            # document columns this window holds, real tokens only (a short document's padding is
-            # inside its window 1)
-            covered = (valid.reshape(B, 1, 1, L) > 0) & doc_key_mask  # [B, 1, 1, L]
-            doc_scores = doc_scores.masked_fill(~covered, torch.finfo(doc_scores.dtype).min)
-            row = torch.exp(doc_scores - log_norm)  # [B, P, K, L]
-            # [B, P, 1, 1]: does this window hold the mention marker (the query) at all
-            row_valid = valid.gather(1, query_pos).reshape(B, -1, 1, 1)
-            rows.append(row * row_valid)
-        summed = rows[0] + rows[1]  # [B, P, K, L]
+        token_emb = long_input.merge_hidden(out.last_hidden_state, windows)  # [B, L, H]
+        # each window's rows: softmax over the window's own keys (its special tokens included, as in ATLOP),
+        # zero in windows that do not hold the query; laid out [B * k, W, P, K] so that the merge gathers rows
+        query, key = self._query_key(out.hidden_states[-2], windows.query_slot)  # [Bk, P, K, d], [Bk, W, K, d]
+        scaling = getattr(last_self_attention(self.backbone), "scaling", self.head_size**-0.5)
+        scores = torch.einsum("bpkd,bwkd->bwpk", query, key) * scaling  # [Bk, W, P, K]
+        key_mask = (windows.attention_mask > 0)[:, :, None, None]  # [Bk, W, 1, 1]
+        scores = scores.masked_fill(~key_mask, torch.finfo(scores.dtype).min)
+        probs = scores.softmax(dim=1) * windows.query_held.to(scores.dtype)[:, None, :, None]  # [Bk, W, P, K]
+        P, K = probs.shape[2], probs.shape[3]
+        summed = long_input.merge_positions(probs.reshape(-1, P * K), windows, B)  # [B, L, P * K]
+        summed = summed.reshape(B, L, P, K).permute(0, 2, 3, 1)  # [B, P, K, L]
         return token_emb, summed / (summed.sum(dim=-1, keepdim=True) + ROW_SUM_EPS)
 
     # -- helpers --------------------------------------------------------------------------------------

@@ -1,22 +1,26 @@
-"""Two-window encoding of documents longer than the encoder's window (ATLOP's process_long_input).
+"""k-window encoding of documents longer than the encoder's window (ATLOP's process_long_input, generalised).
 
-ATLOP semantics, vectorised (no Python loop over documents, no data-dependent shapes):
+A document of real length l > W (W = window, ls / le = the tokenizer's start / end special tokens) is
+read as k_l windows of W tokens:
 
-* a document of real length l > W (W = window) is read as
-  window 1 = tokens[0 : W - len_end] + end_tokens and
-  window 2 = start_tokens + tokens[l - W + len_start : l];
-  a document with l <= W in a long batch is read as window 1 = tokens[0 : W] only;
-* hidden states are mapped back to document positions and averaged where both windows cover a
-  position; attention rows are added in document coordinates and renormalised to sum 1. The marker
-  tokens added to a window (its end tokens in window 1, its start tokens in window 2) are dropped.
+* window 0 = tokens[0 : W - le] + end_tokens; the last window = start_tokens + tokens[l - W + ls : l];
+  a middle window = start_tokens + tokens[a : a + W - ls - le] + end_tokens;
+* the first content position a_j of window j is spread evenly, a_j = floor(j * e / (k_l - 1)) with
+  e = l - W + ls (the last window's start), and k_l = 1 + ceil(e / stride) is the fewest windows whose
+  starts are at most ``stride`` apart. With ``stride <= W - ls - le`` (the default is equal) every position is
+  covered. For k_l = 2 this is exactly ATLOP's pair of windows;
+* hidden states are averaged over the windows that hold a position; each window's attention rows (softmax
+  over the window's own keys, as in the encoder) are added in document coordinates and renormalised to sum 1.
+  The special tokens added to a window are dropped.
 
-Both windows of all B documents go through the encoder as one [2B, W] batch: window 1 of document b
-at row b, window 2 at row B + b (window 2 of a short document is computed and then ignored, the price
-of a constant shape). Positions are mapped by gathering *from the document side* (one index per
-document position into each window plus a 0/1 validity), which exports as Gather, not ScatterND.
+The batch's window count k = 1 + ceil((L - W + ls) / stride) follows the padded length L (a shape, never a
+value), so the exported graph has a dynamic window axis and no data-dependent shape; a document shorter than
+L uses its own k_l <= k windows and the rest are computed and ignored (a document with l <= W in a long batch
+reads window 0 = tokens[0 : W]). All B * k windows go through the transformer as one batch.
 
-Like ATLOP, the scheme covers documents up to 2W - len_start - len_end tokens; positions between the
-two windows of a longer document get zero hidden states and zero attention.
+Merging gathers *from the document side*: a position t is held by at most `max_covers(W, stride)`
+consecutive windows, the first of which is the number of windows that end at or before t; each cover slot
+is one `index_select` over the flattened windows (an ONNX Gather, no ScatterND, no [B, k, L, ...] tensor).
 """
 
 from __future__ import annotations
@@ -27,20 +31,34 @@ import torch
 from torch import Tensor
 
 
-class WindowBatch(NamedTuple):
-    """The encoder's input for a long batch: both windows of every document."""
-
-    input_ids: Tensor  # [2B, W] window 1 of all documents, then window 2 of all documents
-    attention_mask: Tensor  # [2B, W]
+def default_stride(window: int, len_start: int, len_end: int) -> int:
+    """The largest stride that leaves no gap: a middle window's content length."""
+    return window - len_start - len_end
 
 
-class WindowLayout(NamedTuple):
-    """Where each document position lives in each window (per document, gather-side indices)."""
+def max_covers(window: int, stride: int) -> int:
+    """The most windows that can hold one document position (a static bound for the merge).
 
-    index1: Tensor  # [B, L] int64: window-1 position of document position t (clamped into [0, W))
-    valid1: Tensor  # [B, L] float: 1 where window 1 covers t
-    index2: Tensor  # [B, L] int64: window-2 position of document position t (clamped into [0, W))
-    valid2: Tensor  # [B, L] float: 1 where window 2 covers t (long documents only)
+    With k_l >= 3 the starts are more than stride / 2 apart (k_l - 1 = ceil(e / stride) < e / stride + 1), so
+    at most floor((W - 1) / floor(stride / 2)) + 1 starts fall in the W positions before t; k_l = 2 gives 2.
+    """
+    return max(2, (window - 1) // max(stride // 2, 1) + 1)
+
+
+def window_count(length: int | torch.SymInt, window: int, len_start: int, stride: int) -> int | torch.SymInt:
+    """k windows for a padded length L > window (L may be a symbolic size when exported)."""
+    return 1 + (length - window + len_start + stride - 1) // stride
+
+
+class Windows(NamedTuple):
+    """The windows of a long batch and where each document position lives in them."""
+
+    input_ids: Tensor  # [B * k, W] window j of document b at row b * k + j
+    attention_mask: Tensor  # [B * k, W]
+    cover_index: Tensor  # [C, B * L] int64: flat index (into B * k * W window positions) of cover slot c
+    cover_valid: Tensor  # [C, B, L] float: 1 where cover slot c holds document position t
+    query_slot: Tensor  # [B * k, P] int64: window position of each query (clamped into [0, W))
+    query_held: Tensor  # [B * k, P] float: 1 where window j holds query p
 
 
 def document_lengths(attention_mask: Tensor) -> Tensor:
@@ -51,55 +69,76 @@ def document_lengths(attention_mask: Tensor) -> Tensor:
 def split_windows(
     input_ids: Tensor,
     attention_mask: Tensor,
+    query_pos: Tensor,
     window: int,
+    stride: int,
     start_tokens: Tensor,
     end_tokens: Tensor,
-) -> WindowBatch:
-    """Cut every document of a long batch (L > window) into its two windows, as one [2B, W] batch."""
+) -> Windows:
+    """Cut every document of a long batch (L > window) into k windows, and map positions both ways."""
     B, L = input_ids.shape
-    W = window
-    len_start, len_end = start_tokens.numel(), end_tokens.numel()
-    lengths = document_lengths(attention_mask)  # [B]
-    is_long = (lengths > W).unsqueeze(1)  # [B, 1]
-    # window 1: the first W - len_end tokens closed by the end tokens; a short document keeps its first W
-    end = end_tokens.to(input_ids).expand(B, len_end)  # [B, len_end]
-    closed = torch.cat([input_ids[:, : W - len_end], end], dim=1)  # [B, W]
-    ids1 = torch.where(is_long, closed, input_ids[:, :W])  # [B, W]
-    mask1 = attention_mask[:, :W]  # [B, W]
-    # window 2: start tokens + the last W - len_start real tokens; it starts at document position
-    # `offset` = l - W (0 for a short document, whose window 2 is ignored downstream)
-    offset = (lengths - W).clamp(min=0).unsqueeze(1)  # [B, 1]
-    positions = torch.arange(W, device=input_ids.device).unsqueeze(0) + offset  # [B, W], all < L
-    tail = input_ids.gather(1, positions[:, len_start:])  # [B, W - len_start]
-    ids2 = torch.cat([start_tokens.to(input_ids).expand(B, len_start), tail], dim=1)  # [B, W]
-    # ATLOP takes attention_mask[l - W : l] (all ones for a long document); for a short document this
-    # is its first W mask values, never all zero, so no window is fully masked
-    mask2 = attention_mask.gather(1, positions)  # [B, W]
-    return WindowBatch(
-        input_ids=torch.cat([ids1, ids2], dim=0),  # [2B, W]
-        attention_mask=torch.cat([mask1, mask2], dim=0),  # [2B, W]
-    )
-
-
-def window_layout(
-    attention_mask: Tensor, window: int, len_start: int, len_end: int, dtype: torch.dtype
-) -> WindowLayout:
-    """Document-position -> window-position maps and coverage of both windows, [B, L] each."""
-    B, L = attention_mask.shape
-    W = window
+    W, ls, le = window, start_tokens.numel(), end_tokens.numel()
+    device = input_ids.device
+    k = window_count(L, W, ls, stride)
     lengths = document_lengths(attention_mask).unsqueeze(1)  # [B, 1]
-    is_long = lengths > W  # [B, 1]
-    t = torch.arange(L, device=attention_mask.device).unsqueeze(0)  # [1, L] document positions
-    # window 1 is the identity map; a long document's window 1 ends where its end tokens begin
-    window1_end = torch.where(is_long, W - len_end, W)  # [B, 1]
-    valid1 = t < window1_end  # [B, L]
-    index1 = t.clamp(max=W - 1).expand(B, L)  # [B, L]
-    # window 2 holds document position t at window position t - offset, after its start tokens
-    offset = (lengths - W).clamp(min=0)  # [B, 1]
-    shifted = t - offset  # [B, L]
-    valid2 = is_long & (shifted >= len_start) & (t < lengths)  # [B, L]
-    index2 = shifted.clamp(min=0, max=W - 1)  # [B, L]
-    return WindowLayout(index1=index1, valid1=valid1.to(dtype), index2=index2, valid2=valid2.to(dtype))
+    last_start = (lengths - W + ls).clamp(min=0)  # [B, 1] e: content start of the last window
+    k_doc = torch.where(lengths > W, 1 + (last_start + stride - 1) // stride, torch.ones_like(lengths))  # [B, 1]
+    j = torch.arange(k, device=device).unsqueeze(0)  # [1, k]
+    used = j < k_doc  # [B, k] windows this document reads
+    jj = torch.minimum(j, k_doc - 1)  # [B, k] an unused window repeats the last one (never fully masked)
+    start = jj * last_start // (k_doc - 1).clamp(min=1)  # [B, k] a_j
+    prefix = torch.where(jj > 0, ls, 0)  # [B, k] start tokens in front
+    suffix = torch.where(jj < k_doc - 1, le, 0)  # [B, k] end tokens behind
+    content = W - prefix - suffix  # [B, k]
+
+    # window slots -> document positions (or a special token)
+    s = torch.arange(W, device=device).reshape(1, 1, W)  # [1, 1, W]
+    pos = start.unsqueeze(-1) + s - prefix.unsqueeze(-1)  # [B, k, W]
+    is_start = s < prefix.unsqueeze(-1)  # [B, k, W]
+    is_end = s >= (W - suffix).unsqueeze(-1)  # [B, k, W]
+    flat_pos = pos.clamp(0, L - 1).reshape(B, -1)  # [B, k * W]
+    ids = input_ids.gather(1, flat_pos).reshape(B, -1, W)  # [B, k, W]
+    mask = attention_mask.gather(1, flat_pos).reshape(B, -1, W)  # [B, k, W]
+    # the special tokens are constant rows: start tokens at slots [0, ls), end tokens at slots [W - le, W)
+    start_row = torch.cat([start_tokens.to(input_ids), input_ids.new_zeros(W - ls)]).reshape(1, 1, W)
+    end_row = torch.cat([input_ids.new_zeros(W - le), end_tokens.to(input_ids)]).reshape(1, 1, W)
+    ids = torch.where(is_start, start_row, torch.where(is_end, end_row, ids))
+    mask = torch.where(is_start | is_end, torch.ones_like(mask), mask)
+
+    def holds(t: Tensor, window_index: Tensor) -> tuple[Tensor, Tensor]:
+        """For positions t [B, T] and windows [B, T]: (window slot of t, whether the window holds t)."""
+        a = start.gather(1, window_index)
+        p = prefix.gather(1, window_index)
+        c = content.gather(1, window_index)
+        held = (window_index < k_doc) & (a <= t) & (t < a + c)  # a short document keeps its padding, as on one pass
+        return (t - a + p).clamp(0, W - 1), held
+
+    # document positions -> cover slots: the first window holding t is the count of windows ending at or before t
+    t = torch.arange(L, device=device).unsqueeze(0).expand(B, L)  # [B, L]
+    ends = (start + content).masked_fill(~used, torch.iinfo(torch.int64).max)  # [B, k] unused windows end never
+    first = (ends.unsqueeze(1) <= t.unsqueeze(2)).sum(dim=2)  # [B, L]
+    row_base = (torch.arange(B, device=device) * k).unsqueeze(1)  # [B, 1] first window row of document b
+    index, valid = [], []
+    for c in range(max_covers(W, stride)):  # a fixed, small loop (unrolled when exported)
+        window_index = (first + c).clamp(max=k - 1)  # [B, L]
+        slot, held = holds(t, window_index)
+        held = held & (first + c < k)
+        index.append(((row_base + window_index) * W + slot).reshape(-1))
+        valid.append(held.to(torch.float32))
+
+    # queries (mention markers, document positions [B, P]) in every window
+    P = query_pos.shape[1]
+    windows_of = j.expand(B, k).unsqueeze(2).expand(B, k, P).reshape(B, -1)  # [B, k * P]
+    q = query_pos.unsqueeze(1).expand(B, k, P).reshape(B, -1)  # [B, k * P]
+    query_slot, query_held = holds(q, windows_of)
+    return Windows(
+        input_ids=ids.reshape(-1, W),
+        attention_mask=mask.reshape(-1, W),
+        cover_index=torch.stack(index),
+        cover_valid=torch.stack(valid),
+        query_slot=query_slot.reshape(-1, P),
+        query_held=query_held.reshape(-1, P).to(torch.float32),
+    )
 
 
 def gather_positions(values: Tensor, index: Tensor) -> Tensor:
@@ -110,11 +149,22 @@ def gather_positions(values: Tensor, index: Tensor) -> Tensor:
     return values.gather(1, expanded)
 
 
-def merge_hidden(window_hidden: Tensor, layout: WindowLayout) -> Tensor:
-    """[2B, W, H] window hidden states -> [B, L, H] document hidden states (overlap averaged)."""
-    B = layout.index1.shape[0]
-    h1 = gather_positions(window_hidden[:B], layout.index1) * layout.valid1.unsqueeze(-1)  # [B, L, H]
-    h2 = gather_positions(window_hidden[B:], layout.index2) * layout.valid2.unsqueeze(-1)  # [B, L, H]
-    # clamp, not ATLOP's + 1e-10: exact average where covered, zero where no window covers
-    count = (layout.valid1 + layout.valid2).clamp(min=1.0).unsqueeze(-1)  # [B, L, 1]
-    return (h1 + h2) / count
+def merge_positions(window_values: Tensor, windows: Windows, batch: int) -> Tensor:
+    """Sum over cover slots of window values [B * k * W, F] taken at each document position -> [B, L, F].
+
+    Positions held by no window (padding) are zero.
+    """
+    total = None
+    for index, valid in zip(windows.cover_index, windows.cover_valid):
+        taken = window_values.index_select(0, index).reshape(batch, -1, window_values.shape[-1])  # [B, L, F]
+        term = taken * valid.to(taken.dtype).unsqueeze(-1)
+        total = term if total is None else total + term
+    return total
+
+
+def merge_hidden(window_hidden: Tensor, windows: Windows) -> Tensor:
+    """[B * k, W, H] window hidden states -> [B, L, H] document hidden states (overlaps averaged)."""
+    B = windows.cover_valid.shape[1]
+    summed = merge_positions(window_hidden.reshape(-1, window_hidden.shape[-1]), windows, B)  # [B, L, H]
+    count = windows.cover_valid.sum(dim=0).clamp(min=1.0).to(summed.dtype).unsqueeze(-1)  # [B, L, 1]
+    return summed / count

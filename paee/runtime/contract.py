@@ -16,7 +16,7 @@ The head builds, fills and runs TNet on the fixed N x N map, then works on the d
 only (``pair_index``): its cost follows the document, and N sets the size of the map alone.
 
 Graphs (DESIGN.md 4): ``encoder`` serves padded lengths up to one window, ``encoder_long`` longer ones
-(two overlapping windows, ATLOP), ``head`` every length. Numpy only: Triton's python models and the
+(k overlapping windows, a dynamic count; `paee.model.long_input`), ``head`` every length. Numpy only: Triton's python models and the
 torch-free pipeline read this module.
 """
 
@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from paee.data.featurizer import DEFAULT_MAX_LENGTH
 from paee.errors import PaeeUserError
 
 #: Dynamic axes.
@@ -43,10 +44,8 @@ HEAD = "head"
 ENCODER_GRAPHS = (ENCODER, ENCODER_LONG)
 GRAPH_NAMES = (ENCODER, ENCODER_LONG, HEAD)
 
-#: The BERT-family window: the longest input of one encoder pass; ``encoder_long`` reads two.
+#: The BERT-family window: the longest input of one encoder pass; ``encoder_long`` reads k of them.
 DEFAULT_WINDOW = 512
-#: Windows the long encoder reads (ATLOP's process_long_input).
-LONG_INPUT_WINDOWS = 2
 
 
 class GraphSpecError(PaeeUserError):
@@ -83,6 +82,7 @@ TENSORS: dict[str, TensorDecl] = {
     "pair_mask": TensorDecl("float32", (BATCH, PAIRS), "1 on the document's real pairs (they come first)"),
     # a per-document scalar travels as [B, 1]: a batched Triton tensor needs an axis per row
     "title": TensorDecl("bytes", (BATCH, 1), "the document's title, UTF-8"),
+    "warnings": TensorDecl("bytes", (BATCH, 1), "JSON list of what the caller must be told (mentions lost to truncation)"),
     # encoder -> head
     "token_emb": TensorDecl("float32", (BATCH, LENGTH, "H"), "last hidden state of every token"),
     "entity_emb": TensorDecl("float32", (BATCH, "N", "H"), "logsumexp over the entity's mention embeddings"),
@@ -109,9 +109,10 @@ HEAD_OUTPUTS = ("logits", "pair_prob")
 MODEL_INPUTS = ENCODER_INPUTS + HEAD_FEATURES
 #: Training targets: the loss is computed when a batch carries them (`paee.model.paee.PaeeModel`).
 TRAINING_TARGETS = ("labels", "has_relation", "subj_roles", "obj_roles")
-#: What the decoder reads besides the head's outputs: which pair each row is, and the document's title.
+#: What the decoder reads besides the head's outputs: which pair each row is, and the document's title and
+#: warnings (they travel to the response).
 DECODE_INPUTS = ("pair_index", "pair_mask")
-DOCUMENT_FIELDS = ("title",)
+DOCUMENT_FIELDS = ("title", "warnings")
 #: The preprocess model's outputs and the postprocess model's inputs (Triton).
 PREPROCESS_OUTPUTS = MODEL_INPUTS + DOCUMENT_FIELDS
 POSTPROCESS_INPUTS = HEAD_OUTPUTS + DECODE_INPUTS + DOCUMENT_FIELDS
@@ -156,8 +157,8 @@ class ModelDims:
     num_heads: int  # K
     num_relations: int  # R, class 0 = threshold / NA
     num_entity_types: int  # type ids including the padding type 0 (embedding tables, not a tensor axis)
-    window: int = DEFAULT_WINDOW  # the short encoder's longest input; where encoder_long takes over
-    max_length: int = LONG_INPUT_WINDOWS * DEFAULT_WINDOW  # the longest document the encoders read
+    window: int = DEFAULT_WINDOW  # the short encoder's longest input; where encoder_long (k windows) takes over
+    max_length: int = DEFAULT_MAX_LENGTH  # the longest document served (the featurizer's limit)
 
     def __post_init__(self) -> None:
         bad = {f.name: getattr(self, f.name) for f in fields(self) if not _positive_int(getattr(self, f.name))}
@@ -186,7 +187,7 @@ class ModelDims:
     def encoder_for_length(self, length: int) -> str:
         """Name of the encoder graph for a batch of padded length L (the rule of `EncoderGraph.forward`)."""
         if not 1 <= length <= self.max_length:
-            raise GraphSpecError(f"padded length {length} outside 1..{self.max_length} (two windows of {self.window})")
+            raise GraphSpecError(f"padded length {length} outside 1..{self.max_length} (the model's max_length)")
         return ENCODER if length <= self.window else ENCODER_LONG
 
     def to_json(self) -> dict[str, int]:
@@ -335,7 +336,7 @@ def graph_specs(dims: ModelDims) -> dict[str, GraphSpec]:
 __all__ = [
     "BATCH", "DECODE_INPUTS", "DEFAULT_WINDOW", "DOCUMENT_FIELDS", "ENCODER", "ENCODER_GRAPHS", "ENCODER_INPUTS", "ENCODER_LONG",
     "ENCODER_OUTPUTS", "GRAPH_IO", "GRAPH_NAMES", "HEAD", "HEAD_FEATURES", "HEAD_INPUTS", "HEAD_OUTPUTS", "LENGTH",
-    "LENGTH_INPUT", "LONG_INPUT_WINDOWS", "MODEL_INPUTS", "NUMPY_DTYPES", "PAIRS", "POSTPROCESS_INPUTS", "PREPROCESS_OUTPUTS", "RAGGED",
+    "LENGTH_INPUT", "MODEL_INPUTS", "NUMPY_DTYPES", "PAIRS", "POSTPROCESS_INPUTS", "PREPROCESS_OUTPUTS", "RAGGED",
     "REQUEST", "RESPONSE", "SERVING_STEPS", "TENSORS", "TRAINING_TARGETS", "GraphSpec", "GraphSpecError", "ModelDims",
     "TensorDecl", "TensorSpec", "graph_spec", "graph_specs", "markdown_table", "tensor_spec", "tensor_specs",
 ]  # fmt: skip

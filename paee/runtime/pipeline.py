@@ -119,12 +119,18 @@ class DocumentRunner:
 
     def predict_records(self, docs: Sequence[Document], *, with_names: bool = False, with_scores: bool = False,
                         progress: bool = False, features: Sequence[DocFeatures] | None = None) -> list[dict[str, Any]]:
-        """Official DocRED ``result.json`` records ``{title, h_idx, t_idx, r}`` of all documents."""
+        """Official DocRED ``result.json`` records ``{title, h_idx, t_idx, r}`` of all documents; ``with_names``
+        also adds the document's ``warnings`` (e.g. mentions lost to truncation) to each record of a warned one."""
         if self.relations is None:
             raise SessionError("result records need the relation vocabulary (a featurizer built with relations)")
+        if features is None:
+            features = self.featurizer.featurize_many([doc.without_labels() for doc in docs])
         records: list[dict[str, Any]] = []
-        for doc, triples in zip(docs, self.predict(docs, progress, features)):
-            records += to_result_records(doc.title, triples, self.relations, with_names=with_names, with_scores=with_scores)
+        for doc, feats, triples in zip(docs, features, self.predict(docs, progress, features)):
+            found = to_result_records(doc.title, triples, self.relations, with_names=with_names, with_scores=with_scores)
+            if with_names and feats.warnings:
+                found = [{**record, "warnings": feats.warnings} for record in found]
+            records += found
         return records
 
 

@@ -49,14 +49,17 @@ class PaeeServingError(PaeeFailure):
         self.status = status
 
 
-def encode_document(doc: Document | Mapping[str, Any] | str | bytes) -> bytes:
-    """The DOCUMENT payload: UTF-8 JSON of one document (bytes are sent as they are)."""
+def encode_document(doc: Document | Mapping[str, Any] | str | bytes, options: Mapping[str, Any] | None = None) -> bytes:
+    """The DOCUMENT payload: UTF-8 JSON of one document (bytes and text are sent as they are), with the
+    request ``options`` (e.g. ``{"truncate": True}``) added to a document given as an object."""
     if isinstance(doc, bytes):
         return doc
     if isinstance(doc, str):
         return doc.encode("utf-8")
     if isinstance(doc, Document):
         doc = doc.to_json()
+    if options:
+        doc = {**doc, "options": dict(options)}
     return json.dumps(doc, ensure_ascii=False).encode("utf-8")
 
 
@@ -101,6 +104,7 @@ class PaeeClient:
         retries: int = DEFAULT_RETRIES,
         concurrency: int = DEFAULT_CONCURRENCY,
         model_name: str = MODEL_NAME,
+        truncate: bool = False,
     ):
         if protocol not in PROTOCOLS:
             raise PaeeUserError(f"protocol {protocol!r} is not one of {PROTOCOLS}")
@@ -112,6 +116,8 @@ class PaeeClient:
         self.retries = retries
         self.concurrency = concurrency
         self.model_name = model_name
+        # documents over the server's max_length: cut (the response lists the lost mentions) instead of refused
+        self.options = {"truncate": True} if truncate else {}
         if protocol == "http":
             import tritonclient.http as module
         else:
@@ -173,7 +179,7 @@ class PaeeClient:
         """The TRIPLES JSON of one document: ``{"title": ..., "triples": [...]}``."""
         from tritonclient.utils import InferenceServerException
 
-        payload = encode_document(doc)
+        payload = encode_document(doc, self.options)
         delay = RETRY_BACKOFF_S
         for attempt in range(self.retries + 1):
             try:
@@ -196,17 +202,19 @@ class PaeeClient:
 
     def predict_many(
         self, docs: Sequence[Document | Mapping[str, Any] | str | bytes], concurrency: int | None = None,
-        return_exceptions: bool = False,
+        return_exceptions: bool = False, whole: bool = False,
     ) -> list[Any]:
         """`predict` for many documents, ``concurrency`` in flight, results in input order.
 
-        With ``return_exceptions`` a failed document yields its `PaeeServingError` instead of raising.
+        With ``return_exceptions`` a failed document yields its `PaeeServingError` instead of raising; with
+        ``whole`` each result is the whole response (`predict_raw`: title, triples, warnings) instead of its triples.
         """
         workers = concurrency or self.concurrency
+        call = self.predict_raw if whole else self.predict
 
         def one(doc: Any) -> Any:
             try:
-                return self.predict(doc)
+                return call(doc)
             except PaeeServingError as e:
                 if return_exceptions:
                     return e

@@ -8,6 +8,8 @@ batch 4, grad-norm clip 1.0.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import math
 import os
@@ -59,6 +61,7 @@ class TrainConfig:
     seed: int = 66
     amp: str = "auto"  # auto (bf16/fp16 on CUDA, off on CPU) | off | bf16 | fp16
     eval_batch_size: int = 8
+    truncate: bool = False  # cut documents over max_length (the lost mentions are logged); never stored in the model
     log_every: int = 10  # optimizer steps between loss lines in metrics.jsonl
     eval_every_epochs: int = 1
 
@@ -130,7 +133,8 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.model_config = model.config
         self.tokenizer = tokenizer
-        self.featurizer = Featurizer(tokenizer, self.model_config.featurizer, self.model_config.relations)
+        self.featurizer = Featurizer(tokenizer, dataclasses.replace(self.model_config.featurizer, truncate=config.truncate),
+                                     self.model_config.relations)
         self.relations = self.model_config.relations
         self.pad_id = self.featurizer.spec.pad_id
         if device is None:
@@ -230,7 +234,7 @@ class Trainer:
 
         Documents are shuffled, cut into pools of BUCKET_POOL_BATCHES batches, sorted by length inside
         each pool, batched, and the batches shuffled again: batches stay random but a short document
-        rarely gets padded to 1024 tokens (which also switches the encoder to its two-window path).
+        rarely gets padded to the longest document's length (which also switches the encoder to its k-window path).
         """
         rng = np.random.default_rng(self.config.seed + epoch)
         order = rng.permutation(len(features)).tolist()

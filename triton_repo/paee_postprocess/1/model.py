@@ -4,7 +4,8 @@ Inputs: the contract's `POSTPROCESS_INPUTS` (``logits`` [P, R] and ``pair_prob``
 ``paee_head``; ``pair_index`` [P, 2], ``pair_mask`` [P] and ``title`` from ``paee_preprocess``; a request's
 documents cut to their own pairs by `paee.runtime.pipeline.document_outputs`). Output ``TRIPLES``
 (TYPE_STRING): UTF-8 JSON ``{"title": ..., "triples": [{"h_idx", "t_idx", "r", "r_name", "score"}, ...]}``
-per document, decoded by the one decoder of the package (`paee.data.decode`: logit_r > logit_TH;
+per document, plus ``"warnings": [...]`` when the preprocess model had something to tell (a document cut
+at the request's ask, with each lost mention), decoded by the one decoder of the package (`paee.data.decode`: logit_r > logit_TH;
 gating and top-k as the checkpoint says) into its one record form (`triple_record`). The relation
 vocabulary and the decoding settings travel in ``1/assets/``. Imports: the data layer and the runtime
 floor only (never torch).
@@ -36,11 +37,13 @@ class TritonPythonModel:
         self.relations = RelationVocab.from_json(read_json(assets / RELATIONS_FILE))
         self.decode_config = DecodeConfig.from_json(read_json(assets / DECODE_FILE))
 
-    def _document(self, out: DocOutput, title: str) -> bytes:
-        """JSON bytes of one document's triples."""
+    def _document(self, out: DocOutput, title: str, warnings: list[str]) -> bytes:
+        """JSON bytes of one document's triples (and its warnings, if any)."""
         triples = decode_output(out, self.decode_config)
-        records = [triple_record(t, self.relations) for t in triples]
-        return json.dumps({"title": title, "triples": records}, ensure_ascii=False).encode("utf-8")
+        result: dict[str, Any] = {"title": title, "triples": [triple_record(t, self.relations) for t in triples]}
+        if warnings:
+            result["warnings"] = warnings
+        return json.dumps(result, ensure_ascii=False).encode("utf-8")
 
     def execute(self, requests: list[Any]) -> list[Any]:
         """Decode every document of every request; a failure fails only its request."""
@@ -49,11 +52,12 @@ class TritonPythonModel:
             try:
                 inputs = {name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.io.input_names}
                 titles = inputs["title"].reshape(-1)  # [B]
+                warnings = inputs["warnings"].reshape(-1)  # [B] JSON lists
                 documents = document_outputs(inputs, inputs)  # each cut to its real pairs
                 out = np.empty((len(documents), 1), dtype=np.object_)  # [B, 1]
                 for b, doc in enumerate(documents):
                     title = titles[b].decode("utf-8") if isinstance(titles[b], bytes) else str(titles[b])
-                    out[b, 0] = self._document(doc, title)
+                    out[b, 0] = self._document(doc, title, json.loads(bytes(warnings[b]).decode("utf-8")))
                 responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(RESPONSE, out)]))
             except Exception as e:  # one bad request fails alone
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"{POSTPROCESS}: {e}")))

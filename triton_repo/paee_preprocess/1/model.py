@@ -1,7 +1,9 @@
 """Triton python model ``paee_preprocess``: JSON bytes of one document -> featurizer tensors.
 
 Input ``DOCUMENT`` (TYPE_STRING, one document per batch row): UTF-8 JSON in DocRED form or text form
-(`paee.data.docred.parse_document` reads both). Outputs: the contract's `PREPROCESS_OUTPUTS`
+(`paee.data.docred.parse_document` reads both), optionally with per-request ``"options"`` (`REQUEST_OPTIONS`):
+``{"truncate": true}`` cuts a document over the repository's ``max_length`` instead of failing it, and the
+response then lists the lost mentions in ``warnings``. Outputs: the contract's `PREPROCESS_OUTPUTS`
 (`paee.runtime.contract`), collated by the package's one `collate` with ``input_ids`` /
 ``attention_mask`` padded to a *length bucket* (by default a multiple of 64) rather than to the
 document's own length: requests of one bucket then have equal shapes, which is what Triton's dynamic
@@ -29,6 +31,25 @@ from paee.runtime.contract import REQUEST
 from paee.runtime.layout import ASSETS, FEATURIZER_FILE, SERVING_FILE, ServingSettings, read_json
 
 
+#: Options a request document may carry under "options": name -> type.
+REQUEST_OPTIONS = {"truncate": bool}
+
+
+def request_options(obj: Any, where: str) -> dict[str, Any]:
+    """Pop and check a request document's ``"options"`` (a `PaeeDataError` naming the field when bad)."""
+    options = obj.pop("options", None) if isinstance(obj, dict) else None
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise PaeeDataError(f"{where}: options: expected an object like {{\"truncate\": true}}, got {type(options).__name__}")
+    for name, value in options.items():
+        if name not in REQUEST_OPTIONS:
+            raise PaeeDataError(f"{where}: options.{name}: unknown option; options are {sorted(REQUEST_OPTIONS)}")
+        if not isinstance(value, REQUEST_OPTIONS[name]):
+            raise PaeeDataError(f"{where}: options.{name}: expected {REQUEST_OPTIONS[name].__name__}, got {value!r}")
+    return options
+
+
 class TritonPythonModel:
     """Tokenize and featurize documents; one response per request, errors per request."""
 
@@ -40,8 +61,9 @@ class TritonPythonModel:
         # No relation vocabulary: labels a client may send along are validated but never featurized.
         self.featurizer = Featurizer(load_tokenizer(assets), FeaturizerConfig.from_json(read_json(assets / FEATURIZER_FILE)))
 
-    def _parse(self, raw: Any, index: int) -> Any:
-        """One DOCUMENT element -> validated `Document`; every failure is a `PaeeDataError` naming the document."""
+    def _parse(self, raw: Any, index: int) -> tuple[Any, dict[str, Any]]:
+        """One DOCUMENT element -> (validated `Document`, its options); every failure is a `PaeeDataError`
+        naming the document."""
         where = describe_document(index, None)
         if not isinstance(raw, (bytes, bytearray)):
             raw = str(raw).encode("utf-8")
@@ -53,10 +75,11 @@ class TritonPythonModel:
         if not raw.strip():
             raise PaeeDataError(f"{where}: empty document (expected UTF-8 JSON of one document)")
         obj = loads_json(raw, where)  # deep nesting, huge numbers, lone surrogates: a PaeeDataError too
-        return parse_document(obj, index, entity_types=self.featurizer.config.entity_types)  # the model's schema
+        options = request_options(obj, where)
+        return parse_document(obj, index, entity_types=self.featurizer.config.entity_types), options  # the model's schema
 
     def _read_request(self, request: Any) -> list[Any]:
-        """A request's documents, each a `Document` or the exception that refused it."""
+        """A request's documents, each a (`Document`, its options) or the exception that refused it."""
         rows = pb_utils.get_input_tensor_by_name(request, REQUEST).as_numpy().reshape(-1)
         parsed: list[Any] = []
         for i, raw in enumerate(rows):
@@ -67,16 +90,21 @@ class TritonPythonModel:
         return parsed
 
     def _featurize(self, per_request: list[list[Any]]) -> None:
-        """Replace every `Document` by its features (or its error), in place: one tokenizer pass over all the
-        requests' documents; should that pass fail as a whole, each request is featurized alone."""
+        """Replace every (`Document`, options) by its features (or its error), in place: one tokenizer pass over all
+        the requests' documents; should that pass fail as a whole, each request is featurized alone."""
         slots = [(r, i) for r, parsed in enumerate(per_request) for i, p in enumerate(parsed) if not isinstance(p, Exception)]
+
+        def featurize(items: list[tuple[Any, dict[str, Any]]]) -> list[Any]:
+            docs, options = [d for d, _ in items], [o for _, o in items]
+            return self.featurizer.featurize_many(docs, errors="collect", truncate=[o.get("truncate", False) for o in options])
+
         try:
-            results = self.featurizer.featurize_many([per_request[r][i] for r, i in slots], errors="collect")
+            results = featurize([per_request[r][i] for r, i in slots])
         except Exception:  # not a document's data error (those are collected): find the request it belongs to
             for parsed in per_request:
                 own = [i for i, p in enumerate(parsed) if not isinstance(p, Exception)]
                 try:
-                    for i, result in zip(own, self.featurizer.featurize_many([parsed[i] for i in own], errors="collect")):
+                    for i, result in zip(own, featurize([parsed[i] for i in own])):
                         parsed[i] = result
                 except Exception as e:
                     for i in own:
