@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", type=Path, default=None,
                    help="int8: documents (DocRED JSON or text form) that calibrate the activation ranges; use "
                         "documents like the ones you will serve (default: synthetic documents)")
+    p.add_argument("--evidence-threshold", type=float, default=None,
+                   help="served evidence: the sentences whose share of a pair's attention exceeds this, in [0, 1) "
+                        "(default: the checkpoint's, 0.2 unless set)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
 
@@ -73,7 +76,7 @@ def _export(args: argparse.Namespace) -> int:
         args.checkpoint, out, target=args.target, precision=args.precision, max_batch_size=args.max_batch_size,
         instances=args.instances, dynamic_batching=not args.no_dynamic_batching, tensorrt=args.tensorrt,
         force=args.force, parity=not args.no_parity, parity_docs=parity_docs, calibration_docs=calibration,
-        progress=not args.quiet,
+        evidence_threshold=args.evidence_threshold, progress=not args.quiet,
     )  # fmt: skip
     report = result.report
     if result.parity is not None:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from paee.checkpoint import Checkpoint
+from paee.data.decode import DecodeConfig
 from paee.data.errors import PaeeDataError
 from paee.data.featurizer import Featurizer
 from paee.data.schema import Document
@@ -149,19 +150,23 @@ def plan_variant(plan: ExportPlan, graphs: Mapping[str, BuiltGraph], featurizer:
 
 
 def measure_parity(builder: GraphBuilder, ckpt: Checkpoint, plan: ExportPlan, shipped: Mapping[str, BuiltGraph],
-                   featurizer: Featurizer, docs: Sequence[Document] | None) -> dict[str, Any]:
-    """Parity with PyTorch of the fp32 reference plan and of the shipped plan (`paee_export.parity`)."""
+                   featurizer: Featurizer, docs: Sequence[Document] | None,
+                   decode_config: DecodeConfig | None = None) -> dict[str, Any]:
+    """Parity with PyTorch of the fp32 reference plan and of the shipped plan (`paee_export.parity`), every side
+    decoded with ``decode_config`` (default: the checkpoint's)."""
+    decode_config = decode_config or ckpt.decode_config()
     reference = PLANS[PARITY_REFERENCE[plan.target]]
     window = ckpt.config.dims.window
     variants: dict[str, Variant] = {}
     skipped: dict[str, str] = {}
     for candidate, graphs in ((reference, builder.build(reference)), (plan, shipped)):
         try:
-            variants[candidate.name] = plan_variant(candidate, graphs, featurizer, window, ckpt.decode_config())
+            variants[candidate.name] = plan_variant(candidate, graphs, featurizer, window, decode_config)
         except SessionError as err:
             skipped[candidate.name] = str(err)
     chosen, info = parity_documents(featurizer, docs)
-    report = parity_report(builder.model, chosen, featurizer, variants, batch_size=PARITY_BATCH_SIZE)
+    report = parity_report(builder.model, chosen, featurizer, variants, batch_size=PARITY_BATCH_SIZE,
+                           decode_config=decode_config)
     report["documents_info"] = info
     report["skipped_variants"] = skipped
     return report
@@ -230,6 +235,7 @@ def export_checkpoint(
     parity: bool = True,
     parity_docs: Sequence[Document] | None = None,
     calibration_docs: Sequence[Document] | None = None,
+    evidence_threshold: float | None = None,
     progress: bool = True,
     warn: Callable[[str], None] | None = None,
 ) -> ExportResult:
@@ -248,6 +254,8 @@ def export_checkpoint(
         parity_docs: documents to add to the synthetic parity set (e.g. real dev documents).
         calibration_docs: int8 only: documents whose activation ranges fix the static quantisation
             (default: synthetic documents; `paee_export.calibration`).
+        evidence_threshold: the served triples' evidence threshold (default: the checkpoint's), written to the
+            repository's decoding settings.
         progress: print step lines on stderr.
         warn: receives each warning (default: printed on stderr).
 
@@ -261,6 +269,8 @@ def export_checkpoint(
     warn = warn or (lambda message: print(f"warning: {message}", file=sys.stderr, flush=True))
     check_request(target, precision)
     check_settings(out, force=force, max_batch_size=max_batch_size, instances=instances)
+    if evidence_threshold is not None:
+        DecodeConfig(evidence_threshold=evidence_threshold)  # a bad threshold fails before any work
     plan, warnings = resolve_plan(target, precision)
     if tensorrt and target != "gpu":
         warnings.append("--tensorrt builds engines for the GPU repository only (--target gpu); the CPU repository runs ONNX")
@@ -270,6 +280,7 @@ def export_checkpoint(
 
     step(f"loading checkpoint {checkpoint}")
     ckpt = Checkpoint.load(checkpoint)  # CheckpointError passes through: the caller names the file
+    decode_config = ckpt.decode_config(evidence_threshold=evidence_threshold)
     model = ckpt.build_model()
     # the parity documents and calibration are featurized with truncation: a long parity document is
     # compared on what fits, as it would be served with truncation asked for
@@ -289,7 +300,7 @@ def export_checkpoint(
 
         if parity:
             step("measuring parity with PyTorch")
-            parity_result = measure_parity(builder, ckpt, plan, shipped, featurizer, parity_docs)
+            parity_result = measure_parity(builder, ckpt, plan, shipped, featurizer, parity_docs, decode_config)
         else:
             step("parity: skipped (--no-parity)")
             parity_result = {"skipped": "--no-parity"}
@@ -305,7 +316,7 @@ def export_checkpoint(
         )
         step(f"writing the repository {out}")
         repository = write_repository(
-            out, ckpt, plan, shipped, max_batch_size=max_batch_size, instances=instances,
+            out, ckpt, plan, shipped, decode_config=decode_config, max_batch_size=max_batch_size, instances=instances,
             dynamic_batching=dynamic_batching, force=force, report=report.to_json(), tensorrt_plans=engines or None,
         )  # fmt: skip
     finally:
