@@ -76,15 +76,29 @@ DATASETS = {
 }
 
 
-def _train(args: argparse.Namespace, dataset: Dataset, train: Path, dev: Path, variant: str) -> dict[str, Any]:
-    run = args.out / variant
+def train_command(args: argparse.Namespace, dataset: Dataset, train: Path, dev: Path, variant: str, run: Path,
+                  *extra: str) -> list[str]:
+    """The ``paee-train`` command of one run of this protocol (``args``: encoder, epochs, batch size, seed, max steps)."""
     command = [str(Path(sys.executable).parent / "paee-train"), "--train", str(train), "--dev", str(dev),
                "--encoder", str(args.encoder), "--variant", variant, "--out", str(run), "--epochs", str(args.epochs),
-               "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--no-resume", *dataset.train_options]
+               "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--no-resume", *dataset.train_options,
+               *extra]
     if args.max_steps:
         command += ["--max-steps", str(args.max_steps)]
+    return command
+
+
+def run_ended(run: Path) -> bool:
+    """Whether a ``paee-train`` run in ``run`` ended (its ``best.pt`` and the "end" event are there)."""
     metrics = run / "metrics.jsonl"
-    finished = args.reuse and (run / "best.pt").is_file() and metrics.is_file() and '"event": "end"' in metrics.read_text()
+    return (run / "best.pt").is_file() and metrics.is_file() and '"event": "end"' in metrics.read_text()
+
+
+def _train(args: argparse.Namespace, dataset: Dataset, train: Path, dev: Path, variant: str) -> dict[str, Any]:
+    run = args.out / variant
+    command = train_command(args, dataset, train, dev, variant, run)
+    metrics = run / "metrics.jsonl"
+    finished = args.reuse and run_ended(run)
     started = time.perf_counter()
     if not finished:  # --reuse: a run that ended with these settings is evaluated again, not trained again
         subprocess.run(command, check=True)

@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=None,
                    help=f"longest document the repository serves, in wordpieces with markers (default: the checkpoint's; "
                         f"at most {MAX_SUPPORTED_LENGTH}); a longer request fails unless it asks to be truncated")
+    p.add_argument("--evidence-threshold", type=float, default=None,
+                   help="served evidence: the sentences whose share of a pair's attention exceeds this, in [0, 1) "
+                        "(default: the checkpoint's, 0.2 unless set)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
 
@@ -79,7 +82,7 @@ def _export(args: argparse.Namespace) -> int:
         args.checkpoint, out, target=args.target, precision=args.precision, max_batch_size=args.max_batch_size,
         instances=args.instances, dynamic_batching=not args.no_dynamic_batching, tensorrt=args.tensorrt,
         force=args.force, parity=not args.no_parity, parity_docs=parity_docs, calibration_docs=calibration,
-        max_length=args.max_length, progress=not args.quiet,
+        max_length=args.max_length, evidence_threshold=args.evidence_threshold, progress=not args.quiet,
     )  # fmt: skip
     report = result.report
     if result.parity is not None:

@@ -9,8 +9,9 @@ each variant:
   (isolates the head's own error);
 * ``end_to_end``: ONNX encoder -> ONNX head vs PyTorch: logit diffs over each document's real pairs,
   predicted-triple agreement (Jaccard of the (document, head, tail, relation) sets, and the
-  share of documents whose triples are identical), and with gold labels the F1 / Ign-less F1 change
-  (``paee.evaluation.metrics.evaluate``);
+  share of documents whose triples are identical), evidence agreement (the triples both predict whose
+  evidence sentence sets are identical, and the Jaccard of the (document, head, tail, relation, sentence)
+  sets), and with gold labels the F1 / Ign-less F1 change (``paee.evaluation.metrics.evaluate``);
 * graph statistics of its files and the library versions.
 
 ``format_parity_table(report)`` renders the report as a fixed-width text table.
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from paee.data.decode import DecodeConfig
 from paee.data.featurizer import Featurizer, collate
 from paee.data.schema import Document
 from paee.evaluation.metrics import score_triples
@@ -100,6 +102,25 @@ def triple_agreement(reference: Sequence[Sequence[Any]], other: Sequence[Sequenc
     }
 
 
+def evidence_agreement(reference: Sequence[Sequence[Any]], other: Sequence[Sequence[Any]]) -> dict[str, float]:
+    """Evidence of the triples both sides predict: the share whose sentence sets are identical, and the Jaccard
+    of the (doc, head, tail, relation, sentence) sets (1.0 where there is nothing to compare)."""
+    compared = same = inter = union = 0
+    for ref_triples, other_triples in zip(reference, other):
+        theirs = {(t.head, t.tail, t.relation): set(t.evidence or ()) for t in other_triples}
+        for t in ref_triples:
+            key = (t.head, t.tail, t.relation)
+            if key not in theirs:
+                continue
+            mine = set(t.evidence or ())
+            compared += 1
+            same += mine == theirs[key]
+            inter += len(mine & theirs[key])
+            union += len(mine | theirs[key])
+    return {"compared_triples": float(compared), "identical": same / compared if compared else 1.0,
+            "jaccard": inter / union if union else 1.0}
+
+
 def pair_argmax_agreement(reference: Sequence[np.ndarray], other: Sequence[np.ndarray]) -> float:
     """Share of real pairs (the rows of each document's logits [p, R]) whose best class (NA included) is
     the same.
@@ -119,8 +140,11 @@ def parity_report(
     variants: Mapping[str, Variant],
     batch_size: int = 8,
     progress: bool = False,
+    decode_config: DecodeConfig | None = None,
 ) -> dict[str, Any]:
-    """Compare every variant with the PyTorch model on ``docs`` (see the module docstring)."""
+    """Compare every variant with the PyTorch model on ``docs`` (see the module docstring); PyTorch's outputs
+    are decoded with ``decode_config`` (the checkpoint's: gating, evidence threshold), each variant's by its
+    pipeline."""
     features = featurizer.featurize_many(docs)
     pad_id, max_length = featurizer.spec.pad_id, featurizer.config.max_length
     enc_diff = {name: _DiffAccumulator() for name in variants}
@@ -156,6 +180,7 @@ def parity_report(
                     e2e_diff[name].add("logits", ref.logits, got.logits)
                     e2e_diff[name].add("pair_prob", ref.pair_prob, got.pair_prob)
                     by_windows[name][windows[i]].add("logits", ref.logits, got.logits)
+                    e2e_diff[name].add("evidence_dist", ref.evidence_dist, got.evidence_dist)
                     variant_outputs[name][i] = got
             for i, ref in zip(idx, reference):
                 reference_outputs[i] = ref
@@ -164,7 +189,7 @@ def parity_report(
     finally:
         model.train(was_training)
 
-    reference_triples = [decode_output(out) for out in reference_outputs]  # type: ignore[arg-type]  # all filled
+    reference_triples = [decode_output(out, decode_config) for out in reference_outputs]  # type: ignore[arg-type]  # all filled
     labelled = any(doc.facts for doc in docs)
     reference_scores = _scores(docs, reference_triples, featurizer) if labelled else None
     report: dict[str, Any] = {
@@ -178,7 +203,7 @@ def parity_report(
     }
     for name, variant in variants.items():
         outputs: list[DocOutput] = variant_outputs[name]  # type: ignore[assignment]  # all filled above
-        triples = [decode_output(out) for out in outputs]
+        triples = [variant.pipeline.decode(out) for out in outputs]
         entry: dict[str, Any] = {
             "precision": variant.precision,
             "sessions": variant.pipeline.describe(),
@@ -187,6 +212,7 @@ def parity_report(
             "end_to_end": {
                 **e2e_diff[name].result(),
                 "triples": triple_agreement(reference_triples, triples),
+                "evidence": evidence_agreement(reference_triples, triples),
                 "pair_argmax_agreement": pair_argmax_agreement([o.logits for o in reference_outputs],  # type: ignore[union-attr]
                                                                [o.logits for o in outputs]),
                 "by_windows": {str(k): acc.result().get("logits", {"max_abs": 0.0, "mean_abs": 0.0})
@@ -208,11 +234,11 @@ def _scores(docs: Sequence[Document], triples: Sequence[Sequence[Any]], featuriz
 
 
 def format_parity_table(report: Mapping[str, Any]) -> str:
-    """Fixed-width table: one row per variant, logits diffs per graph, triple agreement, F1 change."""
+    """Fixed-width table: one row per variant, logits diffs per graph, triple and evidence agreement, F1 change."""
     width = max([22, *(len(name) + 2 for name in report["variants"])])  # names never run into the next column
     header = (
         f"{'variant':<{width}}{'precision':<10}{'enc max|d|':>12}{'head max|d|':>13}{'e2e max|d|':>12}"
-        f"{'e2e mean|d|':>13}{'jaccard':>9}{'same docs':>11}{'argmax':>9}{'dF1':>9}"
+        f"{'e2e mean|d|':>13}{'jaccard':>9}{'same docs':>11}{'argmax':>9}{'same evi':>10}{'dF1':>9}"
     )
     lines = [
         f"{report['documents']} documents ({report['long_documents']} longer than the window, "
@@ -230,6 +256,7 @@ def format_parity_table(report: Mapping[str, Any]) -> str:
             f"{name:<{width}}{v['precision']:<10}{enc:>12.3g}{head:>13.3g}{e2e.get('max_abs', float('nan')):>12.3g}"
             f"{e2e.get('mean_abs', float('nan')):>13.3g}{tri['jaccard']:>9.4f}{tri['identical_documents']:>11.4f}"
             f"{v['end_to_end'].get('pair_argmax_agreement', float('nan')):>9.4f}"
+            f"{v['end_to_end'].get('evidence', {}).get('identical', float('nan')):>10.4f}"
             f"{(f'{df1:+.4f}' if df1 is not None else 'n/a'):>9}"
         )
     for name, v in report["variants"].items():
@@ -241,4 +268,4 @@ def format_parity_table(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Variant", "format_parity_table", "pair_argmax_agreement", "parity_report", "triple_agreement", "versions"]
+__all__ = ["Variant", "evidence_agreement", "format_parity_table", "pair_argmax_agreement", "parity_report", "triple_agreement", "versions"]

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from paee.checkpoint import Checkpoint
+from paee.data.decode import DecodeConfig
 from paee.data.errors import PaeeDataError
 from paee.data.featurizer import Featurizer
 from paee.data.schema import Document
@@ -176,19 +177,23 @@ def plan_variant(plan: ExportPlan, graphs: Mapping[str, BuiltGraph], featurizer:
 
 
 def measure_parity(builder: GraphBuilder, ckpt: Checkpoint, plan: ExportPlan, shipped: Mapping[str, BuiltGraph],
-                   featurizer: Featurizer, docs: Sequence[Document] | None) -> dict[str, Any]:
-    """Parity with PyTorch of the fp32 reference plan and of the shipped plan (`paee_export.parity`)."""
+                   featurizer: Featurizer, docs: Sequence[Document] | None,
+                   decode_config: DecodeConfig | None = None) -> dict[str, Any]:
+    """Parity with PyTorch of the fp32 reference plan and of the shipped plan (`paee_export.parity`), every side
+    decoded with ``decode_config`` (default: the checkpoint's)."""
+    decode_config = decode_config or ckpt.decode_config()
     reference = PLANS[PARITY_REFERENCE[plan.target]]
     window = ckpt.config.dims.window
     variants: dict[str, Variant] = {}
     skipped: dict[str, str] = {}
     for candidate, graphs in ((reference, builder.build(reference)), (plan, shipped)):
         try:
-            variants[candidate.name] = plan_variant(candidate, graphs, featurizer, window, ckpt.decode_config())
+            variants[candidate.name] = plan_variant(candidate, graphs, featurizer, window, decode_config)
         except SessionError as err:
             skipped[candidate.name] = str(err)
     chosen, info = parity_documents(featurizer, docs, window, builder.model.encoder.stride)
-    report = parity_report(builder.model, chosen, featurizer, variants, batch_size=PARITY_BATCH_SIZE)
+    report = parity_report(builder.model, chosen, featurizer, variants, batch_size=PARITY_BATCH_SIZE,
+                           decode_config=decode_config)
     report["documents_info"] = info
     report["skipped_variants"] = skipped
     return report
@@ -258,6 +263,7 @@ def export_checkpoint(
     parity_docs: Sequence[Document] | None = None,
     calibration_docs: Sequence[Document] | None = None,
     max_length: int | None = None,
+    evidence_threshold: float | None = None,
     progress: bool = True,
     warn: Callable[[str], None] | None = None,
 ) -> ExportResult:
@@ -279,6 +285,8 @@ def export_checkpoint(
         max_length: the longest document the repository serves, in wordpieces (default: the checkpoint's);
             recorded in the repository (featurizer settings, graph length ranges). Longer requests fail
             unless they ask to be truncated.
+        evidence_threshold: the served triples' evidence threshold (default: the checkpoint's), written to the
+            repository's decoding settings.
         progress: print step lines on stderr.
         warn: receives each warning (default: printed on stderr).
 
@@ -292,6 +300,8 @@ def export_checkpoint(
     warn = warn or (lambda message: print(f"warning: {message}", file=sys.stderr, flush=True))
     check_request(target, precision)
     check_settings(out, force=force, max_batch_size=max_batch_size, instances=instances)
+    if evidence_threshold is not None:
+        DecodeConfig(evidence_threshold=evidence_threshold)  # a bad threshold fails before any work
     plan, warnings = resolve_plan(target, precision)
     if tensorrt and target != "gpu":
         warnings.append("--tensorrt builds engines for the GPU repository only (--target gpu); the CPU repository runs ONNX")
@@ -303,6 +313,7 @@ def export_checkpoint(
     ckpt = Checkpoint.load(checkpoint)  # CheckpointError passes through: the caller names the file
     if max_length is not None:  # a run-time limit, not a model size: every size derived below follows it
         ckpt.config.featurizer = dataclasses.replace(ckpt.config.featurizer, max_length=max_length)
+    decode_config = ckpt.decode_config(evidence_threshold=evidence_threshold)
     model = ckpt.build_model()
     # the parity documents and calibration are featurized with truncation: a long parity document is
     # compared on what fits, as it would be served with truncation asked for
@@ -322,7 +333,7 @@ def export_checkpoint(
 
         if parity:
             step("measuring parity with PyTorch")
-            parity_result = measure_parity(builder, ckpt, plan, shipped, featurizer, parity_docs)
+            parity_result = measure_parity(builder, ckpt, plan, shipped, featurizer, parity_docs, decode_config)
         else:
             step("parity: skipped (--no-parity)")
             parity_result = {"skipped": "--no-parity"}
@@ -338,7 +349,7 @@ def export_checkpoint(
         )
         step(f"writing the repository {out}")
         repository = write_repository(
-            out, ckpt, plan, shipped, max_batch_size=max_batch_size, instances=instances,
+            out, ckpt, plan, shipped, decode_config=decode_config, max_batch_size=max_batch_size, instances=instances,
             dynamic_batching=dynamic_batching, force=force, report=report.to_json(), tensorrt_plans=engines or None,
         )  # fmt: skip
     finally:

@@ -114,8 +114,8 @@ class Checkpoint:
         """The model's featurizer; ``overrides`` change settings for this run (e.g. ``truncate=True``)."""
         return Featurizer(self.tokenizer, dataclasses.replace(self.config.featurizer, **overrides), self.config.relations)
 
-    def decode_config(self, top_k: int | None = None) -> DecodeConfig:
-        return self.config.decode_config(top_k)
+    def decode_config(self, top_k: int | None = None, evidence_threshold: float | None = None) -> DecodeConfig:
+        return self.config.decode_config(top_k, evidence_threshold)
 
     def save(self, path: str | Path) -> None:
         """Write atomically (temporary file in the same folder, then rename): a crash never leaves half a file."""

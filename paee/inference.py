@@ -68,12 +68,13 @@ class Predictor(DocumentRunner):
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str | torch.device = "auto", top_k: int | None = None,
-                        featurizer_overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> Predictor:
+                        evidence_threshold: float | None = None, featurizer_overrides: Mapping[str, Any] | None = None,
+                        **kwargs: Any) -> Predictor:
         """Model, featurizer and decoding of a checkpoint; ``featurizer_overrides`` change featurizer
-        settings for this run (e.g. ``{"truncate": True}``)."""
+        settings for this run (e.g. ``{"truncate": True}``), ``evidence_threshold`` the checkpoint's."""
         ckpt = Checkpoint.load(path)
         return cls(ckpt.build_model(), ckpt.featurizer(**dict(featurizer_overrides or {})), device=device,
-                   decode_config=ckpt.decode_config(top_k), **kwargs)
+                   decode_config=ckpt.decode_config(top_k, evidence_threshold), **kwargs)
 
     @torch.no_grad()
     def run_batch(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -91,3 +91,41 @@ def test_result_records() -> None:
     assert rich[1]["r_name"] == "P131"  # no name known: the id
     with pytest.raises(PaeeDataError, match="relation class 7"):
         to_result_records("T", [Triple(0, 1, 7, 1.0)], relations)
+
+
+def test_evidence_sentences_above_the_threshold() -> None:
+    # 3 entities, 6 pairs, S = 4 sentence slots. Pair (0, 1) shares [0.5, 0.3, 0.2, 0.0]: above 0.2 are sentences
+    # 0 and 1 (0.2 itself does not pass); pair (2, 0) puts everything on sentence 3.
+    logits, pairs, row = base_logits(3)
+    logits[row[0, 1], 1] = 1.0
+    logits[row[0, 1], 2] = 2.0  # two relations on one pair: the same evidence
+    logits[row[2, 0], 3] = 0.5
+    dist = np.zeros((len(pairs), 4), dtype=np.float32)
+    dist[row[0, 1]] = [0.5, 0.3, 0.2, 0.0]
+    dist[row[2, 0]] = [0.0, 0.0, 0.0, 1.0]
+    assert decode(logits, pairs, evidence_dist=dist) == [
+        Triple(0, 1, 1, 1.0, (0, 1)), Triple(0, 1, 2, 2.0, (0, 1)), Triple(2, 0, 3, 0.5, (3,))]
+    lower = decode(logits, pairs, config=DecodeConfig(evidence_threshold=0.1), evidence_dist=dist)
+    assert [t.evidence for t in lower] == [(0, 1, 2), (0, 1, 2), (3,)]
+    higher = decode(logits, pairs, config=DecodeConfig(evidence_threshold=0.6), evidence_dist=dist)
+    assert [t.evidence for t in higher] == [(), (), (3,)]  # a triple may have no sentence above it: empty evidence
+    assert decode(logits, pairs)[0].evidence is None  # no distribution given: not computed
+    with pytest.raises(PaeeDataError, match=r"evidence_dist must be \[6, S\]"):
+        decode(logits, pairs, evidence_dist=dist[:2])
+    relations = RelationVocab.from_ids(["P1", "P2", "P3"])
+    records = to_result_records("T", decode(logits, pairs, evidence_dist=dist), relations)
+    assert records[0] == {"title": "T", "h_idx": 0, "t_idx": 1, "r": "P1", "evidence": [0, 1]}
+    assert "evidence" not in to_result_records("T", decode(logits, pairs), relations)[0]
+
+
+@pytest.mark.parametrize("threshold", [-0.1, 1.0, 1.5, True, "0.2"])
+def test_evidence_threshold_is_checked(threshold) -> None:
+    with pytest.raises(PaeeDataError, match="evidence_threshold must be a share in \\[0, 1\\)"):
+        DecodeConfig(evidence_threshold=threshold)
+
+
+def test_decode_config_json_keeps_the_threshold() -> None:
+    config = DecodeConfig(gate_threshold=0.3, top_k=2, evidence_threshold=0.35)
+    assert DecodeConfig.from_json(config.to_json()) == config
+    # decode.json written before evidence existed: the default threshold
+    assert DecodeConfig.from_json({"gate_threshold": None, "top_k": None}).evidence_threshold == 0.2

@@ -74,6 +74,24 @@ def test_prints_table_and_writes_scores_next_to_predictions(files, capsys):
     assert scores["ign_f1"] == pytest.approx(4 / 7, abs=1e-5)
     assert scores["rela_f1"] == pytest.approx(0.8)
     assert (scores["n_predictions"], scores["n_correct"], scores["n_correct_in_train"]) == (3, 2, 1)
+    assert "Evi" not in out  # no prediction carries evidence
+
+
+def test_prints_evidence_scores_when_predictions_carry_evidence(files, capsys):
+    _docred()
+    # Gold evidence is {0} for each of the 3 facts (3 sentences). Predicted: (0,1,P17) [0] correct, (2,1,P17) [0, 1]
+    # correct (1 of 2 right), (0,2,P17) [0] wrong fact -> predicted 1 + 2 + 1 = 4, correct 1 + 1 = 2, gold 3.
+    # Evi P = 2/4, R = 2/3, F1 = 2 (1/3) / (7/6) = 4/7 (57.14).
+    records = json.loads(files["pred"].read_text())
+    for record, evidence in zip(records, ([0], [0, 1], [0])):
+        record["evidence"] = evidence
+    files["pred"].write_text(json.dumps(records))
+    assert main(["--pred", str(files["pred"]), "--gold", str(files["gold"])]) == 0
+    out = capsys.readouterr().out
+    assert "Evi P      50.00" in out and "Evi R      66.67" in out and "Evi F1     57.14" in out
+    assert "evidence sentences: 2 correct (of correct facts) / 4 predicted / 3 gold" in out
+    scores = json.loads((files["pred"].parent / "scores.json").read_text())
+    assert scores["evidence_f1"] == pytest.approx(4 / 7) and scores["with_evidence"] is True
 
 
 def test_out_option(files, tmp_path):

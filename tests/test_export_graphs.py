@@ -55,7 +55,7 @@ def test_specs_name_the_contract(tiny):
     _, dims, exported, _ = tiny
     assert exported[ENCODER].spec.input_names == ["input_ids", "attention_mask", "mention_pos", "mention_mask"]
     assert exported[ENCODER].spec.output_names == ["token_emb", "entity_emb", "entity_attn"]
-    assert exported[HEAD].spec.output_names == ["logits", "pair_prob"]
+    assert exported[HEAD].spec.output_names == ["logits", "pair_prob", "evidence_dist"]
     assert exported[ENCODER].spec.length_range == (1, 512)
     assert exported[ENCODER_LONG].spec.length_range == (513, 4096)  # k windows up to the featurizer limit
     entity_attn = exported[ENCODER].spec.outputs[2]
@@ -114,7 +114,7 @@ def test_head_has_a_dynamic_pair_axis_validated_at_other_pair_counts(tiny):
     model, dims, exported, _ = tiny
     head = onnx.load(str(exported[HEAD].path))
     values = {v.name: v for v in [*head.graph.input, *head.graph.output]}
-    pair_axes = {values[n].type.tensor_type.shape.dim[1].dim_param for n in ("pair_index", "pair_mask", "logits", "pair_prob")}
+    pair_axes = {values[n].type.tensor_type.shape.dim[1].dim_param for n in ("pair_index", "pair_mask", "logits", "pair_prob", "evidence_dist")}
     assert len(pair_axes) == 1 and pair_axes != {""}, pair_axes
     validated = {case.shapes["pair_index"][1] for case in exported[HEAD].validation}
     assert dims.max_pairs in validated and len(validated) >= 2

@@ -13,9 +13,12 @@ from paee.model.head import (
     HeadConfig,
     HeadGraph,
     HeadOutput,
+    evidence_distribution,
+    sentence_attention,
     sentence_max_pool,
 )
 from paee.data.featurizer import pair_slots
+from paee.model.pair_map import pairs_attention
 from paee.runtime.contract import ModelDims
 
 INPUT_NAMES = (
@@ -83,6 +86,7 @@ def check_shapes(out: HeadOutput, dims: ModelDims, counts: list[int]) -> None:
     assert out.logits.shape == (batch, pairs, rel)
     assert out.pair_logit.shape == (batch, pairs)
     assert out.pair_prob.shape == (batch, pairs)
+    assert out.evidence_dist.shape == (batch, pairs, S)
     assert out.subj_logits.shape == (batch, num_ent, rel)
     assert out.obj_logits.shape == (batch, num_ent, rel)
 
@@ -176,6 +180,7 @@ def test_padding_does_not_change_real_pairs(variant: str, backbone: str) -> None
         real = n * (n - 1)
         torch.testing.assert_close(noisy.logits[b, :real], clean.logits[b, :real])
         torch.testing.assert_close(noisy.pair_prob[b, :real], clean.pair_prob[b, :real])
+        torch.testing.assert_close(noisy.evidence_dist[b, :real], clean.evidence_dist[b, :real])
         torch.testing.assert_close(noisy.subj_logits[b, :n], clean.subj_logits[b, :n])
 
 
@@ -215,6 +220,36 @@ def test_all_padding_document_stays_finite() -> None:
     with torch.no_grad():
         out = run(tiny_head().eval(), inputs)
     assert all(torch.isfinite(t).all() for t in out)
+
+
+def test_sentence_attention_hand_computed() -> None:
+    # a(s,o) over 6 tokens [0.1, 0.2, 0.3, 0.1, 0.25, 0.05]; sentences [1, 3) and [3, 5), a padded third slot.
+    # Mass: 0.2 + 0.3 = 0.5 and 0.1 + 0.25 = 0.35 (tokens 0 and 5, [CLS] / [SEP], hold the rest), 0 on padding.
+    # Shares over the sentences: 0.5 / 0.85 and 0.35 / 0.85.
+    pair_attn = torch.tensor([[[0.1, 0.2, 0.3, 0.1, 0.25, 0.05]]])  # [1, 1, 6]
+    sent_span = torch.tensor([[[1, 3], [3, 5], [0, 6]]])  # the padded slot's span is ignored
+    sent_mask = torch.tensor([[1.0, 1.0, 0.0]])
+    mass = sentence_attention(pair_attn, sent_span, sent_mask)
+    torch.testing.assert_close(mass, torch.tensor([[[0.5, 0.35, 0.0]]]))
+    torch.testing.assert_close(evidence_distribution(mass), torch.tensor([[[0.5 / 0.85, 0.35 / 0.85, 0.0]]]), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("variant", ["paee", "atlop", "wo_par"])
+def test_evidence_dist_is_the_loss_attention_normalised(variant: str) -> None:
+    """Every variant outputs each real pair's share of a(s,o) per sentence: the evidence loss's sentence mass,
+    normalised over the real sentences (0 on padded ones)."""
+    dims, counts = tiny_dims(), [3, 7]
+    inputs = make_inputs(dims, counts)
+    with torch.no_grad():
+        out = run(tiny_head(variant=variant).eval(), inputs)
+    mass = sentence_attention(pairs_attention(inputs["entity_attn"], inputs["pair_index"]), inputs["sent_span"],
+                              inputs["sent_mask"])
+    expected = mass / mass.sum(-1, keepdim=True)
+    for b, n in enumerate(counts):
+        real, sentences = n * (n - 1), int(inputs["sent_mask"][b].sum())
+        torch.testing.assert_close(out.evidence_dist[b, :real], expected[b, :real], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(out.evidence_dist[b, :real].sum(-1), torch.ones(real), atol=1e-4, rtol=0)
+        assert (out.evidence_dist[b, :, sentences:] == 0).all()
 
 
 def test_sentence_max_pool_matches_loop() -> None:

@@ -201,6 +201,41 @@ def test_evidence_scores():
     assert (s.evidence_precision, s.evidence_recall, s.evidence_f1) == pytest.approx((1 / 3, 1 / 2, 2 / 5))
 
 
+def test_evidence_official_semantics_hand_computed():
+    # Gold G: (0,1,P1) evidence {0,1,2}; (1,2,P2) evidence {3}; (2,3,P1) evidence {0} (missed by the predictions).
+    # Predictions, as official_evaluate counts them:
+    #   (0,1,P1) [1, 5]  correct fact, partial evidence: 1 correct sentence (1), 2 predicted
+    #   (0,1,P1) [0,1,2] duplicate of the first: dropped (the first of the sorted run is kept), counts nothing
+    #   (1,2,P2) []      correct fact, empty evidence: 0 correct, 0 predicted
+    #   (0,2,P1) [0, 3]  wrong fact with evidence: 0 correct, 2 predicted (claimed evidence costs precision)
+    #   Z (0,1,P1) [0]   unknown title: skipped before counting, as in the official loop
+    # predicted 2 + 0 + 2 = 4, correct 1, gold 3 + 1 + 1 = 5 (the missed fact's sentence is missed)
+    # Evi P = 1/4, R = 1/5, F1 = 2 (1/20) / (9/20) = 2/9. Facts: P = 2/4 (Z counts), R = 2/3.
+    gold = [make_doc("G", [["a"], ["b"], ["c"], ["d"]], [(0, 1, "P1", (0, 1, 2)), (1, 2, "P2", (3,)), (2, 3, "P1", (0,))])]
+    predictions = [pred("G", 0, 1, "P1", evidence=[1, 5]), pred("G", 0, 1, "P1", evidence=[0, 1, 2]),
+                   pred("G", 1, 2, "P2", evidence=[]), pred("G", 0, 2, "P1", evidence=[0, 3]),
+                   pred("Z", 0, 1, "P1", evidence=[0])]
+    s = evaluate(predictions, gold)
+    assert (s.n_predicted_evidence, s.n_correct_evidence, s.n_gold_evidence) == (4, 1, 5)
+    assert (s.evidence_precision, s.evidence_recall, s.evidence_f1) == pytest.approx((1 / 4, 1 / 5, 2 / 9))
+    assert (s.precision, s.recall) == pytest.approx((2 / 4, 2 / 3)) and s.with_evidence
+
+
+def test_evidence_empty_everywhere_and_absent():
+    # Correct facts with empty evidence only: nothing predicted -> Evi P = 0 (official: 0 when pred_evi = 0),
+    # nothing correct -> R = 0 / 2 = 0, F1 = 0; the field is there, so Evi is reported (as zeros).
+    gold = [make_doc("G", [["a"], ["b"]], [(0, 1, "P1", (0, 1))])]
+    s = evaluate([pred("G", 0, 1, "P1", evidence=[])], gold)
+    assert (s.evidence_precision, s.evidence_recall, s.evidence_f1, s.n_gold_evidence) == (0.0, 0.0, 0.0, 2)
+    assert s.with_evidence and s.f1 == 1.0
+    # Exact evidence on the only fact: P = R = F1 = 1.
+    exact = evaluate([pred("G", 0, 1, "P1", evidence=[1, 0])], gold)
+    assert (exact.evidence_precision, exact.evidence_recall, exact.evidence_f1) == (1.0, 1.0, 1.0)
+    # No prediction carries the field: Evi is not reported (and scores 0).
+    none = evaluate([pred("G", 0, 1, "P1")], gold)
+    assert not none.with_evidence and none.evidence_f1 == 0.0
+
+
 def test_evaluate_does_not_modify_predictions():
     predictions = [pred("B", 0, 1, "P26"), pred("A", 0, 1, "P17")]
     before = json.dumps(predictions)

@@ -16,7 +16,8 @@ from paee.model.config import LossWeights, PaeeConfig, tiny_bert_config
 from paee.model.encoder import EncoderGraph
 from paee.model.losses import PaeeCriterion
 from paee.model.paee import PaeeModel, build_model
-from paee.model.pair_map import gather_entities, pair_context
+from paee.model.head import evidence_distribution, sentence_attention
+from paee.model.pair_map import gather_entities, pair_context, pairs_attention
 
 # odd, pairwise different sizes so that a mixed-up axis fails instead of broadcasting
 B, L, N, M, S, R, H, K, T = 2, 23, 7, 3, 5, 5, 32, 4, 4
@@ -28,6 +29,7 @@ class StandInOutput(NamedTuple):
     logits: Tensor
     pair_logit: Tensor
     pair_prob: Tensor
+    evidence_dist: Tensor
     subj_logits: Tensor
     obj_logits: Tensor
 
@@ -51,7 +53,8 @@ class StandInHead(nn.Module):
         pair = torch.cat([subject, obj, context], dim=-1)  # [B, P, 3H]
         pair_logit = self.pot(pair).squeeze(-1)  # [B, P]
         subj, obj = self.roles(entity).chunk(2, dim=-1)  # [B, N, R] x2
-        return StandInOutput(self.rel(pair), pair_logit, torch.sigmoid(pair_logit), subj, obj)
+        evidence = evidence_distribution(sentence_attention(pairs_attention(entity_attn, pair_index), sent_span, sent_mask))
+        return StandInOutput(self.rel(pair), pair_logit, torch.sigmoid(pair_logit), evidence, subj, obj)
 
 
 def _encoder() -> EncoderGraph:

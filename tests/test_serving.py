@@ -29,6 +29,8 @@ pytestmark = pytest.mark.slow
 
 #: Scores (logit margins) agree to this; ORT and PyTorch differ by float rounding only.
 SCORE_ATOL = 1e-3
+#: Evidence shares (fractions of a(s,o)) agree to this; a sentence this close to the threshold may fall either way.
+EVIDENCE_ATOL = 1e-4
 MIB = 1024 * 1024
 
 
@@ -80,6 +82,40 @@ def test_ensemble_matches_the_in_process_model(client, model_files, expected):
     assert raw["title"] == docs[0].title
 
 
+def _assert_same_evidence(files: dict, served: list[list[dict]]) -> int:
+    """Served evidence of every triple both sides predict equals PyTorch's, but for sentences whose share lies
+    within rounding of the threshold; returns how many triples were compared."""
+    from paee.inference import Predictor
+
+    predictor = Predictor.from_checkpoint(files["checkpoint"], device="cpu")
+    threshold, relations, compared = predictor.decode_config.evidence_threshold, files["relations"], 0
+    for doc, out, got in zip(files["docs"], predictor.outputs(files["docs"]), served):
+        rows = {(int(h), int(t)): i for i, (h, t) in enumerate(out.pair_index)}
+        want = {(t.head, t.tail, relations.ids[t.relation]): set(t.evidence) for t in predictor.decode(out)}
+        for record in got:
+            key = (record["h_idx"], record["t_idx"], record["r"])
+            if key not in want:
+                continue
+            shares = out.evidence_dist[rows[key[:2]]]
+            differ = want[key] ^ set(record["evidence"])
+            assert all(abs(shares[s] - threshold) < EVIDENCE_ATOL for s in differ), (doc.title, key, differ)
+            compared += 1
+    return compared
+
+
+def test_served_evidence_equals_in_process_evidence(client, model_files):
+    """Each served triple carries its evidence sentences, PyTorch's (the share of a(s,o) per sentence above the
+    repository's threshold)."""
+    docs = model_files["docs"]
+    served = client.predict_many([d.to_json() for d in docs], concurrency=2)
+    assert _assert_same_evidence(model_files, served) >= 5
+    evidence = [tuple(t["evidence"]) for got in served for t in got]
+    # sentence ids of the document, not all of them everywhere: the attention picks sentences
+    assert any(evidence) and all(all(0 <= s < len(doc.sents) for s in t["evidence"]) for doc, got in zip(docs, served)
+                                 for t in got)
+    assert len(set(evidence)) > 1, evidence[:10]
+
+
 @pytest.mark.realdata
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_real_redocred_documents_match_the_in_process_model(protocol, real_server, real_model_files):
@@ -99,6 +135,7 @@ def test_real_redocred_documents_match_the_in_process_model(protocol, real_serve
         assert 1 <= len(_decisive(want[doc.title])) <= 0.1 * slots, (doc.title, len(want[doc.title]), slots)
         assert {t["r_name"] for t in got} <= set(relations.names.values())
     assert sum(len(_decisive(want[d.title])) for d in docs) >= 10 * len(docs)  # Re-DocRED's density, about
+    assert _assert_same_evidence(real_model_files, results) >= 10 * len(docs)
 
 
 def _docred(title: str, words: list[str], entities: list[list[dict]]) -> dict:
@@ -172,7 +209,7 @@ def test_client_cli_writes_official_records(server, model_files, tmp_path, expec
     records = json.loads(out.read_text())
     assert {r["title"] for r in records} <= {d.title for d in docs}
     for r in records:
-        assert set(r) == {"title", "h_idx", "t_idx", "r", "r_name", "score"}
+        assert set(r) == {"title", "h_idx", "t_idx", "r", "r_name", "score", "evidence"}
 
 
 def test_connection_errors_are_reported_after_retries():

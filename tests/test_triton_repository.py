@@ -121,10 +121,10 @@ def test_cpu_repository_layout_and_every_config_parses(tmp_path, graphs, tokeniz
         assert (repo / name / "1" / "model.py").is_file()
     assert configs["paee_encoder"].instance_group[0].count == 2
     dims = {t.name: list(t.dims) for t in configs["paee_head"].output}
-    assert dims == {"logits": [-1, R], "pair_prob": [-1]}  # the pair axis is dynamic
+    assert dims == {"logits": [-1, R], "pair_prob": [-1], "evidence_dist": [-1, S]}  # the pair axis is dynamic
     # the python models pad the pair axis themselves: requests with other pair counts batch together
     pair_inputs = {"paee_head": {"pair_index", "pair_mask"},
-                   "paee_postprocess": {"pair_index", "pair_mask", "logits", "pair_prob"}}
+                   "paee_postprocess": {"pair_index", "pair_mask", "logits", "pair_prob", "evidence_dist"}}
     for name, expected in pair_inputs.items():
         assert {t.name for t in configs[name].input if t.allow_ragged_batch} == expected, name
     assert not any(t.allow_ragged_batch for t in configs["paee_encoder"].input)

@@ -2,7 +2,8 @@
 
     paee-eval --pred result.json --gold dev.json [--train train.json] [--out scores.json] [--pair-types S:O,...]
 
-Prints F1, Ign F1, P, R, Rela P/R/F1 and the counts as percentages, and writes the scores (as
+Prints F1, Ign F1, P, R, Rela P/R/F1 (and Evi P/R/F1, the official evidence scores, when the predictions
+carry ``evidence``) and the counts as percentages, and writes the scores (as
 fractions in [0, 1]) to ``--out``, by default ``scores.json`` next to ``--pred``. Without ``--train``
 nothing is ignored, so Ign F1 equals F1 up to the official scorer's 1e-5. Errors a user can cause
 (missing file, bad JSON, bad record) print one line on stderr and exit with status 2.
@@ -24,7 +25,7 @@ from paee.evaluation.metrics import Scores, evaluate, read_predictions, train_fa
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="paee-eval", description="Official DocRED scores (F1, Ign F1) and PAEE's pair-level Rela."
+        prog="paee-eval", description="Official DocRED scores (F1, Ign F1, Evi F1) and PAEE's pair-level Rela."
     )
     parser.add_argument("--pred", type=Path, required=True, help="predictions, official result.json format")
     parser.add_argument("--gold", type=Path, required=True, help="labelled documents (DocRED JSON), e.g. dev.json")
@@ -46,6 +47,8 @@ def format_table(scores: Scores) -> str:
         ("Rela R", scores.rela_recall),
         ("Rela F1", scores.rela_f1),
     ]
+    if scores.with_evidence:
+        rows += [("Evi P", scores.evidence_precision), ("Evi R", scores.evidence_recall), ("Evi F1", scores.evidence_f1)]
     lines = [f"{name:<8} {100.0 * value:7.2f}" for name, value in rows]
     lines.append(
         f"facts: {scores.n_correct} correct / {scores.n_predictions} predicted / {scores.n_gold} gold;"
@@ -54,6 +57,9 @@ def format_table(scores: Scores) -> str:
     lines.append(
         f"pairs: {scores.n_correct_pairs} correct / {scores.n_predicted_pairs} predicted / {scores.n_gold_pairs} gold"
     )
+    if scores.with_evidence:
+        lines.append(f"evidence sentences: {scores.n_correct_evidence} correct (of correct facts) / "
+                     f"{scores.n_predicted_evidence} predicted / {scores.n_gold_evidence} gold")
     return "\n".join(lines)
 
 

@@ -1,5 +1,6 @@
 """`paee-predict --checkpoint best.pt --input docs.json --out result.json`: relation triples in the
-official DocRED ``result.json`` format, optionally with relation names and scores."""
+official DocRED ``result.json`` format with their ``evidence`` sentences, optionally with relation names and
+scores."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--names", action="store_true", help="add the relation name (r_name) to every record")
     p.add_argument("--scores", action="store_true", help="add the score (logit margin over the threshold class)")
     p.add_argument("--top-k", type=int, default=None, help="at most k relations per entity pair")
+    p.add_argument("--evidence-threshold", type=float, default=None,
+                   help="a triple's evidence: the sentences whose share of its pair's attention exceeds this, in [0, 1) "
+                        "(default: the checkpoint's, 0.2 unless set)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     add_length_options(p)
@@ -31,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _predict(args: argparse.Namespace) -> int:
     predictor = Predictor.from_checkpoint(
         args.checkpoint, device=args.device, batch_size=args.batch_size, top_k=args.top_k,
+        evidence_threshold=args.evidence_threshold,
         featurizer_overrides=length_overrides(args),
     )
     docs = read_documents(args.input, entity_types=predictor.featurizer.config.entity_types)

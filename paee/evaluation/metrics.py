@@ -13,6 +13,13 @@ Semantics follow ``official_evaluate`` of the DocRED repository's ``evaluation.p
 
 Where the official script divides by zero (no predictions, no gold facts) the scores here are 0.
 
+**Evi** P/R/F1, as ``official_evaluate``: every de-duplicated prediction of a known title adds its evidence
+sentences to the precision denominator (wrong facts too: claiming evidence for a wrong fact costs
+precision); only correct facts add to the numerator, the sentences shared with the gold fact's evidence;
+the recall denominator is the gold facts' evidence sentences, all of them (a missed fact's evidence is
+missed). A prediction without ``evidence`` counts as an empty set. `Scores.with_evidence` says whether any
+prediction carried the field (``paee-eval`` prints Evi only then).
+
 **Rela** (from the PAEE paper) scores the pair-level NA vs non-NA decision: a pair
 ``(title, h, t)`` is predicted relational when at least one prediction names it (pairs of unknown
 titles included, as for facts), and is gold relational when at least one gold label does.
@@ -59,6 +66,8 @@ class Scores:
         n_correct_in_train: correct predictions whose mention names and relation occur in training.
         n_unknown_titles: distinct prediction titles that are not in the gold set.
         n_predicted_pairs, n_gold_pairs, n_correct_pairs: the counts behind Rela.
+        with_evidence: some prediction carries an ``evidence`` field (empty lists included).
+        n_predicted_evidence, n_gold_evidence, n_correct_evidence: the sentence counts behind Evi.
     """
 
     precision: float
@@ -80,6 +89,10 @@ class Scores:
     n_predicted_pairs: int
     n_gold_pairs: int
     n_correct_pairs: int
+    with_evidence: bool = False
+    n_predicted_evidence: int = 0
+    n_gold_evidence: int = 0
+    n_correct_evidence: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -241,6 +254,10 @@ def evaluate(
         n_predicted_pairs=len(predicted_pairs),
         n_gold_pairs=len(gold_pairs),
         n_correct_pairs=n_correct_pairs,
+        with_evidence=any("evidence" in p for p in preds),
+        n_predicted_evidence=n_pred_evidence,
+        n_gold_evidence=n_gold_evidence,
+        n_correct_evidence=n_correct_evidence,
     )
 
 

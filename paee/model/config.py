@@ -158,9 +158,11 @@ class PaeeConfig:
             max_length=self.max_length,
         )
 
-    def decode_config(self, top_k: int | None = None) -> DecodeConfig:
-        """How this model's logits become triples: gated at lambda when it was trained with ``gate_pairs``."""
-        return DecodeConfig(gate_threshold=self.head.ppp_threshold if self.head.gate_pairs else None, top_k=top_k)
+    def decode_config(self, top_k: int | None = None, evidence_threshold: float | None = None) -> DecodeConfig:
+        """How this model's logits become triples: gated at lambda when it was trained with ``gate_pairs``; evidence
+        at the configuration's threshold unless ``evidence_threshold`` is given."""
+        return DecodeConfig(gate_threshold=self.head.ppp_threshold if self.head.gate_pairs else None, top_k=top_k,
+                            evidence_threshold=self.head.evidence_threshold if evidence_threshold is None else evidence_threshold)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (nested configurations become dicts); inverse of `from_dict`."""

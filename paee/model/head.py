@@ -1,7 +1,8 @@
 """HeadGraph: everything after the encoder (paper section 2.2-2.3 and eq. 8), exported as one graph.
 
 ``HeadGraph(config, dims)(token_emb, entity_emb, entity_attn, entity_type, entity_mask, sent_span, sent_mask,
-same_sent, pair_index, pair_mask) -> HeadOutput(logits, pair_logit, pair_prob, subj_logits, obj_logits)``
+same_sent, pair_index, pair_mask) -> HeadOutput(logits, pair_logit, pair_prob, evidence_dist, subj_logits,
+obj_logits)``
 
 `HeadConfig` holds the head's own hyperparameters; the sizes it is built for (N, S, H, K, R, entity types)
 come from `paee.runtime.contract.ModelDims`, derived once from the model's configuration.
@@ -16,6 +17,8 @@ Pipeline (paee variant; DESIGN.md 5.2-5.7):
   -> e_sub = [He; sigmoid(F_sub)], e_obj = [He; sigmoid(F_obj)], gathered per pair's subject / object
   -> z_s = tanh(W_s e_sub[s] + P_s Y_pair[s,o]), z_o = tanh(W_o e_obj[o] + P_o Y_pair[s,o])
   -> grouped bilinear (ATLOP) -> logits [B,P,R]
+  Evidence: each pair's a(s,o) (the attention that pools c(s,o)) summed per sentence and normalised over the
+  sentences -> evidence_dist [B,P,S]; the decoder keeps the sentences above a threshold (DREEAM's reading).
 
 The map and TNet are fixed N x N tensor ops (N from the configuration); everything that works pair by pair
 runs on the document's real pairs (``pair_index``, padded per batch), so its cost follows the document.
@@ -35,6 +38,7 @@ from torch.nn import functional as F
 
 from paee.model.grouped_bilinear import GroupedBilinear
 from paee.model.pair_map import (
+    ATTENTION_NORM_EPS,
     NUM_SAME_SENT_VALUES,
     PairFeatures,
     block_rows,
@@ -42,8 +46,9 @@ from paee.model.pair_map import (
     fill_map,
     gather_entities,
     gather_pairs,
-    pair_context,
+    pairs_attention,
 )
+from paee.data.decode import DEFAULT_EVIDENCE_THRESHOLD
 from paee.model.tnet import TNet, tnet_grid_size
 from paee.model.unet import UNet
 from paee.errors import ConfigError
@@ -109,6 +114,8 @@ class HeadConfig:
     ppp_hidden: int = 128  # hidden width of the binary classifier
     ppp_embed_dim: int = 32  # size of its same-sentence and type embeddings
     gate_pairs: bool = False  # at prediction, pairs under lambda are predicted NA (done by the decoder)
+    # a triple's evidence: the sentences whose share of a(s,o) exceeds this (done by the decoder; DREEAM's 0.2)
+    evidence_threshold: float = DEFAULT_EVIDENCE_THRESHOLD
     # --- Entity-Enhanced Representation (eq. 6-7) ---
     eer_layers: int = 2  # Transformer layers of the RE-encoder
     eer_heads: int = 4  # its attention heads (must divide eer_dim)
@@ -144,6 +151,8 @@ class HeadConfig:
             raise ConfigError(f"ppp_pool must be odd (a window centred on the pair), got {self.ppp_pool}")
         if not 0.0 <= self.eer_dropout < 1.0:
             raise ConfigError(f"eer_dropout must be in [0, 1), got {self.eer_dropout}")
+        if not 0.0 <= self.evidence_threshold < 1.0:
+            raise ConfigError(f"evidence_threshold must be in [0, 1), got {self.evidence_threshold}")
 
     def check_sizes(self, dims: ModelDims) -> None:
         """Raise ValueError where these hyperparameters cannot serve a model of ``dims`` (TNet's grid)."""
@@ -195,6 +204,7 @@ class HeadOutput(NamedTuple):
     logits: torch.Tensor  # [B, P, R] relation logits of each pair, class 0 = adaptive threshold
     pair_logit: torch.Tensor  # [B, P] Potential Pair Prediction logit (PPP_OFF_LOGIT when off)
     pair_prob: torch.Tensor  # [B, P] sigmoid(pair_logit) (1 when PPP is off)
+    evidence_dist: torch.Tensor  # [B, P, S] each sentence's share of a(s,o) (`evidence_distribution`)
     subj_logits: torch.Tensor  # [B, N, R] cross matching: entity is subject of class r (0 without EER)
     obj_logits: torch.Tensor  # [B, N, R] entity is object of class r (0 without EER)
 
@@ -257,6 +267,24 @@ def sentence_token_mask(sent_span: torch.Tensor, sent_mask: torch.Tensor, length
     end = sent_span[..., 1:2]  # [B, S, 1]
     real = (sent_mask > MASK_THRESHOLD).unsqueeze(-1)  # [B, S, 1]
     return (positions >= start) & (positions < end) & real  # [B, S, L]
+
+
+def sentence_attention(pair_attn: torch.Tensor, sent_span: torch.Tensor, sent_mask: torch.Tensor) -> torch.Tensor:
+    """The mass of each pair's attention a(s,o) on each sentence's tokens: [B, P, S] (the evidence loss's and the
+    evidence output's one source).
+
+    pair_attn: [B, P, L] (`pairs_attention`, sums to 1 over tokens); sent_span: int64 [B, S, 2]; sent_mask: [B, S].
+    Tokens outside every sentence ([CLS], [SEP]) hold the rest of the mass.
+    """
+    inside = sentence_token_mask(sent_span, sent_mask, pair_attn.shape[-1])  # [B, S, L]
+    return torch.matmul(pair_attn, inside.to(pair_attn.dtype).transpose(1, 2))  # [B, P, S]
+
+
+def evidence_distribution(sentence_attn: torch.Tensor) -> torch.Tensor:
+    """Each sentence's share of the pair's attention on sentences: [B, P, S], summing to 1 over the real
+    sentences (0 on padded ones), so that one threshold means the same in short and long documents."""
+    total = sentence_attn.sum(dim=-1, keepdim=True)  # [B, P, 1]
+    return sentence_attn / (total + ATTENTION_NORM_EPS)
 
 
 def sentence_max_pool(tokens: torch.Tensor, sent_span: torch.Tensor, sent_mask: torch.Tensor) -> torch.Tensor:
@@ -379,19 +407,26 @@ class HeadGraph(nn.Module):
         role_zeros = torch.zeros_like(entity_mask).unsqueeze(-1).expand(-1, -1, self.dims.num_relations)  # [B,N,R]
         subj_logits, obj_logits = role_zeros, role_zeros
 
+        # --- a(s,o) once (ATLOP's pair attention): the localized context c(s,o) of eq. 3 and the evidence ---
+        num_pairs = pair_index.shape[1]
+        map_variant = self.pair_features is not None and self.backbone is not None and self.to_map is not None
+        # the map reads the n x n block (real pairs, then the diagonal); the others the real pairs only
+        rows = block_rows(pair_index, self.dims.max_entities) if map_variant else pair_index  # [B, P(+N), 2]
+        pair_attn = pairs_attention(entity_attn, rows)  # [B, P(+N), L]
+        context = torch.matmul(pair_attn, token_emb)  # [B, P(+N), H] c(s,o)
+        evidence_dist = evidence_distribution(
+            sentence_attention(pair_attn[:, :num_pairs], sent_span, sent_mask))  # [B, P, S]
+
         # --- pair representation (eq. 3-5): the map where the variant has one, then the real pairs ---
         if self.pair_features is None:  # ATLOP: c(s,o) itself, of the real pairs only
-            pair_repr = pair_context(token_emb, entity_attn, pair_index)  # [B, P, H]
+            pair_repr = context  # [B, P, H]
         elif self.backbone is None or self.to_map is None:  # w/o PAR: V of the real pairs only
-            context = pair_context(token_emb, entity_attn, pair_index)  # [B, P, H]
             pair_repr = self.pair_features.pair_features(context, entity_type, same_sent, pair_index)  # [B, P, D]
         else:
             # V of the n x n block only (real pairs and diagonal as rows), then the fixed N x N map: the
             # fill and the backbone see every cell (the product card)
-            rows = block_rows(pair_index, self.dims.max_entities)  # [B, P+N, 2]
-            block = self.pair_features.pair_features(pair_context(token_emb, entity_attn, rows), entity_type,
-                                                     same_sent, rows)  # [B, P+N, D]
-            filled = fill_map(block, entity_counts(entity_mask), pair_index.shape[1], flags.fill)  # [B, N, N, D]
+            block = self.pair_features.pair_features(context, entity_type, same_sent, rows)  # [B, P+N, D]
+            filled = fill_map(block, entity_counts(entity_mask), num_pairs, flags.fill)  # [B, N, N, D]
             map_in = self.to_map(filled).permute(0, 3, 1, 2)  # [B, 3, N, N]
             y_map = self.backbone(map_in)  # [B, 256, N, N]
             pair_repr = gather_pairs(y_map.permute(0, 2, 3, 1), pair_index)  # [B, P, 256]
@@ -413,4 +448,4 @@ class HeadGraph(nn.Module):
         e_obj = gather_entities(e_obj, pair_index[..., 1])  # [B, P, De]
 
         logits = self.classifier(e_sub, e_obj, pair_repr, pair_mask)  # [B, P, R]
-        return HeadOutput(logits, pair_logit, pair_prob, subj_logits, obj_logits)
+        return HeadOutput(logits, pair_logit, pair_prob, evidence_dist, subj_logits, obj_logits)

@@ -14,9 +14,10 @@
   variant lacks (no PPP, no EER) are zero.
 * L_evi (not in the paper, weight 0 by default): evidence-guided pair attention as in DREEAM (Ma et al.,
   EACL 2023). For each labelled pair with evidence sentences, KL(evidence || sentence mass of ATLOP's
-  pair attention a(s,o)), at sentence level. It only shapes training (no inference graph changes) and
+  pair attention a(s,o)), at sentence level. It only shapes training (it has no parameter of its own) and
   needs DocRED's ``evidence`` labels; it lets an encoder trained from scratch find the words that state
-  a relation (README, "Learning").
+  a relation (README, "Learning"). The same sentence mass, normalised, is the head's ``evidence_dist``: the
+  evidence served with each triple (README, "Evidence").
 
 Targets are never modified in place.
 """
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from paee.model.config import LossWeights
-from paee.model.head import sentence_token_mask
+from paee.model.head import sentence_attention, sentence_token_mask
 from paee.model.pair_map import pairs_attention
 
 TH_CLASS = 0  # the threshold / NA class of the relation logits
@@ -111,9 +112,9 @@ def evidence_attention_loss(entity_attn: Tensor, pair_index: Tensor, sent_span: 
     contribute nothing.
     """
     inside = sentence_token_mask(sent_span, sent_mask, entity_attn.shape[-1])  # [B, S, L]
-    token_to_sentence = inside.to(entity_attn.dtype).transpose(1, 2)  # [B, L, S]
+    # the head's `evidence_dist` is this mass, normalised over the sentences
     # fp32 from here on: under fp16 autocast the log floor below would underflow to log(0)
-    sentence_mass = torch.matmul(pairs_attention(entity_attn, pair_index), token_to_sentence).float()  # [B, P, S]
+    sentence_mass = sentence_attention(pairs_attention(entity_attn, pair_index), sent_span, sent_mask).float()  # [B, P, S]
     target = evidence.float() * inside.any(dim=-1).float()[:, None, :]  # only sentences with tokens
     count = target.sum(dim=-1, keepdim=True)  # [B, P, 1]
     has_evidence = count.squeeze(-1) > 0  # [B, P]

@@ -21,6 +21,7 @@ from paee.runtime.contract import ENCODER_INPUTS, HEAD_FEATURES, MODEL_INPUTS, T
 class PaeeOutput(NamedTuple):
     logits: Tensor  # [B, P, R] relation logits of each pair, class 0 = adaptive threshold
     pair_prob: Tensor  # [B, P] Potential Pair Prediction probability (1 without PPP)
+    evidence_dist: Tensor  # [B, P, S] each sentence's share of the pair's attention a(s,o)
     loss: PaeeLoss | None  # None when the batch carries no targets
 
 
@@ -28,7 +29,7 @@ class PaeeModel(nn.Module):
     """EncoderGraph + HeadGraph + losses.
 
     `head` is any module with HeadGraph's interface (keyword inputs: the encoder's outputs and the
-    contract's `HEAD_FEATURES`; output with logits, pair_logit, pair_prob, subj_logits, obj_logits).
+    contract's `HEAD_FEATURES`; output with logits, pair_logit, pair_prob, evidence_dist, subj_logits, obj_logits).
     """
 
     def __init__(self, encoder: EncoderGraph, head: nn.Module, criterion: PaeeCriterion,
@@ -55,13 +56,13 @@ class PaeeModel(nn.Module):
         out = self.run_head(batch, encoded)
         targets = [key for key in TRAINING_TARGETS if key in batch]
         if not targets:
-            return PaeeOutput(logits=out.logits, pair_prob=out.pair_prob, loss=None)
+            return PaeeOutput(logits=out.logits, pair_prob=out.pair_prob, evidence_dist=out.evidence_dist, loss=None)
         if len(targets) != len(TRAINING_TARGETS):
             # a half-labelled batch is a featurizer bug, not a request for a partial loss
             absent = [key for key in TRAINING_TARGETS if key not in batch]
             raise ValueError(f"batch has targets {targets} but lacks {absent}")
         loss = self.criterion(out, batch, encoded.entity_attn)
-        return PaeeOutput(logits=out.logits, pair_prob=out.pair_prob, loss=loss)
+        return PaeeOutput(logits=out.logits, pair_prob=out.pair_prob, evidence_dist=out.evidence_dist, loss=loss)
 
 
 def build_model(config: PaeeConfig, encoder_dir: str | None = None) -> PaeeModel:

@@ -90,6 +90,8 @@ TENSORS: dict[str, TensorDecl] = {
     # head -> decoder
     "logits": TensorDecl("float32", (BATCH, PAIRS, "R"), "relation logits of each pair, class 0 = threshold"),
     "pair_prob": TensorDecl("float32", (BATCH, PAIRS), "Potential Pair Prediction probability (1 without PPP)"),
+    "evidence_dist": TensorDecl("float32", (BATCH, PAIRS, "S"),
+                                "each sentence's share of the pair's attention a(s,o) (sums to 1 over real sentences)"),
     # training targets (`collate` with num_relations; read by the losses only)
     "labels": TensorDecl("float32", (BATCH, PAIRS, "R"), "multi-hot relations of each pair; class 0 set on pairs without one"),
     "has_relation": TensorDecl("float32", (BATCH, PAIRS), "target of Potential Pair Prediction"),
@@ -104,7 +106,7 @@ ENCODER_OUTPUTS = ("token_emb", "entity_emb", "entity_attn")
 #: Featurizer tensors the head reads besides the encoder's outputs.
 HEAD_FEATURES = ("entity_type", "entity_mask", "sent_span", "sent_mask", "same_sent", "pair_index", "pair_mask")
 HEAD_INPUTS = ENCODER_OUTPUTS + HEAD_FEATURES
-HEAD_OUTPUTS = ("logits", "pair_prob")
+HEAD_OUTPUTS = ("logits", "pair_prob", "evidence_dist")
 #: What the PyTorch model reads from a collated batch (`paee.model.paee.PaeeModel`).
 MODEL_INPUTS = ENCODER_INPUTS + HEAD_FEATURES
 #: Training targets: the loss is computed when a batch carries them (`paee.model.paee.PaeeModel`).

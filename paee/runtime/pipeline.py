@@ -41,6 +41,7 @@ class DocOutput:
     pair_index: np.ndarray  # [p, 2] (subject, object) of each row, p = n (n - 1)
     logits: np.ndarray  # [p, R]
     pair_prob: np.ndarray  # [p]
+    evidence_dist: np.ndarray | None = None  # [p, S] each sentence's share of the pair's attention (None: absent)
 
 
 def length_batches(features: Sequence[DocFeatures], batch_size: int) -> Iterator[list[int]]:
@@ -57,12 +58,14 @@ def document_outputs(outputs: Mapping[str, np.ndarray], batch: Mapping[str, np.n
     pair_prob = np.asarray(outputs["pair_prob"], dtype=np.float32)  # [B, P]
     keep = np.asarray(batch["pair_mask"]) > 0  # [B, P]
     index = np.asarray(batch["pair_index"])
-    return [DocOutput(index[b][keep[b]], logits[b][keep[b]], pair_prob[b][keep[b]]) for b in range(len(keep))]
+    evidence = np.asarray(outputs["evidence_dist"], dtype=np.float32) if "evidence_dist" in outputs else None  # [B, P, S]
+    return [DocOutput(index[b][keep[b]], logits[b][keep[b]], pair_prob[b][keep[b]],
+                      None if evidence is None else evidence[b][keep[b]]) for b in range(len(keep))]
 
 
 def decode_output(out: DocOutput, config: DecodeConfig | None = None) -> list[Triple]:
     """The triples of one document's outputs."""
-    return decode(out.logits, out.pair_index, pair_prob=out.pair_prob, config=config)
+    return decode(out.logits, out.pair_index, pair_prob=out.pair_prob, config=config, evidence_dist=out.evidence_dist)
 
 
 class DocumentRunner:
@@ -79,7 +82,7 @@ class DocumentRunner:
     batch_size: int
 
     def run_batch(self, batch: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
-        """One collated batch -> ``{"logits": [B, P, R], "pair_prob": [B, P]}``."""
+        """One collated batch -> the head's outputs ``{"logits": [B, P, R], "pair_prob": [B, P], "evidence_dist": [B, P, S]}``."""
         raise NotImplementedError
 
     @property

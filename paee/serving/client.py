@@ -197,7 +197,7 @@ class PaeeClient:
         return json.loads(text)
 
     def predict(self, doc: Document | Mapping[str, Any] | str | bytes) -> list[dict[str, Any]]:
-        """Triples ``{h_idx, t_idx, r, r_name, score}`` of one document."""
+        """Triples ``{h_idx, t_idx, r, r_name, score, evidence}`` of one document."""
         return self.predict_raw(doc)["triples"]
 
     def predict_many(
@@ -226,5 +226,6 @@ class PaeeClient:
 
 def result_records(title: str, triples: Sequence[Mapping[str, Any]], with_names: bool = True,
                    with_scores: bool = True) -> list[dict[str, Any]]:
-    """Official DocRED ``result.json`` records ``{title, h_idx, t_idx, r}`` (+ r_name, score) of served triples."""
+    """Official DocRED ``result.json`` records ``{title, h_idx, t_idx, r, evidence}`` (+ r_name, score) of served
+    triples."""
     return [select_fields({"title": title, **t}, with_names, with_scores) for t in triples]

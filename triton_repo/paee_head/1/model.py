@@ -7,7 +7,7 @@ backend ships only in NVIDIA's container.
 Requests are grouped by padded length L (``token_emb`` [B, L, H]; the preprocess model pads to length
 buckets), their pair axes (``pair_index`` / ``pair_mask`` [B, P, ...], ragged in the config) padded to the
 group's most pairs, concatenated along the batch axis, run once and split back, each request's
-``logits`` / ``pair_prob`` cut to its own P (`paee.runtime.batching`, shared with ``paee_encoder``): one
+``logits`` / ``pair_prob`` / ``evidence_dist`` cut to its own P (`paee.runtime.batching`, shared with ``paee_encoder``): one
 response per request, and a failure fails only its group. Imports: numpy
 and the runtime floor only (never torch).
 """

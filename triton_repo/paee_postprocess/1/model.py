@@ -1,12 +1,13 @@
 """Triton python model ``paee_postprocess``: logits -> JSON relation triples with relation names.
 
-Inputs: the contract's `POSTPROCESS_INPUTS` (``logits`` [P, R] and ``pair_prob`` [P] per document from
-``paee_head``; ``pair_index`` [P, 2], ``pair_mask`` [P] and ``title`` from ``paee_preprocess``; a request's
-documents cut to their own pairs by `paee.runtime.pipeline.document_outputs`). Output ``TRIPLES``
-(TYPE_STRING): UTF-8 JSON ``{"title": ..., "triples": [{"h_idx", "t_idx", "r", "r_name", "score"}, ...]}``
-per document, plus ``"warnings": [...]`` when the preprocess model had something to tell (a document cut
-at the request's ask, with each lost mention), decoded by the one decoder of the package (`paee.data.decode`: logit_r > logit_TH;
-gating and top-k as the checkpoint says) into its one record form (`triple_record`). The relation
+Inputs: the contract's `POSTPROCESS_INPUTS` (``logits`` [P, R], ``pair_prob`` [P] and ``evidence_dist`` [P, S]
+per document from ``paee_head``; ``pair_index`` [P, 2], ``pair_mask`` [P], ``title`` and ``warnings`` from
+``paee_preprocess``; a request's documents cut to their own pairs by `paee.runtime.pipeline.document_outputs`).
+Output ``TRIPLES`` (TYPE_STRING): UTF-8 JSON ``{"title": ..., "triples": [{"h_idx", "t_idx", "r", "r_name", "score",
+"evidence"}, ...]}`` per document, plus ``"warnings": [...]`` when the preprocess model had something to tell (a
+document cut at the request's ask, with each lost mention), decoded by the one decoder of the package
+(`paee.data.decode`: logit_r > logit_TH; gating, top-k and the evidence threshold as the export says) into its one
+record form (`triple_record`). The relation
 vocabulary and the decoding settings travel in ``1/assets/``. Imports: the data layer and the runtime
 floor only (never torch).
 """
