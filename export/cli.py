@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from paee.data.detect import DetectionConfig, add_detection_options
 from paee.data.docred import read_documents
 from paee.errors import PaeeUserError, console_script
 from paee.runtime.sessions import PRECISIONS
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="int8: documents (DocRED JSON or text form) that calibrate the activation ranges; use "
                         "documents like the ones you will serve (default: synthetic documents)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_detection_options(p, default=None)  # a detector: the repository also serves plain text {title, text}
     return p
 
 
@@ -73,7 +75,7 @@ def _export(args: argparse.Namespace) -> int:
         args.checkpoint, out, target=args.target, precision=args.precision, max_batch_size=args.max_batch_size,
         instances=args.instances, dynamic_batching=not args.no_dynamic_batching, tensorrt=args.tensorrt,
         force=args.force, parity=not args.no_parity, parity_docs=parity_docs, calibration_docs=calibration,
-        progress=not args.quiet,
+        progress=not args.quiet, detection=DetectionConfig.from_options(args) if args.detector else None,
     )  # fmt: skip
     report = result.report
     if result.parity is not None:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from paee.checkpoint import Checkpoint
+from paee.data.detect import DetectionConfig
 from paee.data.errors import PaeeDataError
 from paee.data.featurizer import Featurizer
 from paee.data.schema import Document
@@ -232,6 +233,7 @@ def export_checkpoint(
     calibration_docs: Sequence[Document] | None = None,
     progress: bool = True,
     warn: Callable[[str], None] | None = None,
+    detection: DetectionConfig | None = None,
 ) -> ExportResult:
     """Export a PAEE checkpoint to a Triton model repository at ``out_dir`` (see the module docstring).
 
@@ -250,6 +252,7 @@ def export_checkpoint(
             (default: synthetic documents; `paee_export.calibration`).
         progress: print step lines on stderr.
         warn: receives each warning (default: printed on stderr).
+        detection: also serve plain text ``{"title", "text"}``, its entities found by this detector.
 
     Raises:
         ExportRequestError: a request that cannot be done (checked before any work).
@@ -270,6 +273,8 @@ def export_checkpoint(
 
     step(f"loading checkpoint {checkpoint}")
     ckpt = Checkpoint.load(checkpoint)  # CheckpointError passes through: the caller names the file
+    if detection is not None:  # a missing spaCy pipeline or a bad type map fails now, not after the graphs
+        detection.build(ckpt.config.featurizer)
     model = ckpt.build_model()
     # the parity documents and calibration are featurized with truncation: a long parity document is
     # compared on what fits, as it would be served with truncation asked for
@@ -307,6 +312,7 @@ def export_checkpoint(
         repository = write_repository(
             out, ckpt, plan, shipped, max_batch_size=max_batch_size, instances=instances,
             dynamic_batching=dynamic_batching, force=force, report=report.to_json(), tensorrt_plans=engines or None,
+            detection=detection,
         )  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)  # the work folder never outlives the call

