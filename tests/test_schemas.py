@@ -111,6 +111,7 @@ def test_a_dwie_sized_schema_trains_and_exports(dwie_like_run):
     ckpt = Checkpoint.load(out / "run" / "best.pt")
     assert ckpt.config.featurizer.entity_types == tuple(sorted(types))
     assert ckpt.config.dims.max_entities == 64 and ckpt.config.dims.num_entity_types == 11
+    assert ckpt.config.featurizer.type_map is None  # no detector map for this schema unless one is given
     done = subprocess.run([BIN / "paee-export", "--checkpoint", out / "run" / "best.pt", "--out", out / "repo",
                            "--no-parity", "--quiet"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
