@@ -57,7 +57,7 @@ from paee.data.coref import (
     COREFERENCES, DEFAULT_COREF, Coreference, StringMatchCoref, TypedMention, coreference, link_rules,
 )
 from paee.data.errors import DocumentError, LimitError, PaeeDataError
-from paee.data.featurizer import FeaturizerConfig
+from paee.data.featurizer import LIMIT_SET_AT_TRAINING, FeaturizerConfig
 from paee.data.schema import DOCRED_ENTITY_TYPES, describe_document
 from paee.data.text_format import split_sentences, tokenize
 from paee.data.type_map import DOCRED_TYPE_MAP, TypeMap, read_type_map, schema_type_map
@@ -709,13 +709,14 @@ class Detection:
         if not isinstance(obj, Mapping):
             raise DocumentError(index, None, None, f"expected a JSON object {{title, text}}, got {type(obj).__name__}")
         title = obj.get("title")
+        named = title if isinstance(title, str) else None  # how errors name it (detect_document checks the title)
         extra = sorted(set(obj) - {"title", "text", KEEP_FIRST})
         if extra:
-            raise DocumentError(index, title if isinstance(title, str) else None, extra[0],
+            raise DocumentError(index, named, extra[0],
                                 f"a raw document has only 'title', 'text' and '{KEEP_FIRST}'; got {extra}")
         keep = obj.get(KEEP_FIRST, keep_first)
         if not isinstance(keep, bool):
-            raise DocumentError(index, title, KEEP_FIRST, f"expected true or false, got {keep!r}")
+            raise DocumentError(index, named, KEEP_FIRST, f"expected true or false, got {keep!r}")
         doc = self.detect(title, obj.get("text"), index)
         if doc[DETECTION_KEY]["no_entities"]:
             raise DocumentError(index, title, "text", f"the detector ({doc[DETECTION_KEY]['detector']}) found no "
@@ -742,8 +743,8 @@ def fit_limits(doc: Mapping[str, Any], featurizer: FeaturizerConfig, *, keep_fir
                                     f"{len(entities[crowded[0]]['mentions'])} mentions", f"entities[{crowded[0]}]",
                                     CUT_MENTIONS))
         raise LimitError(index, doc.get("title"), field,
-                         f"{what}, more than {limit}={getattr(featurizer, limit)} (a limit of the model, set when "
-                         f"it is trained: paee-train --{limit.replace('_', '-')}); send \"{KEEP_FIRST}\": true "
+                         f"{what}, more than {limit}={getattr(featurizer, limit)} "
+                         f"({LIMIT_SET_AT_TRAINING.format(option='--' + limit.replace('_', '-'))}); send \"{KEEP_FIRST}\": true "
                          f"with the document (paee-predict --raw --keep-first-entities) to keep the first ones "
                          "and be told what was cut")
     cut = [{"entity": e, "name": ent["name"], "type": ent["type"], "limit": CUT_ENTITIES}
