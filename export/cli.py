@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from paee.data.detect import DetectionConfig, add_detection_options
 from paee.data.docred import read_documents
 from paee.data.featurizer import MAX_SUPPORTED_LENGTH
 from paee.errors import PaeeUserError, console_script
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="served evidence: the sentences whose share of a pair's attention exceeds this, in [0, 1) "
                         "(default: the checkpoint's, 0.2 unless set)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_detection_options(p, default=None)  # a detector: the repository also serves plain text {title, text}
     return p
 
 
@@ -83,6 +85,7 @@ def _export(args: argparse.Namespace) -> int:
         instances=args.instances, dynamic_batching=not args.no_dynamic_batching, tensorrt=args.tensorrt,
         force=args.force, parity=not args.no_parity, parity_docs=parity_docs, calibration_docs=calibration,
         max_length=args.max_length, evidence_threshold=args.evidence_threshold, progress=not args.quiet,
+        detection=DetectionConfig.from_options(args) if args.detector else None,
     )  # fmt: skip
     report = result.report
     if result.parity is not None:

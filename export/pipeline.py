@@ -31,6 +31,7 @@ from typing import Any
 
 from paee.checkpoint import Checkpoint
 from paee.data.decode import DecodeConfig
+from paee.data.detect import DetectionConfig
 from paee.data.errors import PaeeDataError
 from paee.data.featurizer import Featurizer
 from paee.data.schema import Document
@@ -266,6 +267,7 @@ def export_checkpoint(
     evidence_threshold: float | None = None,
     progress: bool = True,
     warn: Callable[[str], None] | None = None,
+    detection: DetectionConfig | None = None,
 ) -> ExportResult:
     """Export a PAEE checkpoint to a Triton model repository at ``out_dir`` (see the module docstring).
 
@@ -289,6 +291,7 @@ def export_checkpoint(
             repository's decoding settings.
         progress: print step lines on stderr.
         warn: receives each warning (default: printed on stderr).
+        detection: also serve plain text ``{"title", "text"}``, its entities found by this detector.
 
     Raises:
         ExportRequestError: a request that cannot be done (checked before any work).
@@ -314,6 +317,8 @@ def export_checkpoint(
     if max_length is not None:  # a run-time limit, not a model size: every size derived below follows it
         ckpt.config.featurizer = dataclasses.replace(ckpt.config.featurizer, max_length=max_length)
     decode_config = ckpt.decode_config(evidence_threshold=evidence_threshold)
+    if detection is not None:  # a missing spaCy pipeline or a bad type map fails now, not after the graphs
+        detection.build(ckpt.config.featurizer)
     model = ckpt.build_model()
     # the parity documents and calibration are featurized with truncation: a long parity document is
     # compared on what fits, as it would be served with truncation asked for
@@ -351,6 +356,7 @@ def export_checkpoint(
         repository = write_repository(
             out, ckpt, plan, shipped, decode_config=decode_config, max_batch_size=max_batch_size, instances=instances,
             dynamic_batching=dynamic_batching, force=force, report=report.to_json(), tensorrt_plans=engines or None,
+            detection=detection,
         )  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)  # the work folder never outlives the call

@@ -38,6 +38,7 @@ from typing import Any
 from paee import __version__
 from paee.checkpoint import Checkpoint
 from paee.data.decode import DecodeConfig
+from paee.data.detect import DetectionConfig
 from paee.data.featurizer import MAX_SUPPORTED_LENGTH
 from paee.data.validation import is_int
 from paee.errors import PaeeUserError
@@ -218,6 +219,7 @@ def write_repository(
     max_queue_delay_us: int = DEFAULT_MAX_QUEUE_DELAY_US,
     dynamic_batching: bool = True,
     threads: int | None = None,
+    detection: DetectionConfig | None = None,
 ) -> Path:
     """Write the complete Triton model repository of one model to ``out_dir`` (atomically).
 
@@ -239,6 +241,9 @@ def write_repository(
         dynamic_batching: False writes no ``dynamic_batching`` block: every model then runs each request
             as it comes (batch of one document), to measure what the batcher buys.
         threads: intra-op threads per runtime session (None: the runtime's default).
+        detection: the preprocess model then also takes plain text ``{"title", "text"}`` and finds its
+            entities with this detector (`paee.data.detect`); built here once, so that a missing spaCy
+            pipeline or a type map outside the model's types fails the export, not the server.
 
     Raises:
         RepositoryError: bad arguments, an existing repository without ``force``, ``out_dir`` is a file,
@@ -265,6 +270,8 @@ def write_repository(
         if dynamic_batching else "", threads=threads,
     )
     chosen_buckets = resolve_buckets(buckets, checkpoint.config.featurizer.max_length)
+    if detection is not None:
+        detection.build(checkpoint.config.featurizer)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -272,7 +279,7 @@ def write_repository(
     try:
         writer.root = tmp
         writer.ensemble()
-        writer.preprocess(ServingSettings(chosen_buckets, max_document_bytes))
+        writer.preprocess(ServingSettings(chosen_buckets, max_document_bytes, detection))
         writer.postprocess(decode_config or checkpoint.decode_config())
         if plan.target == "cpu":
             writer.python_graphs(graphs)
@@ -286,6 +293,7 @@ def write_repository(
                 "dynamic_batching": bool(dynamic_batching),
                 "max_queue_delay_us": max_queue_delay_us if dynamic_batching else None,
                 "instances": {m: _instances(instances, m) for m in MODEL_NAMES[1:]},
+                "detector": None if detection is None else detection.detector,
             },
         )
         write_json(tmp / MANIFEST, manifest.to_json())

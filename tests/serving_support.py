@@ -3,8 +3,9 @@
 Loaded with ``pytest_plugins = ["serving_support"]`` by those modules, so that one server per model
 serves every test of the session (starting one costs ~10 s on 2 cores):
 
-* ``model_files`` / ``server``: a tiny random model on the synthetic corpus, its repository on a real
-  tritonserver (from the nvidia-pytriton wheel) on loopback.
+* ``model_files`` / ``server``: a tiny random model on the synthetic corpus, its repository (exported
+  with the rule-based detector, so that it also takes plain text) on a real tritonserver (from the
+  nvidia-pytriton wheel) on loopback.
 * ``real_model_files`` / ``real_server``: a tiny random model whose tokenizer and relation vocabulary
   are Re-DocRED's (../shared/data; skipped when absent), serving a handful of real dev documents.
 
@@ -91,7 +92,9 @@ def model_files(tmp_path_factory) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def server(model_files, tmp_path_factory):
-    triton = start_server(model_files, tmp_path_factory.mktemp("repo"))
+    from paee.data.detect import DetectionConfig
+
+    triton = start_server(model_files, tmp_path_factory.mktemp("repo"), detection=DetectionConfig("rule"))
     yield triton
     triton.stop()
 

@@ -6,13 +6,18 @@ import importlib
 
 import pytest
 
+from paee.data.coref import (
+    RULE_ACRONYM, RULE_LAST_NAME, RULE_SAME_NAME, StringMatchCoref, TypedMention, link_rules, normalise_name, singletons,
+)
 from paee.data.detect import (
-    DETECTION_KEY, DOCRED_TYPE_MAP, DROP_CROSSES_SENTENCE, DROP_NO_WORD, DROP_OVERLAP, DROP_UNMAPPED,
-    NAME_LABEL, DetectedMention, MentionDetector, RuleDetector, SpacyDetector, StringMatchCoref, TypedMention,
-    TypeMap, detect_document, normalise_name, singletons,
+    CUT_ENTITIES, CUT_MENTIONS, DETECTION_KEY, DROP_CROSSES_SENTENCE, DROP_NO_WORD, DROP_OVERLAP, DROP_UNMAPPED,
+    KEEP_FIRST, NAME_LABEL, DetectedMention, DetectionConfig, DetectorUnavailableError, MentionDetector,
+    RuleDetector, SpacyDetector, detect_document,
 )
 from paee.data.docred import parse_document
-from paee.data.errors import DocumentError, PaeeDataError
+from paee.data.errors import DocumentError, LimitError, PaeeDataError
+from paee.data.featurizer import FeaturizerConfig
+from paee.data.type_map import DOCRED_TYPE_MAP, TypeMap
 
 TEXT = ("Dr. Ada Lovelace was born in London on 10 December 1815. Lovelace worked at the University of "
         "London. IBM (International Business Machines) paid $5 million, 12 % of 1,000 shares, in the 21st "
@@ -280,7 +285,7 @@ def test_spacy_detector_with_a_built_pipeline():
     assert detector.detect(text) == [DetectedMention(0, 12, "PERSON", "Ada Lovelace"),
                                      DetectedMention(18, 24, "GPE", "London")]
     assert names(detect_document("t", text, detector)) == [("PER", ["Ada Lovelace"]), ("LOC", ["London"])]
-    with pytest.raises(OSError, match="no_such_pipeline.*neither an installed package"):
+    with pytest.raises(DetectorUnavailableError, match="no_such_pipeline.*neither an installed package"):
         SpacyDetector("no_such_pipeline")
 
 
@@ -301,3 +306,79 @@ def test_spacy_pipeline_end_to_end(spacy_model_detector):
     assert got[("London",)] == "LOC" and got[("1815",)] == "TIME"
     parsed = parse_document(doc, 0)
     assert parsed.entities[0][1].sent_id == 1
+
+
+# --- per-entity report, settings, limits --------------------------------------------------------
+
+
+def test_each_entity_names_its_mentions_and_the_rules_that_linked_them():
+    doc = detect_document("Ada", TEXT, RuleDetector({"Ada Lovelace": "PERSON", "Lovelace": "PERSON"}))
+    ada, ibm = doc["entities"][0], next(e for e in doc["entities"] if e["name"].startswith("International"))
+    assert ada["name"] == "Ada Lovelace" and ada["linked_by"] == [RULE_LAST_NAME]
+    assert [(m["text"], m["label"]) for m in ada["mentions"]] == [("Ada Lovelace", "PERSON"), ("Lovelace", "PERSON")]
+    assert all(TEXT[m["start"]:m["end"]] == m["text"] for e in doc["entities"] for m in e["mentions"])
+    assert ibm["linked_by"] == [RULE_ACRONYM] and [m["text"] for m in ibm["mentions"]][0] == "IBM"
+    assert next(e for e in doc["entities"] if e["name"] == "London")["linked_by"] == []
+    coref = StringMatchCoref()
+    assert coref.explain(mention("the Beatles", "ORG"), mention("BEATLES", "ORG")) == RULE_SAME_NAME
+    assert coref.explain(mention("Paris", "LOC"), mention("Paris", "PER")) is None
+    assert link_rules(singletons, [mention("a", "ORG")] * 2, [0, 1]) == ["coref:singletons"]
+
+
+def test_detection_config_round_trip_and_build():
+    config = DetectionConfig("rule", gazetteer={"Ada Lovelace": "PERSON"}, coref="none")
+    assert DetectionConfig.from_json(config.to_json()) == config
+    detection = config.build(FeaturizerConfig())
+    assert detection.type_map == DOCRED_TYPE_MAP and detection.coref is singletons
+    doc = detection.document({"title": "t", "text": "Ada Lovelace met Lovelace."}, 0)
+    assert [e["name"] for e in doc["entities"]] == ["Ada Lovelace", "Lovelace"]  # no coreference asked
+    for bad, match in (({"detector": "ner"}, "unknown detector 'ner'"), ({"coref": "x"}, "unknown coreference"),
+                       ({"colour": 1}, "invalid detection settings")):
+        with pytest.raises(PaeeDataError, match=match):
+            DetectionConfig.from_json(bad)
+
+
+def test_schema_type_map_stored_in_the_featurizer_config():
+    schema = ("Person", "Place")
+    with pytest.raises(PaeeDataError, match=r"\(Person, Place\) have no detector type map.*--type-map"):
+        DetectionConfig().build(FeaturizerConfig(entity_types=schema))
+    stored = FeaturizerConfig(entity_types=schema, type_map={"PERSON": "Person", "GPE": "Place"})
+    assert FeaturizerConfig.from_json(stored.to_json()) == stored  # travels in checkpoints and repositories
+    assert stored.detector_type_map() == TypeMap({"PERSON": "Person", "GPE": "Place"})
+    doc = DetectionConfig().build(stored).document({"title": "t", "text": "Mr. Smith left."}, 0)
+    assert [(e["type"], e["name"]) for e in doc["entities"]] == [("Person", "Smith")]
+    with pytest.raises(PaeeDataError, match=r"yields types \['PER'\]"):
+        FeaturizerConfig(entity_types=schema, type_map={"PERSON": "PER"})
+    assert FeaturizerConfig().detector_type_map() == DOCRED_TYPE_MAP  # DocRED's types: DocRED's map
+
+
+def test_raw_documents_over_the_limits_fail_or_keep_the_first():
+    text = "Anna met Bob, Carl and Dora. Anna and Anna and Anna waved."
+    small = FeaturizerConfig(max_entities=3, max_mentions=3)
+    detection = DetectionConfig().build(small)
+    with pytest.raises(LimitError, match=r"document 2 \('t'\), field 'entities': 4 entities detected, more than "
+                                         r"max_entities=3 .*paee-train --max-entities.*keep_first_entities"):
+        detection.document({"title": "t", "text": text}, 2)
+    doc = detection.document({"title": "t", "text": text, KEEP_FIRST: True}, 2)
+    assert [e["name"] for e in doc["entities"]] == ["Anna", "Bob", "Carl"]
+    assert len(doc["entities"][0]["mentions"]) == 3
+    report = doc[DETECTION_KEY]
+    assert [(c["name"], c["limit"]) for c in report["cut"]] == [("Dora", CUT_ENTITIES), ("Anna", CUT_MENTIONS)]
+    assert report["warnings"] == ["kept 3 of 4 detected entities (max_entities=3) and cut 1 mentions over "
+                                  "max_mentions=3; see 'cut'"]
+    parse_document(doc, 2)  # what is kept is a valid document
+    few = DetectionConfig().build(FeaturizerConfig(max_mentions=3))
+    with pytest.raises(LimitError, match=r"field 'entities\[0\]': entity 0 \('Anna'\) has 4 mentions"):
+        few.document({"title": "t", "text": text}, 0)
+
+
+def test_raw_document_errors_name_the_document_and_field():
+    detection = DetectionConfig().build(FeaturizerConfig())
+    with pytest.raises(DocumentError, match=r"document 1 \('t'\), field 'text': the detector \(rule\) found no entity"):
+        detection.document({"title": "t", "text": "nothing here at all."}, 1)
+    with pytest.raises(DocumentError, match=r"field 'entities': a raw document has only"):
+        detection.document({"title": "t", "text": "Ada.", "entities": []}, 0)
+    with pytest.raises(DocumentError, match=rf"field '{KEEP_FIRST}': expected true or false"):
+        detection.document({"title": "t", "text": "Ada.", KEEP_FIRST: "yes"}, 0)
+    with pytest.raises(DocumentError, match=r"document 0, field 'title'"):
+        detection.document({"text": "Ada."}, 0)

@@ -111,6 +111,7 @@ def test_a_dwie_sized_schema_trains_and_exports(dwie_like_run):
     ckpt = Checkpoint.load(out / "run" / "best.pt")
     assert ckpt.config.featurizer.entity_types == tuple(sorted(types))
     assert ckpt.config.dims.max_entities == 64 and ckpt.config.dims.num_entity_types == 11
+    assert ckpt.config.featurizer.type_map is None  # no detector map for this schema unless one is given
     done = subprocess.run([BIN / "paee-export", "--checkpoint", out / "run" / "best.pt", "--out", out / "repo",
                            "--no-parity", "--quiet"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -134,7 +135,7 @@ def test_a_custom_schema_is_served(dwie_like_run, tmp_path):
     """The exported repository's preprocess model reads the model's own entity types (not DocRED's)."""
     from paee.checkpoint import Checkpoint
     from paee.inference import Predictor
-    from paee.serving.client import PaeeClient
+    from paee.serving.client import PaeeClient, PaeeServingError
     from paee.serving.server import TritonServer, TritonServerError, find_triton
 
     out, _, docs = dwie_like_run
@@ -150,6 +151,10 @@ def test_a_custom_schema_is_served(dwie_like_run, tmp_path):
     try:
         with PaeeClient(server.http_url, timeout_s=120) as client:
             got = client.predict(docs[0])
+            # exported without --detector: plain text is refused with the option that would take it
+            with pytest.raises(PaeeServingError, match=r"document 0 \('plain'\): plain text without 'entities' "
+                                                       r"needs a repository exported with a detector"):
+                client.predict_raw({"title": "plain", "text": "Ada Lovelace met Charles Babbage."})
     finally:
         server.stop()
     assert want <= {(t["h_idx"], t["t_idx"], t["r"]) for t in got}

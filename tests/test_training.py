@@ -178,6 +178,20 @@ def test_evidence_weight_trains_the_evidence_term_and_travels_in_the_checkpoint(
     assert torch.load(out / "last.pt", weights_only=True)["model_config"]["loss"]["evidence"] == 0.1
 
 
+def test_the_checkpoint_carries_its_detector_type_map(run_dir, corpus, tmp_path):
+    """DocRED's types: DocRED's label map is stored (paee-predict --raw reads it); --type-map replaces it."""
+    from paee.data.type_map import DOCRED_TYPE_MAP
+
+    stored = torch.load(run_dir / "best.pt", weights_only=True)["model_config"]["featurizer"]["type_map"]
+    assert stored == DOCRED_TYPE_MAP.to_json()
+    (tmp_path / "map.json").write_text(json.dumps({"PERSON": "PER", "GPE": "LOC"}))
+    out = tmp_path / "mapped"
+    assert train_main(["--train", str(corpus / "train.json"), "--encoder", "tiny", "--out", str(out), "--epochs", "1",
+                       "--max-steps", "1", "--truncate", "--type-map", str(tmp_path / "map.json")]) == 0
+    stored = torch.load(out / "last.pt", weights_only=True)["model_config"]["featurizer"]["type_map"]
+    assert stored == {"table": {"PERSON": "PER", "GPE": "LOC"}, "default": None}
+
+
 def test_evidence_weight_without_evidence_labels_is_a_clear_error(corpus, tmp_path, capsys):
     docs = json.loads((corpus / "train.json").read_text())
     for doc in docs:

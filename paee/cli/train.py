@@ -14,6 +14,7 @@ from pathlib import Path
 from paee.data.docred import read_documents
 from paee.data.featurizer import FeaturizerConfig, parse_pair_types
 from paee.data.schema import entity_types_of
+from paee.data.type_map import SCHEMA_TYPE_MAPS, read_type_map
 from paee.errors import PaeeUserError, console_script
 from paee.inference import resolve_device
 from paee.model.config import RELATION_LOSS_NAMES, LossWeights
@@ -38,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--pair-types", default="", help="candidate (subject:object) type pairs, comma-separated, e.g. "
                                                        "Chemical:Disease; other pairs are never trained, predicted or "
                                                        "scored (default: every pair)")
+    data.add_argument("--type-map", type=Path, help="JSON detector label -> entity type, stored in the checkpoint for "
+                                                    "plain-text input (paee-predict --raw); default: the schema's own "
+                                                    "(DocRED's types: spaCy's labels mapped as paee.data.type_map says)")
     data.add_argument("--max-entities", type=int, default=_DEFAULT_SIZES.max_entities,
                       help=f"N, entity slots per document (default {_DEFAULT_SIZES.max_entities}, the DocRED maximum)")
     data.add_argument("--max-mentions", type=int, default=_DEFAULT_SIZES.max_mentions,
@@ -89,10 +93,13 @@ def _train(args: argparse.Namespace) -> int:
     train_docs = read_documents(args.train, entity_types=given_types)[:limit]
     if not train_docs:
         raise PaeeUserError(f"{args.train}: no training documents")
+    entity_types = given_types or entity_types_of(train_docs)
+    # the checkpoint carries its detector type map: the one given, else its schema's (DocRED's), else none
+    type_map = read_type_map(args.type_map) if args.type_map else SCHEMA_TYPE_MAPS.get(tuple(entity_types))
     featurizer_config = FeaturizerConfig(
         max_entities=args.max_entities, max_mentions=args.max_mentions, max_sentences=args.max_sentences,
-        max_length=args.max_length, entity_types=given_types or entity_types_of(train_docs),
-        pair_types=parse_pair_types(args.pair_types),
+        max_length=args.max_length, entity_types=entity_types,
+        pair_types=parse_pair_types(args.pair_types), type_map=None if type_map is None else type_map.to_json(),
     )
     relations = relations_for(train_docs, args.train, args.rel2id, args.rel_info)
     # Re-read with the vocabulary so that unknown relations in the labels are reported by document.

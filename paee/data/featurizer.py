@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, overload
 
@@ -30,6 +30,7 @@ from paee.data.errors import DocumentError, LimitError, PaeeDataError
 from paee.data.relations import RelationVocab
 from paee.data.schema import DOCRED_ENTITY_TYPES, Document, describe_document
 from paee.data.tokenizer import DEFAULT_MARKER, TokenizerSpec
+from paee.data.type_map import TypeMap, schema_type_map
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class FeaturizerConfig:
         pair_types: the (subject type, object type) pairs that are candidates for a relation (CDR:
             only Chemical -> Disease); empty = every ordered pair. Other pairs stay in ``pair_index`` (the
             map is filled from every pair) with ``pair_mask`` 0: no loss, no prediction, not scored.
+        type_map: detector label -> entity type for plain text (`paee.data.type_map.TypeMap.to_json`);
+            None: the schema's own (`SCHEMA_TYPE_MAPS`: DocRED's for DocRED's types). See `detector_type_map`.
     """
 
     max_entities: int = 42
@@ -77,6 +80,7 @@ class FeaturizerConfig:
     entity_types: tuple[str, ...] = DOCRED_ENTITY_TYPES
     truncate: bool = False
     pair_types: tuple[tuple[str, str], ...] = ()
+    type_map: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "entity_types", tuple(self.entity_types))
@@ -100,6 +104,13 @@ class FeaturizerConfig:
         if unknown or any(len(pair) != 2 for pair in self.pair_types):
             raise PaeeDataError(f"FeaturizerConfig.pair_types must be (subject, object) pairs of entity types "
                                 f"{list(self.entity_types)}; got {[list(p) for p in self.pair_types]}")
+        if self.type_map is not None:  # stored as JSON, checked against the types once here
+            object.__setattr__(self, "type_map", TypeMap.from_json(self.type_map).to_json())
+            self.detector_type_map()
+
+    def detector_type_map(self) -> TypeMap:
+        """The model's detector label -> entity type map (`paee.data.type_map.schema_type_map`)."""
+        return schema_type_map(self.entity_types, self.type_map)
 
     @property
     def num_entity_types(self) -> int:

@@ -66,7 +66,8 @@ RESPONSE = "TRIPLES"
 
 #: Every tensor of the contract; the README's "Tensor contract" table is `markdown_table()` of it.
 TENSORS: dict[str, TensorDecl] = {
-    REQUEST: TensorDecl("bytes", (BATCH, 1), "served request: one document as UTF-8 JSON (DocRED or text form)"),
+    REQUEST: TensorDecl("bytes", (BATCH, 1), "served request: one document as UTF-8 JSON (DocRED or text form, or "
+                                             "plain text {title, text} where exported with a detector)"),
     RESPONSE: TensorDecl("bytes", (BATCH, 1), "served response: the document's triples as UTF-8 JSON"),
     # featurizer (`paee.data.featurizer.collate`, the preprocess model) -> graphs
     "input_ids": TensorDecl("int64", (BATCH, LENGTH), "wordpieces with entity markers, padded with the pad id"),
@@ -83,6 +84,8 @@ TENSORS: dict[str, TensorDecl] = {
     # a per-document scalar travels as [B, 1]: a batched Triton tensor needs an axis per row
     "title": TensorDecl("bytes", (BATCH, 1), "the document's title, UTF-8"),
     "warnings": TensorDecl("bytes", (BATCH, 1), "JSON list of what the caller must be told (mentions lost to truncation)"),
+    "detected": TensorDecl("bytes", (BATCH, 1), "plain-text request: the entities found and the detection report, "
+                                                "UTF-8 JSON (empty when the request carried its entities)"),
     # encoder -> head
     "token_emb": TensorDecl("float32", (BATCH, LENGTH, "H"), "last hidden state of every token"),
     "entity_emb": TensorDecl("float32", (BATCH, "N", "H"), "logsumexp over the entity's mention embeddings"),
@@ -115,9 +118,11 @@ TRAINING_TARGETS = ("labels", "has_relation", "subj_roles", "obj_roles")
 #: warnings (they travel to the response).
 DECODE_INPUTS = ("pair_index", "pair_mask")
 DOCUMENT_FIELDS = ("title", "warnings")
+#: What the preprocess model found in a plain-text request (`paee.data.detect`), for the response.
+DETECTION_FIELDS = ("detected",)
 #: The preprocess model's outputs and the postprocess model's inputs (Triton).
-PREPROCESS_OUTPUTS = MODEL_INPUTS + DOCUMENT_FIELDS
-POSTPROCESS_INPUTS = HEAD_OUTPUTS + DECODE_INPUTS + DOCUMENT_FIELDS
+PREPROCESS_OUTPUTS = MODEL_INPUTS + DOCUMENT_FIELDS + DETECTION_FIELDS
+POSTPROCESS_INPUTS = HEAD_OUTPUTS + DECODE_INPUTS + DOCUMENT_FIELDS + DETECTION_FIELDS
 #: Tensors whose axis 1 is the pair axis: requests of one Triton batch may differ there (padded together,
 #: `paee.runtime.batching`; ``allow_ragged_batch`` in the head's config).
 RAGGED = tuple(name for name, decl in TENSORS.items() if len(decl.axes) > 1 and decl.axes[1] == PAIRS)
@@ -336,7 +341,7 @@ def graph_specs(dims: ModelDims) -> dict[str, GraphSpec]:
 
 
 __all__ = [
-    "BATCH", "DECODE_INPUTS", "DEFAULT_WINDOW", "DOCUMENT_FIELDS", "ENCODER", "ENCODER_GRAPHS", "ENCODER_INPUTS", "ENCODER_LONG",
+    "BATCH", "DECODE_INPUTS", "DEFAULT_WINDOW", "DETECTION_FIELDS", "DOCUMENT_FIELDS", "ENCODER", "ENCODER_GRAPHS", "ENCODER_INPUTS", "ENCODER_LONG",
     "ENCODER_OUTPUTS", "GRAPH_IO", "GRAPH_NAMES", "HEAD", "HEAD_FEATURES", "HEAD_INPUTS", "HEAD_OUTPUTS", "LENGTH",
     "LENGTH_INPUT", "MODEL_INPUTS", "NUMPY_DTYPES", "PAIRS", "POSTPROCESS_INPUTS", "PREPROCESS_OUTPUTS", "RAGGED",
     "REQUEST", "RESPONSE", "SERVING_STEPS", "TENSORS", "TRAINING_TARGETS", "GraphSpec", "GraphSpecError", "ModelDims",

@@ -5,7 +5,8 @@ Written by `paee_export.repository.write_repository`, read by the python models 
 
     REPO/
       paee/                  ensemble: DOCUMENT (JSON bytes) -> TRIPLES (JSON bytes)
-      paee_preprocess/1/assets/{tokenizer.json, featurizer.json, serving.json}
+      paee_preprocess/1/assets/{tokenizer.json, featurizer.json, serving.json (buckets, payload limit,
+                             the detector of plain-text requests when exported with one)}
       paee_encoder/1/        CPU: graphs/<graph>/model.onnx + assets/runtime.json (mode "local")
                              GPU: assets/runtime.json (mode "bls") routing to native models by length
       paee_head/1/           graphs/head/model.onnx + assets/runtime.json
@@ -14,7 +15,7 @@ Written by `paee_export.repository.write_repository`, read by the python models 
       export_report.json     the export report
 
 ``runtime.json`` says, per graph, which file, which padded lengths, which runtime and precision
-(`GraphRuntime`); nothing else decides how a served graph runs. Numpy-free, torch-free.
+(`GraphRuntime`); nothing else decides how a served graph runs. Torch-free.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 from paee.data import jsonio
 from paee.data.errors import PaeeDataError
+from paee.data.detect import DetectionConfig
 from paee.errors import PaeeUserError
 from paee.runtime.sessions import Session, create_session
 
@@ -160,17 +162,22 @@ class ModelRuntime:
 
 @dataclass(frozen=True)
 class ServingSettings:
-    """The preprocess model's settings (``serving.json``): length buckets and the payload limit."""
+    """The preprocess model's settings (``serving.json``): length buckets, the payload limit, and how plain
+    text is read (`paee.data.detect.DetectionConfig`; None: requests must carry their entities)."""
 
     buckets: Sequence[int]
     max_document_bytes: int
+    detection: DetectionConfig | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"buckets": [int(b) for b in self.buckets], "max_document_bytes": int(self.max_document_bytes)}
+        return {"buckets": [int(b) for b in self.buckets], "max_document_bytes": int(self.max_document_bytes),
+                "detection": None if self.detection is None else self.detection.to_json()}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> ServingSettings:
-        return cls(tuple(int(b) for b in obj["buckets"]), int(obj["max_document_bytes"]))
+        detection = obj.get("detection")  # absent in repositories written before detection
+        return cls(tuple(int(b) for b in obj["buckets"]), int(obj["max_document_bytes"]),
+                   None if detection is None else DetectionConfig.from_json(detection))
 
     def bucket(self, num_tokens: int) -> int:
         """The smallest bucket that holds ``num_tokens`` (the featurizer already enforced the maximum)."""

@@ -176,7 +176,9 @@ class PaeeClient:
         return result.as_numpy(OUTPUT_NAME).reshape(-1)[0]
 
     def predict_raw(self, doc: Document | Mapping[str, Any] | str | bytes) -> dict[str, Any]:
-        """The TRIPLES JSON of one document: ``{"title": ..., "triples": [...]}``."""
+        """The TRIPLES JSON of one document: ``{"title": ..., "triples": [...]}``; for plain text ``{"title",
+        "text"}`` sent to a repository exported with a detector, also ``"entities"`` (each named, with its
+        mentions) and ``"detection"``, and each triple's ``h_name`` / ``t_name``."""
         from tritonclient.utils import InferenceServerException
 
         payload = encode_document(doc, self.options)

@@ -9,17 +9,27 @@ response then lists the lost mentions in ``warnings``. Outputs: the contract's `
 document's own length: requests of one bucket then have equal shapes, which is what Triton's dynamic
 batcher needs to batch them for the encoder and the head.
 
-The tokenizer, the featurizer settings and the serving settings (buckets, payload limit) travel inside
-this model's version folder (``1/assets/``), written by `paee_export.repository.write_repository`.
-Imports: the data layer and the runtime floor only (never torch).
+The tokenizer, the featurizer settings and the serving settings (buckets, payload limit, detection)
+travel inside this model's version folder (``1/assets/``), written by
+`paee_export.repository.write_repository`.
+
+**Plain text** ``{"title", "text"}`` (no ``entities``; optionally ``"keep_first_entities": true``) is read
+where the repository was exported with a detector (``paee-export --detector``; ``serving.json``'s
+``detection``): the entities are found (`paee.data.detect.Detection`), and what was found travels to the
+postprocess model as ``detected`` (JSON), which names the entities in the response. Without a detector
+such a request gets an error naming the export option. Imports: the data layer and the runtime floor
+only (never torch).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from paee.data.detect import entity_summary
 from paee.data.docred import parse_document
 from paee.data.errors import PaeeDataError
 from paee.data.featurizer import DocFeatures, Featurizer, FeaturizerConfig, collate
@@ -27,7 +37,7 @@ from paee.data.jsonio import loads_json
 from paee.data.schema import describe_document
 from paee.data.tokenizer import load_tokenizer
 from paee.runtime.batching import ModelIO, error_response
-from paee.runtime.contract import REQUEST
+from paee.runtime.contract import DETECTION_FIELDS, REQUEST
 from paee.runtime.layout import ASSETS, FEATURIZER_FILE, SERVING_FILE, ServingSettings, read_json
 
 
@@ -50,6 +60,9 @@ def request_options(obj: Any, where: str) -> dict[str, Any]:
     return options
 
 
+(DETECTED,) = DETECTION_FIELDS
+
+
 class TritonPythonModel:
     """Tokenize and featurize documents; one response per request, errors per request."""
 
@@ -60,10 +73,13 @@ class TritonPythonModel:
         self.settings = ServingSettings.from_json(read_json(assets / SERVING_FILE))
         # No relation vocabulary: labels a client may send along are validated but never featurized.
         self.featurizer = Featurizer(load_tokenizer(assets), FeaturizerConfig.from_json(read_json(assets / FEATURIZER_FILE)))
+        # The detector is loaded once per instance (a spaCy pipeline takes a second or two).
+        detection = self.settings.detection
+        self.detection = None if detection is None else detection.build(self.featurizer.config)
 
-    def _parse(self, raw: Any, index: int) -> tuple[Any, dict[str, Any]]:
-        """One DOCUMENT element -> (validated `Document`, its options); every failure is a `PaeeDataError`
-        naming the document."""
+    def _parse(self, raw: Any, index: int) -> tuple[Any, dict[str, Any], bytes]:
+        """One DOCUMENT element -> (validated `Document`, its request options, ``detected`` JSON bytes or b"");
+        every failure is a `PaeeDataError` naming the document."""
         where = describe_document(index, None)
         if not isinstance(raw, (bytes, bytearray)):
             raw = str(raw).encode("utf-8")
@@ -76,10 +92,19 @@ class TritonPythonModel:
             raise PaeeDataError(f"{where}: empty document (expected UTF-8 JSON of one document)")
         obj = loads_json(raw, where)  # deep nesting, huge numbers, lone surrogates: a PaeeDataError too
         options = request_options(obj, where)
-        return parse_document(obj, index, entity_types=self.featurizer.config.entity_types), options  # the model's schema
+        entity_types = self.featurizer.config.entity_types  # the model's schema
+        if not (isinstance(obj, dict) and "text" in obj and "entities" not in obj):
+            return parse_document(obj, index, entity_types=entity_types), options, b""
+        if self.detection is None:
+            raise PaeeDataError(f"{describe_document(index, obj.get('title'))}: plain text without 'entities' needs "
+                                "a repository exported with a detector (paee-export --detector spacy|rule); this "
+                                "one was exported without, so send the entities with their character offsets")
+        found = self.detection.document(obj, index)
+        detected = json.dumps(entity_summary(found), ensure_ascii=False).encode("utf-8")
+        return parse_document(found, index, entity_types=entity_types), options, detected
 
     def _read_request(self, request: Any) -> list[Any]:
-        """A request's documents, each a (`Document`, its options) or the exception that refused it."""
+        """A request's documents, each a (`Document`, options, detected) or the exception that refused it."""
         rows = pb_utils.get_input_tensor_by_name(request, REQUEST).as_numpy().reshape(-1)
         parsed: list[Any] = []
         for i, raw in enumerate(rows):
@@ -90,13 +115,15 @@ class TritonPythonModel:
         return parsed
 
     def _featurize(self, per_request: list[list[Any]]) -> None:
-        """Replace every (`Document`, options) by its features (or its error), in place: one tokenizer pass over all
-        the requests' documents; should that pass fail as a whole, each request is featurized alone."""
+        """Replace every (`Document`, options, detected) by (its features, detected) or its error, in place: one
+        tokenizer pass over all the requests' documents; should that pass fail as a whole, each request is
+        featurized alone."""
         slots = [(r, i) for r, parsed in enumerate(per_request) for i, p in enumerate(parsed) if not isinstance(p, Exception)]
 
-        def featurize(items: list[tuple[Any, dict[str, Any]]]) -> list[Any]:
-            docs, options = [d for d, _ in items], [o for _, o in items]
-            return self.featurizer.featurize_many(docs, errors="collect", truncate=[o.get("truncate", False) for o in options])
+        def featurize(items: list[tuple[Any, dict[str, Any], bytes]]) -> list[Any]:
+            results = self.featurizer.featurize_many([d for d, _, _ in items], errors="collect",
+                                                     truncate=[o.get("truncate", False) for _, o, _ in items])
+            return [r if isinstance(r, Exception) else (r, found) for r, (_, _, found) in zip(results, items)]
 
         try:
             results = featurize([per_request[r][i] for r, i in slots])
@@ -130,15 +157,17 @@ class TritonPythonModel:
             try:
                 if errors:  # one request, one response: a request's first bad document fails the request
                     raise errors[0]
-                responses.append(pb_utils.InferenceResponse(output_tensors=self._outputs(parsed)))
+                responses.append(pb_utils.InferenceResponse(output_tensors=self._outputs(
+                    [features for features, _ in parsed], [found for _, found in parsed])))
             except Exception as e:
                 responses.append(error_response(pb_utils, "paee_preprocess", e))
         return responses
 
-    def _outputs(self, features: list[DocFeatures]) -> list[Any]:
+    def _outputs(self, features: list[DocFeatures], detected: list[bytes]) -> list[Any]:
         """Tensors of one request's documents, padded to the bucket of its longest."""
         length = self.settings.bucket(max(f.num_tokens for f in features))
         batch = collate(features, pad_id=self.featurizer.spec.pad_id, max_length=length, length=length)
+        batch[DETECTED] = np.array(detected, dtype=np.object_).reshape(-1, 1)  # [B, 1]
         return [pb_utils.Tensor(name, batch[name].astype(dtype, copy=False)) for name, dtype in self.io.output_dtypes.items()]
 
     def finalize(self) -> None:
