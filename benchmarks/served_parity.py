@@ -128,15 +128,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def markdown(r: dict[str, Any]) -> str:
     lines = [f"Served (Triton, cpu-fp32 repository) against PyTorch, {r['checkpoint']}; concurrency {r['concurrency']}:", "",
              "| documents | protocol | identical (decisive triples) | PyTorch triples | served triples | borderline | max score diff "
-             "| evidence identical (triples both predict) | evidence borderline | evidence differing |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| evidence identical (triples both predict) | evidence sentences (PyTorch) | evidence borderline "
+             "| evidence differing |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, e in r["sets"].items():
         for protocol in PROTOCOLS:
             p = e[protocol]
             lines.append(f"| {name} ({e['documents']}) | {protocol} | {p['identical_documents']}/{e['documents']} | "
                          f"{e['pytorch_triples']} | {p['served_triples']} | {p['borderline_triples']} | {p['max_score_diff']:.2e} | "
                          f"{round(p['evidence']['identical'] * p['evidence']['compared_triples'])}/"
-                         f"{p['evidence']['compared_triples']:.0f} | {p['evidence']['borderline']:.0f} | "
+                         f"{p['evidence']['compared_triples']:.0f} | {p['evidence']['reference_sentences']:.0f} | "
+                         f"{p['evidence']['borderline']:.0f} | "
                          f"{p['evidence']['differing']:.0f} |")
     stats = ", ".join(f"{m} {v['avg_batch']}" for m, v in r.get("triton_statistics", {}).items())
     return "\n".join(lines) + f"\n\nTriton's average batch per execution: {stats}.\n"

@@ -110,10 +110,10 @@ def evidence_agreement(reference: Sequence[Sequence[Any]], other: Sequence[Seque
                        reference_outputs: Sequence[DocOutput] | None = None, threshold: float | None = None,
                        atol: float = EVIDENCE_ATOL) -> dict[str, float]:
     """Evidence of the triples both sides predict (`Triple`s per document): the share whose sentence sets are
-    identical, and the Jaccard of the (doc, head, tail, relation, sentence) sets (1.0 where there is nothing to
-    compare). With the reference's outputs and the threshold, a triple whose sets differ only at sentences whose
+    identical, the Jaccard of the (doc, head, tail, relation, sentence) sets (1.0 where there is nothing to
+    compare), and how many evidence sentences the reference gave those triples. With the reference's outputs and the threshold, a triple whose sets differ only at sentences whose
     reference share lies within ``atol`` of the threshold is ``borderline`` (rounding), any other is ``differing``."""
-    compared = same = borderline = inter = union = 0
+    compared = same = borderline = inter = union = sentences = 0
     for doc, (ref_triples, other_triples) in enumerate(zip(reference, other)):
         theirs = {(t.head, t.tail, t.relation): set(t.evidence or ()) for t in other_triples}
         out = reference_outputs[doc] if reference_outputs is not None and threshold is not None else None
@@ -124,6 +124,7 @@ def evidence_agreement(reference: Sequence[Sequence[Any]], other: Sequence[Seque
                 continue
             mine, differ = set(t.evidence or ()), set(t.evidence or ()) ^ theirs[key]
             compared += 1
+            sentences += len(mine)
             inter += len(mine & theirs[key])
             union += len(mine | theirs[key])
             if not differ:
@@ -131,7 +132,8 @@ def evidence_agreement(reference: Sequence[Sequence[Any]], other: Sequence[Seque
             elif out is not None and out.evidence_dist is not None:
                 shares = out.evidence_dist[rows[(t.head, t.tail)]]
                 borderline += all(abs(float(shares[s]) - threshold) <= atol for s in differ)  # type: ignore[operator]
-    return {"compared_triples": float(compared), "identical": same / compared if compared else 1.0,
+    return {"compared_triples": float(compared), "reference_sentences": float(sentences),
+            "identical": same / compared if compared else 1.0,
             "borderline": float(borderline), "differing": float(compared - same - borderline),
             "jaccard": inter / union if union else 1.0}
 

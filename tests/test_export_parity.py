@@ -110,7 +110,7 @@ def test_evidence_agreement_counts():
     shares = np.array([[0.7, 0.1, 0.1, 0.1], [0.3, 0.5, 0.20003, 0.0]], dtype=np.float32)
     out = DocOutput(np.array([[0, 1], [1, 0]]), np.zeros((2, 4), np.float32), np.ones(2, np.float32), shares)
     agreement = evidence_agreement(ref, other, [out], threshold=0.2)
-    assert agreement == {"compared_triples": 2.0, "identical": 0.5, "borderline": 1.0, "differing": 0.0,
+    assert agreement == {"compared_triples": 2.0, "reference_sentences": 3.0, "identical": 0.5, "borderline": 1.0, "differing": 0.0,
                          "jaccard": 2 / 3}
     other[0][1] = Triple(1, 0, 3, 0.9, (0, 1, 2))
     assert evidence_agreement(ref, other, [out], threshold=0.2)["differing"] == 1.0
