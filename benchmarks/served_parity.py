@@ -1,5 +1,5 @@
-"""Served triples against PyTorch's: the same checkpoint in process and behind the bundled tritonserver,
-over HTTP and gRPC, on the synthetic set and on real Re-DocRED dev documents.
+"""Served triples and their evidence against PyTorch's: the same checkpoint in process and behind the bundled
+tritonserver, over HTTP and gRPC, on the synthetic set and on real Re-DocRED dev documents.
 
     python benchmarks/served_parity.py [--checkpoint best.pt] [--docs dev.json] [--limit 50] [--out runs/served_parity]
 
@@ -8,7 +8,9 @@ documents and its threshold raised to DocRED's density (`paee_bench.checkpoints.
 Re-DocRED's relations when ../shared/data has them. The repository is what ``paee-export`` writes (cpu,
 fp32); requests go ``--concurrency`` at a time, so Triton's dynamic batcher mixes documents of different
 lengths and pair counts in one batch. A triple whose margin is within ``--score-atol`` of the threshold
-may fall on either side in ONNX Runtime and PyTorch; the report counts those apart ("borderline").
+may fall on either side in ONNX Runtime and PyTorch; the report counts those apart ("borderline"). The
+evidence of every triple both predict is compared as a set of sentence ids (`paee_export.parity.evidence_agreement`:
+a set that differs only at sentences whose share lies within 1e-4 of the evidence threshold is "borderline").
 
 Writes OUT/served_parity.json and OUT/served_parity.md.
 """
@@ -33,7 +35,9 @@ from paee.data.synthetic import generate_corpus, rel2id, rel_info
 from paee.inference import Predictor
 from paee.serving.client import PaeeClient
 from paee.serving.server import TritonServer
+from paee_bench.agreement import served_triples
 from paee_bench.checkpoints import raise_threshold, random_model
+from paee_export.parity import evidence_agreement
 from paee_export.pipeline import export_checkpoint
 from serving_load import triton_statistics  # benchmarks/ is this script's folder
 
@@ -89,14 +93,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     else:
         checkpoint = args.checkpoint
     ckpt = Checkpoint.load(checkpoint)
-    predictor = Predictor(ckpt.build_model(), ckpt.featurizer(truncate=True), device="cpu")
+    predictor = Predictor(ckpt.build_model(), ckpt.featurizer(truncate=True), device="cpu", decode_config=ckpt.decode_config())
     repo = export_checkpoint(checkpoint, work / "repo", max_batch_size=8, parity=False, progress=False).repository
     results: dict[str, Any] = {"checkpoint": str(args.checkpoint or "tiny random (threshold at DocRED's density)"),
                                "score_atol": args.score_atol, "concurrency": args.concurrency, "sets": {}}
     server = TritonServer(repo, http_port=0, grpc_port=0, metrics_port=0).start()
     try:
         for name, docs in sets.items():
-            want = [triple_map(t, ckpt.config.relations) for t in predictor.predict(docs)]
+            outputs = predictor.outputs(docs)
+            want_triples = [predictor.decode(out) for out in outputs]
+            want = [triple_map(t, ckpt.config.relations) for t in want_triples]
             entry: dict[str, Any] = {"documents": len(docs), "pytorch_triples": sum(len(w) for w in want)}
             for protocol in PROTOCOLS:
                 url = server.http_url if protocol == "http" else server.grpc_url
@@ -108,6 +114,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "served_triples": sum(c["served"] for c in docs_cmp),
                     "borderline_triples": sum(c["borderline"] for c in docs_cmp),
                     "max_score_diff": max(c["max_score_diff"] for c in docs_cmp),
+                    "evidence": evidence_agreement(want_triples, served_triples(served, ckpt.config.relations), outputs,
+                                                   predictor.decode_config.evidence_threshold),
                 }
             results["sets"][name] = entry
         # average batch per model: > 1 on paee_head means requests with different lengths and pair counts ran together
@@ -119,13 +127,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def markdown(r: dict[str, Any]) -> str:
     lines = [f"Served (Triton, cpu-fp32 repository) against PyTorch, {r['checkpoint']}; concurrency {r['concurrency']}:", "",
-             "| documents | protocol | identical (decisive triples) | PyTorch triples | served triples | borderline | max score diff |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+             "| documents | protocol | identical (decisive triples) | PyTorch triples | served triples | borderline | max score diff "
+             "| evidence identical (triples both predict) | evidence sentences (PyTorch) | evidence borderline "
+             "| evidence differing |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, e in r["sets"].items():
         for protocol in PROTOCOLS:
             p = e[protocol]
             lines.append(f"| {name} ({e['documents']}) | {protocol} | {p['identical_documents']}/{e['documents']} | "
-                         f"{e['pytorch_triples']} | {p['served_triples']} | {p['borderline_triples']} | {p['max_score_diff']:.2e} |")
+                         f"{e['pytorch_triples']} | {p['served_triples']} | {p['borderline_triples']} | {p['max_score_diff']:.2e} | "
+                         f"{round(p['evidence']['identical'] * p['evidence']['compared_triples'])}/"
+                         f"{p['evidence']['compared_triples']:.0f} | {p['evidence']['reference_sentences']:.0f} | "
+                         f"{p['evidence']['borderline']:.0f} | "
+                         f"{p['evidence']['differing']:.0f} |")
     stats = ", ".join(f"{m} {v['avg_batch']}" for m, v in r.get("triton_statistics", {}).items())
     return "\n".join(lines) + f"\n\nTriton's average batch per execution: {stats}.\n"
 

@@ -102,22 +102,40 @@ def triple_agreement(reference: Sequence[Sequence[Any]], other: Sequence[Sequenc
     }
 
 
-def evidence_agreement(reference: Sequence[Sequence[Any]], other: Sequence[Sequence[Any]]) -> dict[str, float]:
-    """Evidence of the triples both sides predict: the share whose sentence sets are identical, and the Jaccard
-    of the (doc, head, tail, relation, sentence) sets (1.0 where there is nothing to compare)."""
-    compared = same = inter = union = 0
-    for ref_triples, other_triples in zip(reference, other):
+#: Evidence shares (fractions of a pair's attention) of two runtimes agree to this: a sentence whose share lies
+#: this close to the threshold may fall on either side without the runtimes disagreeing.
+EVIDENCE_ATOL = 1e-4
+
+
+def evidence_agreement(reference: Sequence[Sequence[Any]], other: Sequence[Sequence[Any]],
+                       reference_outputs: Sequence[DocOutput] | None = None, threshold: float | None = None,
+                       atol: float = EVIDENCE_ATOL) -> dict[str, float]:
+    """Evidence of the triples both sides predict (`Triple`s per document): the share whose sentence sets are
+    identical, the Jaccard of the (doc, head, tail, relation, sentence) sets (1.0 where there is nothing to
+    compare), and how many evidence sentences the reference gave those triples. With the reference's outputs and the threshold, a triple whose sets differ only at sentences whose
+    reference share lies within ``atol`` of the threshold is ``borderline`` (rounding), any other is ``differing``."""
+    compared = same = borderline = inter = union = sentences = 0
+    for doc, (ref_triples, other_triples) in enumerate(zip(reference, other)):
         theirs = {(t.head, t.tail, t.relation): set(t.evidence or ()) for t in other_triples}
+        out = reference_outputs[doc] if reference_outputs is not None and threshold is not None else None
+        rows = {(int(h), int(t)): i for i, (h, t) in enumerate(out.pair_index)} if out is not None else {}
         for t in ref_triples:
             key = (t.head, t.tail, t.relation)
             if key not in theirs:
                 continue
-            mine = set(t.evidence or ())
+            mine, differ = set(t.evidence or ()), set(t.evidence or ()) ^ theirs[key]
             compared += 1
-            same += mine == theirs[key]
+            sentences += len(mine)
             inter += len(mine & theirs[key])
             union += len(mine | theirs[key])
-    return {"compared_triples": float(compared), "identical": same / compared if compared else 1.0,
+            if not differ:
+                same += 1
+            elif out is not None and out.evidence_dist is not None:
+                shares = out.evidence_dist[rows[(t.head, t.tail)]]
+                borderline += all(abs(float(shares[s]) - threshold) <= atol for s in differ)  # type: ignore[operator]
+    return {"compared_triples": float(compared), "reference_sentences": float(sentences),
+            "identical": same / compared if compared else 1.0,
+            "borderline": float(borderline), "differing": float(compared - same - borderline),
             "jaccard": inter / union if union else 1.0}
 
 
@@ -212,7 +230,8 @@ def parity_report(
             "end_to_end": {
                 **e2e_diff[name].result(),
                 "triples": triple_agreement(reference_triples, triples),
-                "evidence": evidence_agreement(reference_triples, triples),
+                "evidence": evidence_agreement(reference_triples, triples, reference_outputs,  # type: ignore[arg-type]
+                                               variant.pipeline.decode_config.evidence_threshold),
                 "pair_argmax_agreement": pair_argmax_agreement([o.logits for o in reference_outputs],  # type: ignore[union-attr]
                                                                [o.logits for o in outputs]),
                 "by_windows": {str(k): acc.result().get("logits", {"max_abs": 0.0, "mean_abs": 0.0})
@@ -268,4 +287,4 @@ def format_parity_table(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Variant", "evidence_agreement", "format_parity_table", "pair_argmax_agreement", "parity_report", "triple_agreement", "versions"]
+__all__ = ["EVIDENCE_ATOL", "Variant", "evidence_agreement", "format_parity_table", "pair_argmax_agreement", "parity_report", "triple_agreement", "versions"]

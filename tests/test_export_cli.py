@@ -67,7 +67,7 @@ def _export(files: dict[str, Path], out: Path, *extra: str) -> int:
 @pytest.fixture(scope="module")
 def fp32_repo(files) -> Path:
     out = files["root"] / "repo_fp32"
-    assert _export(files, out) == 0
+    assert _export(files, out, "--evidence-threshold", "0.3") == 0
     return out
 
 
@@ -100,6 +100,9 @@ def test_fp32_cpu_export_writes_a_complete_repository(fp32_repo, files):
     assert fp32["end_to_end"]["logits"]["max_abs"] <= FP32_ATOL
     assert fp32["head"]["logits"]["max_abs"] <= FP32_ATOL
     assert fp32["end_to_end"]["triples"]["jaccard"] == 1.0
+    assert fp32["end_to_end"]["evidence"]["differing"] == 0 and fp32["end_to_end"]["evidence"]["compared_triples"] >= 1
+    decode = json.loads((fp32_repo / "paee_postprocess" / "1" / "assets" / "decode.json").read_text())
+    assert decode["evidence_threshold"] == 0.3  # --evidence-threshold travels to the served decoder
     assert report["parity"]["documents"] >= 2 + 1  # the given documents plus synthetic ones
     assert report["parity"]["long_documents"] >= 1  # encoder_long was compared too
     # documents read as 1, 2, 4 and 8 encoder windows, each within the fp32 tolerance
@@ -234,6 +237,13 @@ def test_precision_the_target_cannot_do(files, tmp_path, capsys):
                "--precision", "int8", "--quiet"])
     _assert_user_error(capsys, rc, "int8", "--target gpu")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_evidence_threshold_outside_0_1_is_a_user_error(files, tmp_path, capsys):
+    assert _export(files, tmp_path / "repo", "--evidence-threshold", "1") == 2
+    err = capsys.readouterr().err
+    assert "evidence_threshold must be a share in [0, 1), got 1.0" in err and "Traceback" not in err
+    assert not (tmp_path / "repo").exists()
 
 
 def test_calibration_is_for_int8_only(files, tmp_path, capsys):

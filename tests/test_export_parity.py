@@ -19,7 +19,9 @@ from paee.runtime.contract import ENCODER, ENCODER_LONG, HEAD  # noqa: E402
 from paee.runtime.pipeline import OnnxPipeline  # noqa: E402
 from paee.runtime.sessions import SessionError, create_session  # noqa: E402
 from paee_export.onnx_export import export_graphs  # noqa: E402
-from paee_export.parity import Variant, format_parity_table, parity_report, triple_agreement  # noqa: E402
+from paee_export.parity import (  # noqa: E402
+    Variant, evidence_agreement, format_parity_table, parity_report, triple_agreement,
+)
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +77,15 @@ def test_parity_report_covers_graphs_and_end_to_end(setup):
     assert entry["head"]["logits"]["max_abs"] <= 1e-4
     assert entry["end_to_end"]["logits"]["max_abs"] <= 1e-4
     assert entry["end_to_end"]["triples"]["jaccard"] == 1.0
+    assert entry["head"]["evidence_dist"]["max_abs"] <= 1e-5 and entry["end_to_end"]["evidence_dist"]["max_abs"] <= 1e-5
+    evidence = entry["end_to_end"]["evidence"]  # the same evidence sets on every triple both predict
+    assert evidence["compared_triples"] >= 10 and evidence["differing"] == 0, evidence
+    assert evidence["identical"] * evidence["compared_triples"] + evidence["borderline"] == evidence["compared_triples"]
     assert entry["end_to_end"]["f1_change"] == 0.0  # synthetic documents are labelled
     assert report["long_documents"] >= 1
     assert report["versions"]["onnxruntime"]
     table = format_parity_table(report)
-    assert "cpu-fp32" in table and "jaccard" in table
+    assert "cpu-fp32" in table and "jaccard" in table and "same evi" in table
 
 
 def test_triple_agreement_counts():
@@ -89,3 +95,23 @@ def test_triple_agreement_counts():
     other = [[Triple(0, 1, 2, 0.5)], []]
     agreement = triple_agreement(ref, other)
     assert agreement["jaccard"] == 0.5 and agreement["identical_documents"] == 0.5
+
+
+def test_evidence_agreement_counts():
+    """Two triples both predict: one with the same evidence, one differing at sentence 2, whose reference share
+    (0.20003) lies within 1e-4 of the threshold 0.2: borderline; at sentence 1 (share 0.5) it would differ."""
+    import numpy as np
+
+    from paee.data.decode import Triple
+    from paee.runtime.pipeline import DocOutput
+
+    ref = [[Triple(0, 1, 2, 1.0, (0,)), Triple(1, 0, 3, 1.0, (0, 2)), Triple(1, 0, 1, 1.0, (0,))]]
+    other = [[Triple(0, 1, 2, 0.9, (0,)), Triple(1, 0, 3, 0.9, (0,))]]
+    shares = np.array([[0.7, 0.1, 0.1, 0.1], [0.3, 0.5, 0.20003, 0.0]], dtype=np.float32)
+    out = DocOutput(np.array([[0, 1], [1, 0]]), np.zeros((2, 4), np.float32), np.ones(2, np.float32), shares)
+    agreement = evidence_agreement(ref, other, [out], threshold=0.2)
+    assert agreement == {"compared_triples": 2.0, "reference_sentences": 3.0, "identical": 0.5, "borderline": 1.0, "differing": 0.0,
+                         "jaccard": 2 / 3}
+    other[0][1] = Triple(1, 0, 3, 0.9, (0, 1, 2))
+    assert evidence_agreement(ref, other, [out], threshold=0.2)["differing"] == 1.0
+    assert evidence_agreement(ref, other)["borderline"] == 0.0  # without the shares nothing is borderline

@@ -29,8 +29,6 @@ pytestmark = pytest.mark.slow
 
 #: Scores (logit margins) agree to this; ORT and PyTorch differ by float rounding only.
 SCORE_ATOL = 1e-3
-#: Evidence shares (fractions of a(s,o)) agree to this; a sentence this close to the threshold may fall either way.
-EVIDENCE_ATOL = 1e-4
 MIB = 1024 * 1024
 
 
@@ -82,25 +80,19 @@ def test_ensemble_matches_the_in_process_model(client, model_files, expected):
     assert raw["title"] == docs[0].title
 
 
-def _assert_same_evidence(files: dict, served: list[list[dict]]) -> int:
+def _assert_same_evidence(files: dict, served: list[list[dict]]) -> float:
     """Served evidence of every triple both sides predict equals PyTorch's, but for sentences whose share lies
-    within rounding of the threshold; returns how many triples were compared."""
+    within rounding of the threshold (`evidence_agreement`); returns how many triples were compared."""
     from paee.inference import Predictor
+    from paee_bench.agreement import served_triples
+    from paee_export.parity import evidence_agreement
 
     predictor = Predictor.from_checkpoint(files["checkpoint"], device="cpu")
-    threshold, relations, compared = predictor.decode_config.evidence_threshold, files["relations"], 0
-    for doc, out, got in zip(files["docs"], predictor.outputs(files["docs"]), served):
-        rows = {(int(h), int(t)): i for i, (h, t) in enumerate(out.pair_index)}
-        want = {(t.head, t.tail, relations.ids[t.relation]): set(t.evidence) for t in predictor.decode(out)}
-        for record in got:
-            key = (record["h_idx"], record["t_idx"], record["r"])
-            if key not in want:
-                continue
-            shares = out.evidence_dist[rows[key[:2]]]
-            differ = want[key] ^ set(record["evidence"])
-            assert all(abs(shares[s] - threshold) < EVIDENCE_ATOL for s in differ), (doc.title, key, differ)
-            compared += 1
-    return compared
+    outputs = predictor.outputs(files["docs"])
+    agreement = evidence_agreement([predictor.decode(out) for out in outputs], served_triples(served, files["relations"]),
+                                   outputs, predictor.decode_config.evidence_threshold)
+    assert agreement["differing"] == 0, agreement
+    return agreement["compared_triples"]
 
 
 def test_served_evidence_equals_in_process_evidence(client, model_files):

@@ -75,9 +75,47 @@ def test_predict_cli_writes_official_result_format(run_dir, corpus, tmp_path):
     assert rc == 0
     records = json.loads(out.read_text())
     titles = {d["title"] for d in json.loads((corpus / "test.json").read_text())}
+    sentences = {d["title"]: len(d["sents"]) for d in json.loads((corpus / "test.json").read_text())}
     for r in records:
-        assert set(r) == {"title", "h_idx", "t_idx", "r", "r_name", "score"}
+        assert set(r) == {"title", "h_idx", "t_idx", "r", "r_name", "score", "evidence"}
         assert r["title"] in titles and r["h_idx"] != r["t_idx"] and r["score"] > 0
+        assert r["evidence"] == sorted(set(r["evidence"])) and all(0 <= s < sentences[r["title"]] for s in r["evidence"])
+
+
+def test_predict_cli_evidence_threshold(run_dir, corpus, tmp_path, capsys):
+    """Evidence is the sentences above the threshold: a lower one gives supersets (0: every sentence the pair
+    attends to), 0.99 (near) nothing; the
+    triples stay the same; a threshold outside [0, 1) is a one-line user error."""
+    from paee.data.docred import read_documents
+    from paee_bench.checkpoints import raise_threshold
+
+    # two epochs on 16 documents predict no triple: the threshold class is lowered to ~12 triples per document;
+    # documents that need truncation are left out (an entity whose mentions were all cut has no attention, so
+    # no evidence: its pairs' triples would say nothing here)
+    ckpt = Checkpoint.load(run_dir / "best.pt")
+    docs = read_documents(corpus / "test.json")
+    fits = ckpt.featurizer(truncate=False).featurize_many(docs, errors="collect")
+    docs = [d for d, f in zip(docs, fits) if not isinstance(f, Exception)]
+    assert len(docs) >= 3
+    (tmp_path / "docs.json").write_text(json.dumps([d.to_json() for d in docs]))
+    model = ckpt.build_model()
+    raise_threshold(model, ckpt.featurizer(), docs, 12)
+    checkpoint = tmp_path / "dense.pt"
+    Checkpoint.from_model(model, ckpt.tokenizer).save(checkpoint)
+
+    def evidence(threshold: str) -> dict:
+        out = tmp_path / f"result_{threshold}.json"
+        assert predict_main(["--checkpoint", str(checkpoint), "--input", str(tmp_path / "docs.json"),
+                             "--out", str(out), "--evidence-threshold", threshold]) == 0
+        return {(r["title"], r["h_idx"], r["t_idx"], r["r"]): set(r["evidence"]) for r in json.loads(out.read_text())}
+
+    low, default, high = evidence("0"), evidence("0.2"), evidence("0.99")
+    assert low.keys() == default.keys() == high.keys() and low
+    assert all(default[k] <= low[k] for k in low) and sum(map(len, low.values())) > sum(map(len, default.values()))
+    assert sum(map(len, high.values())) <= len(high) // 10
+    assert predict_main(["--checkpoint", str(run_dir / "best.pt"), "--input", str(corpus / "test.json"),
+                         "--out", str(tmp_path / "x.json"), "--evidence-threshold", "1.5"]) == 2
+    assert "evidence_threshold must be a share in [0, 1), got 1.5" in capsys.readouterr().err
 
 
 def test_predictor_matches_cli_and_is_deterministic(run_dir, corpus):

@@ -143,13 +143,13 @@ def test_cpu_repository_layout_and_every_config_parses(tmp_path, graphs, tokeniz
 
 
 def test_assets_and_graphs_travel_inside_the_repository(tmp_path, graphs, tokenizer):
-    repo = _write(tmp_path / "repo", graphs, tokenizer, plan="cpu-int8", decode_config=DecodeConfig(0.3, 2))
+    repo = _write(tmp_path / "repo", graphs, tokenizer, plan="cpu-int8", decode_config=DecodeConfig(0.3, 2, 0.35))
     pre = repo / "paee_preprocess" / "1" / "assets"
     assert json.loads((pre / "tokenizer.json").read_text()) == json.loads(tokenizer.to_str())
     assert FeaturizerConfig.from_json((pre / "featurizer.json").read_text()) == FEATURIZER
     post = repo / "paee_postprocess" / "1" / "assets"
     assert RelationVocab.from_json(json.loads((post / "relations.json").read_text())) == RELATIONS
-    assert json.loads((post / "decode.json").read_text()) == {"gate_threshold": 0.3, "top_k": 2}
+    assert json.loads((post / "decode.json").read_text()) == {"gate_threshold": 0.3, "top_k": 2, "evidence_threshold": 0.35}
     runtime = json.loads((repo / "paee_encoder" / "1" / "assets" / "runtime.json").read_text())
     assert [(g["name"], g["length_range"], g["backend"], g["precision"]) for g in runtime["graphs"]] == [
         ("encoder", [1, 512], "openvino", "int8"), ("encoder_long", [513, 1024], "onnxruntime", "int8")]

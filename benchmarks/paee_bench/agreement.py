@@ -26,8 +26,9 @@ from paee_export.parity import pair_argmax_agreement, triple_agreement
 
 
 def served_triples(served: Sequence[Sequence[dict[str, Any]]], relations: RelationVocab) -> list[list[Triple]]:
-    """The server's ``{h_idx, t_idx, r, score}`` dicts as `Triple`s (relation ids -> class indices)."""
-    return [[Triple(t["h_idx"], t["t_idx"], relations.index(t["r"]), float(t["score"])) for t in doc] for doc in served]
+    """The server's ``{h_idx, t_idx, r, score, evidence?}`` dicts as `Triple`s (relation ids -> class indices)."""
+    return [[Triple(t["h_idx"], t["t_idx"], relations.index(t["r"]), float(t["score"]),
+                    tuple(t["evidence"]) if "evidence" in t else None) for t in doc] for doc in served]
 
 
 def f1_score(docs: Sequence[Document], triples: Sequence[Sequence[Triple]], relations: RelationVocab) -> float:
