@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instances", type=int, default=1, help="instances of every Triton model")
     p.add_argument("--no-dynamic-batching", action="store_true",
                    help="write the models without Triton's dynamic batcher (each request runs alone; for comparison)")
+    p.add_argument("--no-warmup", action="store_true",
+                   help="write no model_warmup in the encoder and head configs (a fresh server's first request then "
+                        "pays the runtimes' first run; for comparison)")
     p.add_argument("--tensorrt", action="store_true",
                    help="build TensorRT engines (gpu target; skipped, with the reason in the report, without TensorRT or a GPU)")
     p.add_argument("--force", action="store_true", help="replace an existing repository")
@@ -85,7 +88,7 @@ def _export(args: argparse.Namespace) -> int:
         instances=args.instances, dynamic_batching=not args.no_dynamic_batching, tensorrt=args.tensorrt,
         force=args.force, parity=not args.no_parity, parity_docs=parity_docs, calibration_docs=calibration,
         max_length=args.max_length, evidence_threshold=args.evidence_threshold, progress=not args.quiet,
-        detection=DetectionConfig.from_options(args) if args.detector else None,
+        detection=DetectionConfig.from_options(args) if args.detector else None, warmup=not args.no_warmup,
     )  # fmt: skip
     report = result.report
     if result.parity is not None:

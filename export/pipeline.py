@@ -268,6 +268,7 @@ def export_checkpoint(
     progress: bool = True,
     warn: Callable[[str], None] | None = None,
     detection: DetectionConfig | None = None,
+    warmup: bool = True,
 ) -> ExportResult:
     """Export a PAEE checkpoint to a Triton model repository at ``out_dir`` (see the module docstring).
 
@@ -278,6 +279,7 @@ def export_checkpoint(
         precision: a precision the target has a plan for (`paee_export.plan.REQUESTS`).
         max_batch_size, instances: Triton settings of every model.
         dynamic_batching: False writes the models without Triton's dynamic batcher (one request per run).
+        warmup: False writes no ``model_warmup`` (CPU flavour; to measure a cold replica's first request).
         tensorrt: build TensorRT engines (GPU flavour); a missing TensorRT / GPU is recorded and skipped.
         force: replace an existing repository.
         parity: measure parity with PyTorch (False: skip, the report says so).
@@ -356,7 +358,7 @@ def export_checkpoint(
         repository = write_repository(
             out, ckpt, plan, shipped, decode_config=decode_config, max_batch_size=max_batch_size, instances=instances,
             dynamic_batching=dynamic_batching, force=force, report=report.to_json(), tensorrt_plans=engines or None,
-            detection=detection,
+            detection=detection, warmup=warmup,
         )  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)  # the work folder never outlives the call

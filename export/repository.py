@@ -43,7 +43,7 @@ from paee.data.featurizer import MAX_SUPPORTED_LENGTH
 from paee.data.validation import is_int
 from paee.errors import PaeeUserError
 from paee.runtime.contract import (
-    ENCODER, ENCODER_GRAPHS, ENCODER_LONG, HEAD, RAGGED, SERVING_STEPS, ModelDims, tensor_specs,
+    BATCH, ENCODER, ENCODER_GRAPHS, ENCODER_LONG, HEAD, LENGTH, PAIRS, RAGGED, SERVING_STEPS, ModelDims, tensor_specs,
 )
 from paee.runtime.layout import (
     ASSETS, CONFIG_FILE, DECODE_FILE, ENCODER_LONG_MODEL, ENCODER_MODEL, ENCODER_SHORT_MODEL, ENSEMBLE,
@@ -121,6 +121,23 @@ def tensor_block(names: Sequence[str], dims: ModelDims, ragged: Sequence[str] = 
         flag = " allow_ragged_batch: true" if spec.name in ragged else ""
         lines.append(f'  {{ name: "{spec.name}" data_type: {TRITON_TYPES[spec.dtype]} dims: [ {shape} ]{flag} }}')
     return ",\n".join(lines)
+
+
+#: Triton's warm-up request per model (``model_warmup``): one zero-filled document at the first length bucket
+#: with this many pairs, run while the model loads, so that a fresh replica's first real request does not pay
+#: the runtime's first-run cost (graph initialisation, memory arenas). Zeros are a valid input: every mask is 0.
+WARMUP_PAIRS = 2
+
+
+def warmup_block(names: Sequence[str], dims: ModelDims, length: int) -> str:
+    """``model_warmup [ .. ]`` of a model reading ``names``: one zero-filled batch-1 sample of padded ``length``."""
+    sizes = {BATCH: 1, LENGTH: length, PAIRS: WARMUP_PAIRS}
+    inputs = []
+    for spec in tensor_specs(names, dims):
+        shape = ", ".join(str(d) for d in spec.shape_for(sizes)[1:])
+        inputs.append(f'    inputs {{ key: "{spec.name}" value: {{ data_type: {TRITON_TYPES[spec.dtype]} '
+                      f'dims: [ {shape} ] zero_data: true }} }}')
+    return 'model_warmup [ {\n    name: "zeros_%d"\n    batch_size: 1\n%s\n} ]' % (length, "\n".join(inputs))
 
 
 def ensemble_steps() -> str:
@@ -220,6 +237,7 @@ def write_repository(
     dynamic_batching: bool = True,
     threads: int | None = None,
     detection: DetectionConfig | None = None,
+    warmup: bool = True,
 ) -> Path:
     """Write the complete Triton model repository of one model to ``out_dir`` (atomically).
 
@@ -244,6 +262,8 @@ def write_repository(
         detection: the preprocess model then also takes plain text ``{"title", "text"}`` and finds its
             entities with this detector (`paee.data.detect`); built here once, so that a missing spaCy
             pipeline or a type map outside the model's types fails the export, not the server.
+        warmup: CPU flavour: ``model_warmup`` in the encoder and head configs (`warmup_block`); False
+            writes none (to measure what it buys).
 
     Raises:
         RepositoryError: bad arguments, an existing repository without ``force``, ``out_dir`` is a file,
@@ -282,7 +302,7 @@ def write_repository(
         writer.preprocess(ServingSettings(chosen_buckets, max_document_bytes, detection))
         writer.postprocess(decode_config or checkpoint.decode_config())
         if plan.target == "cpu":
-            writer.python_graphs(graphs)
+            writer.python_graphs(graphs, warmup_length=chosen_buckets[0] if warmup else None)
         else:
             writer.native_graphs(graphs, {k: Path(v) for k, v in (tensorrt_plans or {}).items()}, plan.precision)
         manifest = Manifest(
@@ -294,6 +314,7 @@ def write_repository(
                 "max_queue_delay_us": max_queue_delay_us if dynamic_batching else None,
                 "instances": {m: _instances(instances, m) for m in MODEL_NAMES[1:]},
                 "detector": None if detection is None else detection.detector,
+                "warmup": bool(warmup) and plan.target == "cpu",
             },
         )
         write_json(tmp / MANIFEST, manifest.to_json())
@@ -325,14 +346,18 @@ class _Writer:
             "outputs": tensor_block(outputs, self.dims), **values,
         })
 
-    def _python_model(self, model: str, role: str) -> Path:
-        """A python model's folder: its model.py from the templates, its config from the contract."""
+    def _python_model(self, model: str, role: str, warmup_length: int | None = None) -> Path:
+        """A python model's folder: its model.py from the templates, its config from the contract (with a
+        warm-up sample of ``warmup_length`` tokens when given)."""
         version = self.root / model / VERSION
         (version / ASSETS).mkdir(parents=True)
         shutil.copy2(self.templates / model / VERSION / MODEL_FILE, version / MODEL_FILE)
         # python models pad the pair axis within a batch themselves (paee.runtime.batching); Triton's native
         # backends would concatenate ragged inputs flat, so their configs batch equal pair counts only
-        self._config(model, self.templates / model / "config.pbtxt.in", *_step_io(role), ragged=RAGGED)
+        inputs, outputs = _step_io(role)
+        warmup = {} if role not in ("encoder", "head") else {
+            "model_warmup": "" if warmup_length is None else warmup_block(inputs, self.dims, warmup_length)}
+        self._config(model, self.templates / model / "config.pbtxt.in", inputs, outputs, ragged=RAGGED, **warmup)
         return version
 
     def ensemble(self) -> None:
@@ -354,10 +379,10 @@ class _Writer:
         write_json(assets / RELATIONS_FILE, self.checkpoint.config.relations.to_json())
         write_json(assets / DECODE_FILE, decode_config.to_json())
 
-    def python_graphs(self, graphs: Mapping[str, BuiltGraph]) -> None:
+    def python_graphs(self, graphs: Mapping[str, BuiltGraph], warmup_length: int | None) -> None:
         """CPU flavour: the encoder and head python models run their graphs (``runtime.json``)."""
         for model, role, names in ((ENCODER_MODEL, "encoder", ENCODER_GRAPHS), (HEAD_MODEL, "head", (HEAD,))):
-            version = self._python_model(model, role)
+            version = self._python_model(model, role, warmup_length)
             entries = []
             for name in names:
                 copy_onnx(graphs[name].path, (version / graph_path(name)).parent)
@@ -416,7 +441,7 @@ def _replace(tmp: Path, out: Path) -> None:
 
 
 __all__ = [
-    "BUCKET_STEP", "DEFAULT_BUCKETS", "DEFAULT_MAX_BATCH_SIZE", "DEFAULT_MAX_DOCUMENT_BYTES", "RepositoryError",
+    "BUCKET_STEP", "DEFAULT_BUCKETS", "WARMUP_PAIRS", "DEFAULT_MAX_BATCH_SIZE", "DEFAULT_MAX_DOCUMENT_BYTES", "RepositoryError",
     "check_output", "copy_onnx", "ensemble_steps", "parse_config", "resolve_buckets", "templates_dir", "tensor_block",
-    "write_repository",
+    "warmup_block", "write_repository",
 ]  # fmt: skip

@@ -148,6 +148,10 @@ class PaeeClient:
                 self._extra_clients.append(client)
         return client
 
+    def triton_client(self) -> Any:
+        """This thread's tritonclient (HTTP or gRPC), for the server's other endpoints (statistics, metadata)."""
+        return self._thread_client()
+
     def close(self) -> None:
         for client in [self._client, *self._extra_clients]:
             client.close()

@@ -31,6 +31,7 @@ import numpy as np
 from paee.data.schema import Document
 from paee.errors import PaeeUserError
 from paee.serving.client import MODEL_NAME, PROTOCOLS, PaeeClient, PaeeServingError, encode_document
+from paee.serving.stats import breakdown, format_breakdown, snapshot
 
 DEFAULT_CONCURRENCY = 32
 DEFAULT_MAX_REQUESTS = 2000
@@ -97,6 +98,9 @@ class LoadReport:
     stopped_by: str  # "max_requests" or "max_seconds"
     errors: list[str] = field(default_factory=list)  # the first distinct error messages
     triples: int = 0  # triples returned over all succeeded requests (a cheap sanity signal)
+    #: Triton's own view per model over the measured run (`paee.serving.stats.breakdown`): mean ms per request
+    #: in the queue, compute input / infer / output, and in total (success); {} when the server gave none
+    server_ms: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -112,7 +116,7 @@ class LoadReport:
             f"in {self.seconds:.1f} s from {self.config.concurrency} clients, stopped by {self.stopped_by}\n"
             f"throughput {self.docs_per_s:.1f} docs/s; latency ms p50 {lat.get('p50', float('nan')):.1f} "
             f"p90 {lat.get('p90', float('nan')):.1f} p99 {lat.get('p99', float('nan')):.1f} max {lat.get('max', float('nan')):.1f}"
-        )
+        ) + (f"\nserver side, mean per request:\n{format_breakdown(self.server_ms)}" if self.server_ms else "")
 
 
 def latency_summary(latencies_s: Sequence[float]) -> dict[str, float]:
@@ -214,6 +218,7 @@ def run_load(documents: Sequence[Document | Mapping[str, Any] | str | bytes], co
         if not client.is_ready():
             raise PaeeServingError(f"{config.protocol}://{config.url}: server or model {config.model_name!r} not ready")
         _warm_up(client, payloads, config)
+        stats_before = snapshot(client.triton_client())
         run = _Run(config, payloads, titles)
         threads = [threading.Thread(target=_worker, args=(client, run), name=f"paee-load-{i}", daemon=True)
                    for i in range(config.concurrency)]
@@ -223,10 +228,12 @@ def run_load(documents: Sequence[Document | Mapping[str, Any] | str | bytes], co
             thread.start()
         for thread in threads:
             thread.join()
+        server_ms = breakdown(stats_before, snapshot(client.triton_client()))
     seconds = max(run.last_answer - start, 1e-9) if run.started else 0.0
     succeeded = len(run.latencies)
     return LoadReport(
         config=config, documents=len(payloads), requests=succeeded + run.failed, succeeded=succeeded,
         failed=run.failed, seconds=round(seconds, 3), docs_per_s=round(succeeded / seconds, 2) if seconds else 0.0,
         latency_ms=latency_summary(run.latencies), stopped_by=run.stopped_by, errors=run.errors, triples=run.triples,
+        server_ms=server_ms,
     )
