@@ -118,27 +118,30 @@ def check_settings(out_dir: Path, *, force: bool, max_batch_size: int, instances
 # --- step 4: parity -----------------------------------------------------------------------------------------
 
 
-def window_documents(featurizer: Featurizer, base: Document, window: int, stride: int) -> tuple[list[Document], dict[str, str]]:
-    """``base`` repeated until the encoder reads it as each of `PARITY_WINDOWS` windows (what was left out, and why)."""
-    spec, cfg = featurizer.spec, featurizer.config
-    base_length = featurizer.featurize(base).num_tokens
-    overhead = len(spec.start_tokens) + len(spec.suffix_tokens)
-    docs, left_out = [], {}
+def window_documents(featurizer: Featurizer, base: Document, encoder: Any) -> tuple[list[Document], dict[str, str]]:
+    """``base`` repeated until ``encoder`` (an `EncoderGraph`) reads it as each of `PARITY_WINDOWS` windows (what
+    was left out, and why: over the featurizer's limits, or no repeat count gives exactly that many windows)."""
+    docs, left_out, times = [], {}, 1
     for k in PARITY_WINDOWS:
-        # aim at the middle of the lengths that make k windows: W - ls + (k - 1.5) stride
-        target = window - len(spec.start_tokens) + int((k - 1.5) * stride)
-        times = max(1, round((target - overhead) / (base_length - overhead)))
-        doc = repeat_document(base, times, max_mentions=cfg.max_mentions)
-        length = featurizer.featurize_many([doc], errors="collect", truncate=False)[0]
-        if isinstance(length, PaeeDataError):
-            left_out[str(k)] = str(length)
-        else:
-            docs.append(doc)
+        while True:
+            doc = repeat_document(base, times, max_mentions=featurizer.config.max_mentions)
+            result = featurizer.featurize_many([doc], errors="collect", truncate=False)[0]
+            if isinstance(result, PaeeDataError):
+                left_out[str(k)] = str(result)
+                break
+            got = encoder.windows_for(result.num_tokens)
+            if got >= k:
+                if got == k:
+                    docs.append(doc)
+                else:
+                    left_out[str(k)] = f"{times} copies make {got} windows"
+                break
+            times += 1
     return docs, left_out
 
 
-def parity_documents(featurizer: Featurizer, extra: Sequence[Document] | None, window: int,
-                     stride: int) -> tuple[list[Document], dict[str, Any]]:
+def parity_documents(featurizer: Featurizer, extra: Sequence[Document] | None,
+                     encoder: Any) -> tuple[list[Document], dict[str, Any]]:
     """Synthetic documents (short ones, and long ones of `PARITY_WINDOWS` windows of the model's ``window`` and
     ``stride``) plus ``extra``, each one that the featurizer can take (info on what was dropped).
 
@@ -146,7 +149,7 @@ def parity_documents(featurizer: Featurizer, extra: Sequence[Document] | None, w
     on synthetic data) are removed from that document, so that the F1 columns compare like with like.
     """
     synthetic = list(generate_corpus(n_docs=SYNTHETIC_PARITY_DOCS, seed=SYNTHETIC_PARITY_SEED))
-    long_docs, long_info = window_documents(featurizer, synthetic[0], window, stride)
+    long_docs, long_info = window_documents(featurizer, synthetic[0], encoder)
     candidates = synthetic + long_docs + list(extra or [])
     relations = featurizer.relations
     unlabelled = 0
@@ -192,7 +195,7 @@ def measure_parity(builder: GraphBuilder, ckpt: Checkpoint, plan: ExportPlan, sh
             variants[candidate.name] = plan_variant(candidate, graphs, featurizer, window, decode_config)
         except SessionError as err:
             skipped[candidate.name] = str(err)
-    chosen, info = parity_documents(featurizer, docs, window, builder.model.encoder.stride)
+    chosen, info = parity_documents(featurizer, docs, builder.model.encoder)
     report = parity_report(builder.model, chosen, featurizer, variants, batch_size=PARITY_BATCH_SIZE,
                            decode_config=decode_config)
     report["documents_info"] = info
