@@ -207,6 +207,13 @@ def test_missing_or_bad_checkpoint_is_an_error_naming_the_file(capsys, tmp_path)
     assert "--checkpoint" in capsys.readouterr().err
 
 
+def test_max_length_beyond_what_is_supported_is_an_error(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["--make-checkpoint", "tiny", "--max-length", "9000", "--out", str(tmp_path)])
+    assert exc.value.code == 2
+    assert "--max-length must be in 1..8192" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 @pytest.mark.realdata
 def test_make_checkpoint_on_docred_test_subset(docred_test_path, rel2id_path, tmp_path):

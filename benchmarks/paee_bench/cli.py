@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("runs/bench"), help="output folder (default runs/bench)")
     p.add_argument("--quick", action="store_true", help="small sizes: a tiny model finishes in under 2 minutes")
     p.add_argument("--threads", type=int, help="threads of every runtime (default: the usable cores)")
+    p.add_argument("--max-length", type=int, help="longest document in wordpieces (default: the checkpoint's); longer "
+                                                  "documents are cut and counted in the report, as paee-predict --truncate")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--warmup", type=int, help="warm-up documents per backend, plus one per length bucket (default 3)")
     p.add_argument("--throughput-docs", type=int, help="documents of each throughput measurement (default 32)")
@@ -77,6 +79,7 @@ def settings_from_args(args: argparse.Namespace, argv: list[str]) -> BenchSettin
     return BenchSettings(
         checkpoint=args.checkpoint, make_checkpoint=args.make_checkpoint, backends=args.backends, docs=args.docs,
         limit=args.limit, rel2id=args.rel2id, out=args.out, quick=args.quick, threads=args.threads, seed=args.seed,
+        max_length=args.max_length,
         triton_precision=args.triton_precision, repository=args.repository, url=args.url, grpc_url=args.grpc_url,
         progress=not args.no_progress, command=shlex.join(["paee-bench", *argv]), synthetic_docs=args.synthetic_docs,
         batch_sizes=args.batch_sizes, concurrency=args.concurrency, warmup=args.warmup,

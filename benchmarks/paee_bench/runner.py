@@ -9,6 +9,8 @@ run goes on: the report always lists every requested backend.
 
 from __future__ import annotations
 
+import dataclasses
+
 import datetime
 import random
 import sys
@@ -244,6 +246,8 @@ def run(settings: BenchSettings) -> dict[str, Any]:
         checkpoint = make_checkpoint(settings.make_checkpoint, vocabulary_docs, _relations(settings, docs),
                                      out / "checkpoint.pt", seed=settings.seed)
     ckpt = Checkpoint.load(Path(checkpoint))  # type: ignore[arg-type]
+    if settings.max_length is not None:  # a run-time limit (as paee-export --max-length): the graphs follow it
+        ckpt.config.featurizer = dataclasses.replace(ckpt.config.featurizer, max_length=settings.max_length)
     model = ckpt.build_model()
     # truncate as `paee-predict --truncate` does: every document runs, losses are counted in the report
     featurizer = ckpt.featurizer(truncate=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from paee.data.featurizer import MAX_SUPPORTED_LENGTH
 from paee.errors import PaeeUserError
 from paee_bench.backends import DEFAULT_BACKENDS
 from paee_bench.environment import usable_cores
@@ -41,6 +42,7 @@ class BenchSettings:
     out: Path = Path("runs/bench")
     quick: bool = False
     threads: int | None = None  # None: the usable cores
+    max_length: int | None = None  # the longest document in wordpieces (None: the checkpoint's); longer ones are cut
     seed: int = 0
     triton_precision: str = "fp32"  # precision of the repository exported for the triton-* backends
     repository: Path | None = None  # serve this repository instead of exporting one
@@ -78,6 +80,8 @@ class BenchSettings:
             raise PaeeUserError(f"--docs {self.docs}: no such file")
         if self.rel2id is not None and not Path(self.rel2id).is_file():
             raise PaeeUserError(f"--rel2id {self.rel2id}: no such file")
+        if self.max_length is not None and not 1 <= self.max_length <= MAX_SUPPORTED_LENGTH:
+            raise PaeeUserError(f"--max-length must be in 1..{MAX_SUPPORTED_LENGTH}, got {self.max_length}")
         if self.repository is not None and not Path(self.repository).is_dir():
             raise PaeeUserError(f"--repository {self.repository}: no such folder")
         for name in ("batch_sizes", "concurrency"):
