@@ -125,7 +125,8 @@ def window_documents(featurizer: Featurizer, base: Document, encoder: Any) -> tu
     for k in PARITY_WINDOWS:
         while True:
             doc = repeat_document(base, times, max_mentions=featurizer.config.max_mentions)
-            result = featurizer.featurize_many([doc], errors="collect", truncate=False)[0]
+            # labels are not needed to measure a length (and parity_documents drops those the model does not know)
+            result = featurizer.featurize_many([doc.without_labels()], errors="collect", truncate=False)[0]
             if isinstance(result, PaeeDataError):
                 left_out[str(k)] = str(result)
                 break

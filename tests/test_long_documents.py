@@ -125,3 +125,20 @@ def test_a_model_never_keeps_truncation_from_its_training(model_files, tmp_path)
     ckpt = Checkpoint.from_model(model_files["ckpt"].build_model(), model_files["tokenizer"])
     ckpt.save(tmp_path / "best.pt")
     assert Checkpoint.load(tmp_path / "best.pt").featurizer().config.truncate is False
+
+
+def test_parity_grows_documents_to_2_4_and_8_windows_whatever_the_models_relations(model_files):
+    """The export's long parity documents: exact window counts, also for a model that knows none of the
+    synthetic corpus' relations (a Re-DocRED checkpoint)."""
+    from paee.data.featurizer import FeaturizerConfig
+    from paee.data.relations import RelationVocab
+    from paee_export.pipeline import PARITY_WINDOWS, window_documents
+
+    ckpt = model_files["ckpt"]
+    encoder = ckpt.build_model().encoder
+    foreign = RelationVocab.from_rel2id({"Na": 0, "P17": 1})
+    for relations in (ckpt.config.relations, foreign):
+        featurizer = Featurizer(model_files["tokenizer"], FeaturizerConfig(**ckpt.config.featurizer.to_json()), relations)
+        docs, left_out = window_documents(featurizer, model_files["docs"][0], encoder)
+        assert left_out == {}
+        assert [encoder.windows_for(featurizer.featurize(d.without_labels()).num_tokens) for d in docs] == list(PARITY_WINDOWS)
