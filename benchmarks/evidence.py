@@ -31,7 +31,7 @@ from paee.data.docred import read_documents
 from paee.evaluation.metrics import evaluate, train_fact_names
 from paee.inference import Predictor
 from paee.runtime.pipeline import decode_output
-from real_text import DATASETS, SHARED, run_ended, train_command  # benchmarks/ is this script's folder
+from real_text import DATASETS, add_budget_options, run_ended, train_command  # benchmarks/ is this script's folder
 
 DATASET = "redocred"
 #: The sweep: DREEAM's 0.2 and its neighbours.
@@ -131,13 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", action="append", default=[], dest="checkpoint_args",
                    help="WEIGHT=PATH: score this checkpoint for that weight instead of training (repeatable)")
     p.add_argument("--thresholds", default=",".join(f"{t:g}" for t in DEFAULT_THRESHOLDS))
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--max-steps", type=int)
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--seed", type=int, default=66)
-    p.add_argument("--data", type=Path, default=SHARED, help="the shared data folder")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--reuse", action="store_true", help="do not train again a weight whose run in OUT ended")
+    add_budget_options(p, epochs=5, what="weight")
     args = p.parse_args(argv)
     args.checkpoints = parse_checkpoints(args.checkpoint_args)
     weights = [float(w) for w in args.weights.split(",")]

@@ -129,18 +129,23 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("dataset", choices=list(DATASETS))
-    p.add_argument("--encoder", required=True, help="a Hugging Face encoder folder, or 'tiny'")
-    p.add_argument("--variants", default="paee,atlop")
-    p.add_argument("--epochs", type=int, default=6)
+def add_budget_options(p: argparse.ArgumentParser, epochs: int, what: str) -> None:
+    """The training budget and folders every run of this protocol shares (real_text.py, evidence.py)."""
+    p.add_argument("--epochs", type=int, default=epochs)
     p.add_argument("--max-steps", type=int)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--seed", type=int, default=66)
     p.add_argument("--data", type=Path, default=SHARED, help="the shared data folder")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--reuse", action="store_true", help="do not train again a variant whose run in OUT ended")
+    p.add_argument("--reuse", action="store_true", help=f"do not train again a {what} whose run in OUT ended")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dataset", choices=list(DATASETS))
+    p.add_argument("--encoder", required=True, help="a Hugging Face encoder folder, or 'tiny'")
+    p.add_argument("--variants", default="paee,atlop")
+    add_budget_options(p, epochs=6, what="variant")
     args = p.parse_args(argv)
     dataset = DATASETS[args.dataset]
     args.out.mkdir(parents=True, exist_ok=True)

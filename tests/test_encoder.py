@@ -156,8 +156,8 @@ def test_long_documents_match_atlop_loop(family: str) -> None:
     assert torch.allclose(row_sums, torch.ones_like(row_sums), atol=ATOL)
 
 
-def test_short_batch_runs_one_plain_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    encoder = EncoderGraph(_bert_backbone("sdpa"), W, BERT_START, BERT_END).eval()
+def _record_backbone_inputs(encoder: EncoderGraph, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """The shapes of the input_ids every backbone call gets (filled as the encoder runs)."""
     seen: list[tuple[int, ...]] = []
     original = encoder.backbone.forward
 
@@ -166,6 +166,12 @@ def test_short_batch_runs_one_plain_pass(monkeypatch: pytest.MonkeyPatch) -> Non
         return original(*args, **kwargs)
 
     monkeypatch.setattr(encoder.backbone, "forward", spy)
+    return seen
+
+
+def test_short_batch_runs_one_plain_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    encoder = EncoderGraph(_bert_backbone("sdpa"), W, BERT_START, BERT_END).eval()
+    seen = _record_backbone_inputs(encoder, monkeypatch)
     ids, mask = _batch([W, 17], L=W, pad_id=0)
     pos, mention_mask = _one_mention_each([[1, 2], [3, 4]])
     with torch.no_grad():
@@ -282,14 +288,7 @@ def test_any_length_matches_the_per_window_rule(family: str, stride: int | None)
 
 def test_window_count_follows_the_padded_length(monkeypatch: pytest.MonkeyPatch) -> None:
     encoder = EncoderGraph(_bert_backbone("sdpa"), W, BERT_START, BERT_END).eval()
-    seen: list[tuple[int, ...]] = []
-    original = encoder.backbone.forward
-
-    def spy(*args, **kwargs):
-        seen.append(tuple(kwargs["input_ids"].shape))
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(encoder.backbone, "forward", spy)
+    seen = _record_backbone_inputs(encoder, monkeypatch)
     pos, mention_mask = _one_mention_each([[1, 2], [3, 4]])
     with torch.no_grad():
         for L in (1021, 1022, 4096):
