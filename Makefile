@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The CPU wheel of this version is available locally; an unpinned torch would pull CUDA packages.
 TORCH_VERSION ?= 2.13.0
-EXTRAS ?= cpu,serve,bench,test
+EXTRAS ?= cpu,serve,bench,ray,test
 
 .PHONY: install test test-fast demo clean
 

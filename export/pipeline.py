@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from paee.data.decode import DecodeConfig
 from paee.data.detect import DetectionConfig
 from paee.data.errors import PaeeDataError
 from paee.data.featurizer import Featurizer
+from paee.data.jsonio import scratch_dir
 from paee.data.schema import Document
 from paee.data.synthetic import generate_corpus, repeat_document
 from paee.data.validation import is_int
@@ -330,7 +330,7 @@ def export_checkpoint(
     # compared on what fits, as it would be served with truncation asked for
     featurizer = ckpt.featurizer(truncate=True)
 
-    work = Path(tempfile.mkdtemp(prefix="paee-export-"))
+    work = scratch_dir("paee-export-")
     try:
         step(f"building plan {plan.name} ({', '.join(plan.graphs)}; exports validated against PyTorch)")
         builder = GraphBuilder(model, work, featurizer, calibration_docs=calibration_docs,

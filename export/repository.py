@@ -40,6 +40,7 @@ from paee.checkpoint import Checkpoint
 from paee.data.decode import DecodeConfig
 from paee.data.detect import DetectionConfig
 from paee.data.featurizer import MAX_SUPPORTED_LENGTH
+from paee.data.jsonio import scratch_dir, sweep_stale
 from paee.data.validation import is_int
 from paee.errors import PaeeUserError
 from paee.runtime.contract import (
@@ -294,8 +295,7 @@ def write_repository(
         detection.build(checkpoint.config.featurizer)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    tmp = scratch_dir(f".{out.name}.tmp-", out.parent)
     try:
         writer.root = tmp
         writer.ensemble()
@@ -426,9 +426,10 @@ class _Writer:
 
 def _replace(tmp: Path, out: Path) -> None:
     """Move the finished repository into place; an old one is moved aside first and removed after."""
-    old = None
+    old, aside = None, f".{out.name}.old-"
+    sweep_stale(aside, out.parent)
     if out.exists():
-        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        old = out.parent / f"{aside}{os.getpid()}-{uuid.uuid4().hex[:8]}"  # named for sweep_stale
         os.rename(out, old)
     try:
         os.rename(tmp, out)

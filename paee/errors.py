@@ -15,7 +15,9 @@ the package, so every floor can use it.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,13 +58,26 @@ def report(error: PaeeError, prog: str | None = None) -> int:
 
 def run_command(body: Callable[[], int], prog: str | None = None) -> int:
     """Run a console script's body; a `PaeeError` is reported in one line with its exit status, and so is
-    an `OSError` (a file that cannot be written, a full disk: the environment's, exit status 2)."""
+    an `OSError` (a file that cannot be written, a full disk: the environment's, exit status 2).
+
+    SIGTERM (``kill``, an orchestrator stopping the job) ends the body with `SystemExit` (status 143), so
+    that its cleanups run as on Ctrl-C: no scratch folder or partial output outlives the command."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # signal handlers belong to the main thread
+        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         return body()
     except PaeeError as error:
         return report(error, prog)
     except OSError as error:
         return report(PaeeUserError(str(error)), prog)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def console_script(build_parser: Callable[[], Any], body: Callable[[Any], int]) -> Callable[[Sequence[str] | None], int]:

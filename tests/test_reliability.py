@@ -454,3 +454,24 @@ def test_fuzzed_documents_in_one_served_batch_fail_alone(server, model_files):
     assert statuses <= {"400"}, [str(r) for r in results if isinstance(r, PaeeServingError) and r.status != "400"][:3]
     good_texts = {json.dumps(g) for g in good}
     assert all(not isinstance(r, Exception) for p, r in zip(mixed, results) if p in good_texts)
+
+
+def test_scratch_folders_of_a_killed_job_are_swept_by_the_next(tmp_path):
+    """A job killed outright cannot remove its scratch folder (paee-export's work folder, the repository's
+    hidden .tmp); the next job of the same kind removes those whose process is gone, and no other."""
+    import subprocess
+    import sys
+
+    from paee.data.jsonio import scratch_dir
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)
+    stale = tmp_path / f".repo.tmp-{dead_pid}-abcd"
+    (stale / "paee").mkdir(parents=True)
+    running = tmp_path / f".repo.tmp-{os.getpid()}-efgh"  # a job still at work (this process)
+    running.mkdir()
+    other = tmp_path / f".other.tmp-{dead_pid}-ijkl"  # another prefix is not this job's business
+    other.mkdir()
+    fresh = scratch_dir(".repo.tmp-", tmp_path)
+    assert fresh.name.startswith(f".repo.tmp-{os.getpid()}-") and fresh.is_dir()
+    assert not stale.exists() and running.exists() and other.exists()

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> Scores:
     """Read the inputs, score, print the table and write the JSON; raises on bad input."""
     predictions = read_predictions(args.pred)
     gold = read_documents(args.gold, entity_types=None)  # scoring never needs a schema's types
-    warn_duplicate_titles(gold, str(args.gold))
+    warn_duplicate_titles((doc.title for doc in gold), str(args.gold))
     train_facts = train_fact_names(read_documents(args.train, entity_types=None)) if args.train is not None else None
     scores = evaluate(predictions, gold, train_facts, parse_pair_types(args.pair_types))
 

@@ -2,6 +2,11 @@
 official DocRED ``result.json`` format with their ``evidence`` sentences, optionally with relation names and
 scores.
 
+The input is streamed: a first pass checks every document (a bad one stops the run before any prediction, or
+with ``--errors FILE`` is listed there and skipped), a second reads, predicts and writes a chunk of documents
+at a time (`DocumentRunner.stream`), so memory does not grow with the input. Records go to ``OUT.partial``
+as they come; it becomes ``OUT`` when every document is done and is removed if the run fails.
+
 `paee-predict --raw --input a.txt b.jsonl --out raw.json`: plain text without entities. Each ``.txt``
 file is one document, any other file JSON lines of ``{"title", "text"}``; the entities are found by a
 mention detector and grouped by a coreference (`paee.data.detect`), and the output names them:
@@ -13,16 +18,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tqdm.auto import tqdm
 
 from paee.cli.options import add_length_options, length_overrides
 from paee.data.decode import triple_record
 from paee.data.detect import (
     DETECTION_KEY, DetectionConfig, add_detection_options, entity_summary, raw_result, read_raw_documents,
 )
-from paee.data.docred import parse_document, read_documents, warn_duplicate_titles
-from paee.data.jsonio import write_json_atomic
+from paee.data.docred import iter_documents, parse_document, warn_duplicate_titles
+from paee.data.errors import PaeeDataError
+from paee.data.jsonio import JsonListReader, JsonListWriter, write_json_atomic
 from paee.errors import PaeeUserError, console_script
 from paee.inference import Predictor
 
@@ -41,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a triple's evidence: the sentences whose share of its pair's attention exceeds this, in [0, 1) "
                         "(default: the checkpoint's, 0.2 unless set)")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--errors", type=Path, default=None,
+                   help="a document that cannot be read or featurized is skipped and listed in this JSON file "
+                        "(the others' results go to --out; exit status 1); without it the first one stops the run")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     add_length_options(p)
     p.add_argument("--raw", action="store_true", help="the input is plain text: detect the entities first")
@@ -64,26 +76,80 @@ def _predict(args: argparse.Namespace) -> int:
     )
     if args.raw:
         return _predict_raw(args, predictor)
-    source = args.input[0]
-    docs = read_documents(source, entity_types=predictor.featurizer.config.entity_types)
-    warn_duplicate_titles(docs, str(source))
+    survey = _survey(args.input[0], predictor, collect=args.errors is not None)
+    return _predict_stream(args, predictor, survey)
+
+
+@dataclass
+class _Survey:
+    """What a first, cheap pass over the input finds (bounded memory: titles and errors only), so that a bad
+    document stops the run before any prediction and the progress bar knows its total."""
+
+    source: Path
+    documents: int = 0
+    errors: dict[int, PaeeDataError] = field(default_factory=dict)  # collected: document index -> its error
+    unknown_relations: set[str] = field(default_factory=set)
+
+
+def _survey(source: Path, predictor: Predictor, collect: bool) -> _Survey:
+    survey, titles = _Survey(source), []
     known = set(predictor.featurizer.relations.ids) if predictor.featurizer.relations else set()
-    unknown = sorted({fact.relation for doc in docs for fact in doc.facts} - known)
+    reader = JsonListReader(source, what="documents")
+    with tqdm(total=reader.size, desc="check", unit="B", unit_scale=True, leave=False) as bar:
+        for doc in iter_documents(reader, entity_types=predictor.featurizer.config.entity_types,
+                                  errors="collect" if collect else "raise"):
+            if isinstance(doc, PaeeDataError):
+                survey.errors[survey.documents] = doc
+            else:
+                titles.append(doc.title)
+                survey.unknown_relations.update(fact.relation for fact in doc.facts if fact.relation not in known)
+            survey.documents += 1
+            bar.update(reader.bytes_read - bar.n)
+    warn_duplicate_titles(titles, str(source))
+    unknown = sorted(survey.unknown_relations)
     if unknown:  # labels are never read here; say so rather than refuse the file
         print(f"warning: {source} has labels with relations the checkpoint does not know ({', '.join(unknown[:10])}"
               f"{', ...' if len(unknown) > 10 else ''}); labels are ignored by prediction", file=sys.stderr)
-    features = predictor.featurizer.featurize_many([doc.without_labels() for doc in docs])
-    warned = [{"title": doc.title, "index": doc.index, "warnings": f.warnings} for doc, f in zip(docs, features) if f.warnings]
-    records = predictor.predict_records(docs, with_names=args.names, with_scores=args.scores, progress=True,
-                                        features=features)
-    write_json_atomic(args.out, records, indent=1)  # only complete results, never a 0-byte or half file
-    print(f"{len(records)} relation facts for {len(docs)} documents -> {args.out}", file=sys.stderr)
+    return survey
+
+
+def _predict_stream(args: argparse.Namespace, predictor: Predictor, survey: _Survey) -> int:
+    """Predict chunk by chunk, writing each document's records as they come (`JsonListWriter`: ``--out`` is
+    renamed into place only when every document is done)."""
+    errors = [_error_record(i, err) for i, err in survey.errors.items()]
+    warned: list[dict[str, Any]] = []
+    facts = 0
+    docs = (d for d in iter_documents(args.input[0], entity_types=predictor.featurizer.config.entity_types,
+                                      errors="collect") if not isinstance(d, PaeeDataError))
+    with JsonListWriter(args.out, indent=1) as out, \
+            tqdm(total=survey.documents - len(errors), desc="predict", unit="doc") as bar:
+        for doc, features, triples in predictor.stream(docs, errors="raise" if args.errors is None else "collect"):
+            bar.update()
+            if isinstance(features, PaeeDataError):
+                errors.append(_error_record(doc.index, features))
+                continue
+            for record in predictor.result_records(doc, features, triples, with_names=args.names, with_scores=args.scores):
+                out.write(record)
+                facts += 1
+            if features.warnings:
+                warned.append({"title": doc.title, "index": doc.index, "warnings": features.warnings})
+            if bar.n % predictor.batch_size == 0:
+                out.flush()  # the partial file follows the progress bar
+    print(f"{facts} relation facts for {survey.documents - len(errors)} documents -> {args.out}", file=sys.stderr)
+    if args.errors is not None:
+        errors.sort(key=lambda e: e["document"])
+        write_json_atomic(args.errors, errors, indent=1)
+        print(f"{len(errors)} document(s) not predicted -> {args.errors}", file=sys.stderr)
     if warned:  # nothing is cut without the caller being told: per document, beside the results
         path = args.out.with_name(args.out.stem + ".warnings.json")
         write_json_atomic(path, warned, indent=1)
         print(f"warning: {len(warned)} document(s) truncated to max_length={predictor.featurizer.config.max_length}; "
               f"lost mentions listed in {path}", file=sys.stderr)
-    return 0
+    return 1 if errors else 0
+
+
+def _error_record(index: int, err: PaeeDataError) -> dict[str, Any]:
+    return {"document": index, "title": getattr(err, "title", None), "error": str(err)}
 
 
 def _predict_raw(args: argparse.Namespace, predictor: Predictor) -> int:

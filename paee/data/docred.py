@@ -19,12 +19,13 @@ Duplicate labels (same head, tail and relation) are merged, their evidence unite
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from paee.data.errors import PaeeDataError
-from paee.data.jsonio import read_json, write_json_atomic
+from paee.data.jsonio import JsonListReader, read_json, write_json_atomic
 from paee.data.relations import RelationVocab
 from paee.data.schema import DOCRED_ENTITY_TYPES, Document, Mention
 from paee.data.text_format import parse_text_document
@@ -32,7 +33,10 @@ from paee.data.validation import (
     Where, check_entity_type, check_title, count_words, get_field, is_int, json_kind, parse_labels,
 )
 
-__all__ = ["duplicate_titles", "parse_document", "read_documents", "warn_duplicate_titles", "write_documents"]
+__all__ = [
+    "duplicate_titles", "iter_documents", "parse_document", "read_documents", "warn_duplicate_titles",
+    "write_documents",
+]
 
 _MENTION_KEYS = ("name", "sent_id", "pos", "type")
 
@@ -163,18 +167,33 @@ def read_documents(source: str | Path | Sequence[Any], *,
     return [parse_document(obj, i, entity_types=types, relations=relations) for i, obj in enumerate(data)]
 
 
-def duplicate_titles(docs: Sequence[Document]) -> list[str]:
+def iter_documents(source: str | Path | JsonListReader, *, entity_types: Sequence[str] | None = DOCRED_ENTITY_TYPES,
+                   relations: RelationVocab | None = None, errors: Literal["raise", "collect"] = "raise",
+                   ) -> Iterator[Document | PaeeDataError]:
+    """The documents of a JSON file one at a time (`JsonListReader`: memory for one document, whatever the
+    file's size), validated as `read_documents` does. ``errors="collect"`` yields an invalid document's
+    error in its place and goes on; a file that is not a JSON list stops with `PaeeDataError` either way."""
+    reader = source if isinstance(source, JsonListReader) else JsonListReader(source, what="documents")
+    types = None if entity_types is None else tuple(entity_types)
+    for i, obj in enumerate(reader):
+        try:
+            yield parse_document(obj, i, entity_types=types, relations=relations)
+        except PaeeDataError as err:
+            if errors == "raise":
+                raise
+            yield err
+
+
+def duplicate_titles(titles: Iterable[str]) -> list[str]:
     """Titles that more than one document carries: results and scores are keyed by title (the official
     format), so those documents' results mix; callers warn."""
-    seen: dict[str, int] = {}
-    for doc in docs:
-        seen[doc.title] = seen.get(doc.title, 0) + 1
+    seen = Counter(titles)
     return [title for title, n in seen.items() if n > 1]
 
 
-def warn_duplicate_titles(docs: Sequence[Document], origin: str) -> None:
+def warn_duplicate_titles(titles: Iterable[str], origin: str) -> None:
     """One warning line on stderr when titles repeat (see `duplicate_titles`)."""
-    dup = duplicate_titles(docs)
+    dup = duplicate_titles(titles)
     if dup:
         print(f"warning: {origin}: {len(dup)} title(s) carried by more than one document ({', '.join(map(repr, dup[:3]))}"
               f"{', ...' if len(dup) > 3 else ''}); results are keyed by title, so their facts mix", file=sys.stderr)

@@ -10,15 +10,17 @@ featurizer and decoding settings in process (no server, no torch).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from paee.data.decode import DecodeConfig, Triple, decode, to_result_records
+from paee.data.errors import PaeeDataError
 from paee.data.featurizer import DocFeatures, Featurizer, FeaturizerConfig, collate
 from paee.data.relations import RelationVocab
 from paee.data.schema import Document
@@ -32,6 +34,9 @@ from paee.runtime.sessions import Session, SessionError
 
 #: Documents per batch of the runners (as `paee-predict --batch-size`).
 DEFAULT_BATCH_SIZE = 8
+#: Batches per chunk of `DocumentRunner.stream`: enough documents to sort by length (little padding), few
+#: enough that a chunk's features and outputs stay small.
+STREAM_CHUNK_BATCHES = 32
 
 
 @dataclass(frozen=True)
@@ -120,20 +125,45 @@ class DocumentRunner:
         """Triples (head, tail, relation index, score) of each document."""
         return [self.decode(out) for out in self.outputs(docs, progress, features)]
 
-    def predict_records(self, docs: Sequence[Document], *, with_names: bool = False, with_scores: bool = False,
-                        progress: bool = False, features: Sequence[DocFeatures] | None = None) -> list[dict[str, Any]]:
-        """Official DocRED ``result.json`` records ``{title, h_idx, t_idx, r}`` of all documents; ``with_names``
-        also adds the document's ``warnings`` (e.g. mentions lost to truncation) to each record of a warned one."""
+    def stream(self, docs: Iterable[Document], *, chunk: int | None = None, errors: Literal["raise", "collect"] = "raise",
+               ) -> Iterator[tuple[Document, DocFeatures | PaeeDataError, list[Triple]]]:
+        """``(document, features, triples)`` of each document, in input order, read ``chunk`` documents at a time
+        (default `STREAM_CHUNK_BATCHES` batches), each chunk featurized and run in length-sorted batches: memory
+        follows the chunk, not the input, and results come while the input is still being read.
+        ``errors="collect"`` gives a document that cannot be featurized its `PaeeDataError` (and no triples)
+        in place of its features; ``"raise"`` raises it."""
+        size = chunk or self.batch_size * STREAM_CHUNK_BATCHES
+        if size < 1:
+            raise SessionError(f"chunk must be >= 1 document, got {size}")
+        docs = iter(docs)
+        while part := list(itertools.islice(docs, size)):
+            features = self.featurizer.featurize_many([doc.without_labels() for doc in part], errors=errors)
+            good = [i for i, f in enumerate(features) if isinstance(f, DocFeatures)]
+            outputs = self.outputs_for_features([features[i] for i in good])  # type: ignore[misc]  # filtered above
+            triples: list[list[Triple]] = [[] for _ in part]
+            for i, out in zip(good, outputs):
+                triples[i] = self.decode(out)
+            yield from zip(part, features, triples)
+
+    def result_records(self, doc: Document, features: DocFeatures, triples: Sequence[Triple], *,
+                       with_names: bool = False, with_scores: bool = False) -> list[dict[str, Any]]:
+        """One document's official DocRED ``result.json`` records ``{title, h_idx, t_idx, r, evidence}``;
+        ``with_names`` also adds the document's ``warnings`` (e.g. mentions lost to truncation) to each record."""
         if self.relations is None:
             raise SessionError("result records need the relation vocabulary (a featurizer built with relations)")
+        found = to_result_records(doc.title, triples, self.relations, with_names=with_names, with_scores=with_scores)
+        if with_names and features.warnings:
+            found = [{**record, "warnings": features.warnings} for record in found]
+        return found
+
+    def predict_records(self, docs: Sequence[Document], *, with_names: bool = False, with_scores: bool = False,
+                        progress: bool = False, features: Sequence[DocFeatures] | None = None) -> list[dict[str, Any]]:
+        """`result_records` of all documents (`stream` them for a corpus that should not be held in memory)."""
         if features is None:
             features = self.featurizer.featurize_many([doc.without_labels() for doc in docs])
         records: list[dict[str, Any]] = []
         for doc, feats, triples in zip(docs, features, self.predict(docs, progress, features)):
-            found = to_result_records(doc.title, triples, self.relations, with_names=with_names, with_scores=with_scores)
-            if with_names and feats.warnings:
-                found = [{**record, "warnings": feats.warnings} for record in found]
-            records += found
+            records += self.result_records(doc, feats, triples, with_names=with_names, with_scores=with_scores)
         return records
 
 
@@ -219,6 +249,6 @@ class OnnxPipeline(DocumentRunner):
 
 
 __all__ = [
-    "DEFAULT_BATCH_SIZE", "DocOutput", "DocumentRunner", "OnnxPipeline", "decode_output", "document_outputs",
+    "DEFAULT_BATCH_SIZE", "STREAM_CHUNK_BATCHES", "DocOutput", "DocumentRunner", "OnnxPipeline", "decode_output", "document_outputs",
     "length_batches",
 ]
