@@ -263,8 +263,9 @@ def write_repository(
         detection: the preprocess model then also takes plain text ``{"title", "text"}`` and finds its
             entities with this detector (`paee.data.detect`); built here once, so that a missing spaCy
             pipeline or a type map outside the model's types fails the export, not the server.
-        warmup: CPU flavour: ``model_warmup`` in the encoder and head configs (`warmup_block`); False
-            writes none (to measure what it buys).
+        warmup: ``model_warmup`` in the configs of the models that run graphs (`warmup_block`): the CPU
+            flavour's encoder and head, the GPU flavour's native short / long encoder and head, each at the
+            first bucket it serves; False writes none (to measure what it buys).
 
     Raises:
         RepositoryError: bad arguments, an existing repository without ``force``, ``out_dir`` is a file,
@@ -304,7 +305,8 @@ def write_repository(
         if plan.target == "cpu":
             writer.python_graphs(graphs, warmup_length=chosen_buckets[0] if warmup else None)
         else:
-            writer.native_graphs(graphs, {k: Path(v) for k, v in (tensorrt_plans or {}).items()}, plan.precision)
+            writer.native_graphs(graphs, {k: Path(v) for k, v in (tensorrt_plans or {}).items()}, plan.precision,
+                                 warmup_buckets=chosen_buckets if warmup else ())
         manifest = Manifest(
             target=plan.target, precision=plan.precision, buckets=chosen_buckets, dims=checkpoint.config.dims.to_json(),
             models=sorted(p.name for p in tmp.iterdir() if p.is_dir()), paee_version=__version__,
@@ -314,7 +316,7 @@ def write_repository(
                 "max_queue_delay_us": max_queue_delay_us if dynamic_batching else None,
                 "instances": {m: _instances(instances, m) for m in MODEL_NAMES[1:]},
                 "detector": None if detection is None else detection.detector,
-                "warmup": bool(warmup) and plan.target == "cpu",
+                "warmup": bool(warmup),
             },
         )
         write_json(tmp / MANIFEST, manifest.to_json())
@@ -390,27 +392,35 @@ class _Writer:
                 self.graph_entries[name] = {"model": model, **entries[-1].to_json()}
             write_json(version / ASSETS / RUNTIME_FILE, ModelRuntime(MODE_LOCAL, tuple(entries), threads=self.threads).to_json())
 
-    def native_graphs(self, graphs: Mapping[str, BuiltGraph], engines: Mapping[str, Path], precision: str) -> None:
-        """GPU flavour: native Triton models per graph; ``paee_encoder`` routes by length to the encoders."""
+    def native_graphs(self, graphs: Mapping[str, BuiltGraph], engines: Mapping[str, Path], precision: str,
+                      warmup_buckets: Sequence[int] = ()) -> None:
+        """GPU flavour: native Triton models per graph; ``paee_encoder`` routes by length to the encoders.
+        With ``warmup_buckets``, each native model warms up on the first bucket its graph serves (on a GPU this
+        is where TensorRT builds its engine or CUDA initialises: before ready, not in a user's request)."""
         if any(g.backend != TRITON_NATIVE for g in graphs.values()):
             raise RepositoryError("the GPU flavour serves graphs on Triton's native backends only")
         models = {ENCODER: ENCODER_SHORT_MODEL, ENCODER_LONG: ENCODER_LONG_MODEL, HEAD: HEAD_MODEL}
         for name, model in models.items():
-            self._native(model, name, graphs[name], engines.get(name), precision)
+            low, high = graphs[name].length_range
+            length = next((b for b in warmup_buckets if low <= b <= high), None)
+            self._native(model, name, graphs[name], engines.get(name), precision, length)
         routes = tuple(Route(models[name], graphs[name].length_range) for name in ENCODER_GRAPHS)
         version = self._python_model(ENCODER_MODEL, "encoder")
         write_json(version / ASSETS / RUNTIME_FILE, ModelRuntime(MODE_BLS, routes=routes).to_json())
 
-    def _native(self, model: str, name: str, graph: BuiltGraph, engine: Path | None, precision: str) -> None:
+    def _native(self, model: str, name: str, graph: BuiltGraph, engine: Path | None, precision: str,
+                warmup_length: int | None = None) -> None:
         version = self.root / model / VERSION
         version.mkdir(parents=True)
         inputs, outputs = _step_io("head" if name == HEAD else "encoder")
+        warmup = "" if warmup_length is None else warmup_block(inputs, self.dims, warmup_length)
         if engine is not None:
             if not engine.is_file():
                 raise RepositoryError(f"TensorRT plan for {name} does not exist: {engine}")
             shutil.copy2(engine, version / PLAN_FILE)
             platform = "tensorrt_plan"
-            self._config(model, self.templates / GPU_TEMPLATES[platform], inputs, outputs, kind="KIND_GPU")
+            self._config(model, self.templates / GPU_TEMPLATES[platform], inputs, outputs, kind="KIND_GPU",
+                         model_warmup=warmup)
         else:
             platform = "onnxruntime_onnx"
             # external data -> the directory form 1/model.onnx/model.onnx (DESIGN.md 8)
@@ -419,7 +429,8 @@ class _Writer:
             else:
                 shutil.copy2(graph.path, version / ONNX_FILE)
             self._config(model, self.templates / GPU_TEMPLATES[platform], inputs, outputs, kind="KIND_GPU",
-                         trt_precision=precision.upper(), trt_workspace=TRT_WORKSPACE_BYTES, trt_cache=TRT_CACHE_DIR)
+                         trt_precision=precision.upper(), trt_workspace=TRT_WORKSPACE_BYTES, trt_cache=TRT_CACHE_DIR,
+                         model_warmup=warmup)
         self.graph_entries[name] = {"model": model, "platform": platform, "precision": precision,
                                     "length_range": list(graph.length_range)}
 

@@ -174,6 +174,15 @@ def test_gpu_flavour_uses_native_models_and_the_directory_form_for_external_data
     assert configs["paee_encoder_short"].platform == configs["paee_encoder_long"].platform == "onnxruntime_onnx"
     assert configs["paee_encoder"].backend == "python"
     assert (repo / "paee_encoder_short" / "1" / "model.onnx").is_file()
+    # each native model warms up on the first bucket it serves (where TensorRT builds its engine), before ready
+    warm = {m: [(w.name, w.batch_size) for w in configs[m].model_warmup]
+            for m in ("paee_encoder_short", "paee_encoder_long", "paee_head")}
+    assert warm == {"paee_encoder_short": [("zeros_64", 1)], "paee_encoder_long": [("zeros_576", 1)],
+                    "paee_head": [("zeros_64", 1)]}
+    sample = configs["paee_encoder_long"].model_warmup[0].inputs["input_ids"]
+    assert list(sample.dims) == [576] and sample.zero_data
+    cold = _configs(_write(tmp_path / "cold", graphs, tokenizer, plan="gpu-fp16", warmup=False))
+    assert not any(cold[m].model_warmup for m in warm)
 
 
 def test_gpu_flavour_with_tensorrt_plans(tmp_path, graphs, tokenizer):

@@ -170,12 +170,13 @@ def throughput_in_process(runner: Any, docs: Sequence[Document], featurizer: Fea
 
 def throughput_server(runner: Any, docs: Sequence[Document], concurrency: int) -> dict[str, Any]:
     """Closed-loop load at ``concurrency`` clients over the documents once (`paee.serving.loadtest.run_load`):
-    documents/s, per-request latency under that load, failures."""
+    documents/s, per-request latency under that load, failures, and Triton's own per-model breakdown of the
+    same requests (``server_ms``: queue, compute input / infer / output and total, mean ms per request)."""
     config = LoadConfig(runner.url, runner.protocol, concurrency=concurrency, max_requests=len(docs),
                         max_seconds=SERVER_LOAD_MAX_SECONDS, timeout_s=SERVER_LOAD_MAX_SECONDS, warmup=concurrency)
     report = run_load([doc.to_json() for doc in docs], config)
     return {"docs_per_s": report.docs_per_s, "latency_ms": report.latency_ms, "failed": report.failed,
-            "errors": report.errors, "stopped_by": report.stopped_by}
+            "errors": report.errors, "stopped_by": report.stopped_by, "server_ms": report.server_ms}
 
 
 def stage_summary(timings: Sequence[DocTiming]) -> dict[str, dict[str, float]]:

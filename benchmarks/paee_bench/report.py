@@ -142,12 +142,34 @@ def render_markdown(r: Mapping[str, Any]) -> str:
     lines += ["## Throughput against concurrency (Triton, closed-loop clients, one request in flight each)", ""]
     lines += _table(["backend", "clients", "docs/s", "p50 ms under load", "p99 ms under load", "failed"], load_rows) \
         if load_rows else ["not measured", ""]
+    lines += _server_breakdown(r)
     lines += _head_loop(r.get("head_vs_loop"))
     not_ok = [[name, e["status"], e.get("reason", "")] for name, e in r["backends"].items() if e["status"] != "ok"]
     lines += ["## Backends that did not run", ""]
     lines += _table(["backend", "status", "reason"], not_ok) if not_ok else ["every requested backend ran", ""]
     lines += ["## Plots", ""] + [f"![{p}]({p})" for p in r.get("plots", [])] + [""]
     return "\n".join(lines)
+
+
+def _server_breakdown(r: Mapping[str, Any]) -> list[str]:
+    """Per served backend and concurrency: the client's mean latency beside Triton's mean per model and phase;
+    client minus the ensemble's total is the network and (de)serialisation."""
+    rows = []
+    for name, e in _ok(r).items():
+        for c, load in (e.get("throughput") or {}).get("load", {}).items():
+            server = load.get("server_ms") or {}
+            client = load["latency_ms"].get("mean")
+            for model, ms in sorted(server.items(), key=lambda kv: (kv[0] != "paee", kv[0])):  # ensemble first
+                outside = round(client - ms["success_ms"], 2) if model == "paee" and client is not None else ""
+                rows.append([name, int(c), model, client if model == "paee" else "", ms["queue_ms"], ms["compute_input_ms"],
+                             ms["compute_infer_ms"], ms["compute_output_ms"], ms["success_ms"], outside])
+    lines = ["## Where a served request spends its time (Triton's statistics, mean ms per request)", "",
+             "Differenced `/v2/models/stats` over each load run (`paee.serving.stats`). `paee` is the ensemble: its "
+             "total is the time inside the server; client minus that is network and (de)serialisation. The other "
+             "rows are its steps (queue = waiting for the dynamic batcher or a free instance).", ""]
+    header = ["backend", "clients", "model", "client mean", "queue", "compute input", "compute infer",
+              "compute output", "total", "network + serialisation"]
+    return lines + (_table(header, rows) if rows else ["not measured", ""])
 
 
 def _head_loop(h: Mapping[str, Any] | None) -> list[str]:
