@@ -78,13 +78,39 @@ def error_message(model: str, error: BaseException) -> str:
 def error_response(pb_utils: Any, model: str, error: BaseException) -> Any:
     """The `InferenceResponse` of one failed request: the caller's input at fault (`PaeeUserError`) is
     ``INVALID_ARG`` (HTTP 400, gRPC INVALID_ARGUMENT); anything else is ``INTERNAL`` (HTTP 500), and its
-    traceback goes to the server log only."""
+    traceback goes to the server log only. Counted in `FAILURE_METRIC`."""
     if isinstance(error, PaeeUserError):
-        code = pb_utils.TritonError.INVALID_ARG
+        code, code_name = pb_utils.TritonError.INVALID_ARG, "INVALID_ARG"
     else:
-        code = pb_utils.TritonError.INTERNAL
+        code, code_name = pb_utils.TritonError.INTERNAL, "INTERNAL"
         pb_utils.Logger.log_error(f"{model}: {''.join(traceback.format_exception(error))}")
+    _count_failure(pb_utils, model, code_name)
     return pb_utils.InferenceResponse(error=pb_utils.TritonError(error_message(model, error), code))
+
+
+#: Prometheus counter (Triton's metrics port) of the requests a python model answered with an error response,
+#: labelled by model and code. Triton's python backend counts such a request as a *success* of the model in
+#: its own statistics (``nv_inference_request_success``: ``execute`` returned), so this is the per-model count.
+FAILURE_METRIC = "paee_request_failure"
+_failure_metrics: dict[tuple[str, str], Any] = {}
+
+
+def _count_failure(pb_utils: Any, model: str, code_name: str) -> None:
+    family_type = getattr(pb_utils, "MetricFamily", None)  # Triton's custom metrics (23.05 and later)
+    if family_type is None:
+        return
+    try:
+        metric = _failure_metrics.get((model, code_name))
+        if metric is None:
+            family = _failure_metrics.get(("", ""))
+            if family is None:
+                family = _failure_metrics[("", "")] = family_type(
+                    name=FAILURE_METRIC, kind=family_type.COUNTER,
+                    description="requests a PAEE python model answered with an error response, by model and code")
+            metric = _failure_metrics[(model, code_name)] = family.Metric(labels={"model": model, "code": code_name})
+        metric.increment(1)
+    except Exception as e:  # noqa: BLE001  # counting must never cost the caller its answer
+        pb_utils.Logger.log_warn(f"{model}: could not count a failed request in {FAILURE_METRIC}: {e}")
 
 
 def _pad_axis1(values: Sequence[np.ndarray], size: int) -> list[np.ndarray]:
