@@ -82,6 +82,7 @@ def test_shards_give_the_pipelines_triples_and_poisoned_documents_land_in_the_er
     errors = json.loads((out / "errors.json").read_text())
     assert [(e["shard"].endswith("b.jsonl"), e["document"]) for e in errors] == [(True, 1), (True, 2)]
     assert "field 'vertexSet[0][0].sent_id'" in errors[0]["error"] and "invalid JSON" in errors[1]["error"]
+    assert errors[0]["title"] == docs[0].title and errors[1]["title"] is None  # the title, where there is one
     report = json.loads((out / "report.json").read_text())
     assert report["documents"] == len(docs) and report["failed"] == 2 and report["actors"] == 2
     assert report["files"] == [f"results-{i:05d}.json" for i in range(-(-len(docs) // 3))]  # 3 documents a file

@@ -160,13 +160,17 @@ def _server_breakdown(r: Mapping[str, Any]) -> list[str]:
             server = load.get("server_ms") or {}
             client = load["latency_ms"].get("mean")
             for model, ms in sorted(server.items(), key=lambda kv: (kv[0] != "paee", kv[0])):  # ensemble first
-                outside = round(client - ms["success_ms"], 2) if model == "paee" and client is not None else ""
-                rows.append([name, int(c), model, client if model == "paee" else "", ms["queue_ms"], ms["compute_input_ms"],
-                             ms["compute_infer_ms"], ms["compute_output_ms"], ms["success_ms"], outside])
+                if model == "paee":  # only the ensemble's total means something (`paee.serving.stats`)
+                    outside = "" if client is None else round(client - ms["success_ms"], 2)
+                    rows.append([name, int(c), model, client, "", "", "", "", ms["success_ms"], outside])
+                else:
+                    rows.append([name, int(c), model, "", ms["queue_ms"], ms["compute_input_ms"], ms["compute_infer_ms"],
+                                 ms["compute_output_ms"], ms["success_ms"], ""])
     lines = ["## Where a served request spends its time (Triton's statistics, mean ms per request)", "",
              "Differenced `/v2/models/stats` over each load run (`paee.serving.stats`). `paee` is the ensemble: its "
              "total is the time inside the server; client minus that is network and (de)serialisation. The other "
-             "rows are its steps (queue = waiting for the dynamic batcher or a free instance).", ""]
+             "rows are its steps, whose totals add up to the ensemble's (queue = waiting for the dynamic batcher "
+             "or a free instance).", ""]
     header = ["backend", "clients", "model", "client mean", "queue", "compute input", "compute infer",
               "compute output", "total", "network + serialisation"]
     return lines + (_table(header, rows) if rows else ["not measured", ""])

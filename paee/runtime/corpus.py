@@ -103,10 +103,13 @@ class DocumentPredictor:
             if error:
                 emit(shard, index, "", error=str(error))
                 continue
+            obj: Any = None
             try:
-                doc = parse_document(loads_json(str(text), f"document {index}"), index, entity_types=types)
+                obj = loads_json(str(text), f"document {index}")
+                doc = parse_document(obj, index, entity_types=types)
             except PaeeDataError as e:
-                emit(shard, index, "", error=str(e))
+                title = obj.get("title") if isinstance(obj, dict) else None
+                emit(shard, index, title if isinstance(title, str) else "", error=str(e))
                 continue
             docs.append(doc)
             where.append(shard)
