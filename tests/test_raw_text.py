@@ -91,6 +91,20 @@ def test_predict_raw_limits_and_option_errors(model_files, tmp_path, capsys):
     assert status == 2 and "cannot read the type map" in err
 
 
+def test_predict_raw_streams_json_lines_and_a_bad_line_leaves_nothing(model_files, tmp_path, capsys):
+    """JSON lines are read one at a time with the JSON limits; the third line is broken: the run stops naming
+    the file and line, and neither the output nor its .partial file is left."""
+    lines = [json.dumps({"title": t, "text": TEXTS[t]}) for t in ("ada", "rivers")] + ['{"title": "x", "text": ']
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    base = ["--checkpoint", model_files["checkpoint"], "--raw", "--detector", "rule", "--device", "cpu"]
+    status, err = _run([*base, "--input", tmp_path / "in.jsonl", "--out", tmp_path / "out.json"], capsys)
+    assert status == 2 and f"{tmp_path / 'in.jsonl'}, line 3: invalid JSON" in err and "raw input is JSON lines" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+    status, err = _run([*base, "--input", tmp_path / "in.jsonl", "--out", tmp_path / "x.json", "--errors",
+                        tmp_path / "e.json"], capsys)
+    assert status == 2 and "--errors is for documents with entities" in err
+
+
 def test_served_plain_text_matches_the_command(server, cli_results):
     from paee.serving.client import PaeeClient
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +29,12 @@ from tqdm.auto import tqdm
 from paee.cli.options import add_length_options, length_overrides
 from paee.data.decode import triple_record
 from paee.data.detect import (
-    DETECTION_KEY, DetectionConfig, add_detection_options, entity_summary, raw_result, read_raw_documents,
+    DETECTION_KEY, DetectionConfig, add_detection_options, entity_summary, iter_raw_documents, raw_result,
 )
 from paee.data.docred import iter_documents, parse_document, warn_duplicate_titles
 from paee.data.errors import PaeeDataError
 from paee.data.jsonio import JsonListReader, JsonListWriter, write_json_atomic
+from paee.data.schema import Document
 from paee.errors import PaeeUserError, console_script
 from paee.inference import Predictor
 
@@ -69,6 +72,8 @@ def _predict(args: argparse.Namespace) -> int:
     raw_only = [name for name in ("type_map", "spacy_model") if getattr(args, name) is not None]
     if (raw_only or args.keep_first_entities) and not args.raw:
         raise PaeeUserError(f"--{(raw_only or ['keep_first_entities'])[0].replace('_', '-')} is for --raw input")
+    if args.raw and args.errors is not None:
+        raise PaeeUserError("--errors is for documents with entities; --raw stops at the first text it cannot read")
     predictor = Predictor.from_checkpoint(
         args.checkpoint, device=args.device, batch_size=args.batch_size, top_k=args.top_k,
         evidence_threshold=args.evidence_threshold,
@@ -153,24 +158,32 @@ def _error_record(index: int, err: PaeeDataError) -> dict[str, Any]:
 
 
 def _predict_raw(args: argparse.Namespace, predictor: Predictor) -> int:
-    """Detect, predict, name: one result per raw document (module docstring)."""
+    """Detect, predict, name: one result per raw document (module docstring), streamed as `_predict_stream`."""
     config = predictor.featurizer.config
     detection = DetectionConfig.from_options(args).build(config)
-    raws = read_raw_documents(args.input)
-    if not raws:
-        raise PaeeUserError(f"no documents in {', '.join(map(str, args.input))}")
-    detected = [detection.document(obj, i, keep_first=args.keep_first_entities) for i, obj in enumerate(raws)]
-    docs = [parse_document(d, i, entity_types=config.entity_types) for i, d in enumerate(detected)]
-    results: list[dict[str, Any]] = []
-    for doc, found, triples in zip(docs, detected, predictor.predict(docs, progress=True)):
-        records = [triple_record(t, predictor.relations) for t in triples]
-        results.append(raw_result(doc.title, entity_summary(found), records))
-        for warning in found[DETECTION_KEY].get("warnings", []):
-            print(f"warning: {doc.where}: {warning}", file=sys.stderr)
-    write_json_atomic(args.out, results, indent=1)
-    print(f"{sum(len(r['triples']) for r in results)} relation facts among {sum(len(r['entities']) for r in results)} "
-          f"detected entities of {len(results)} documents (detector {detection.detector.name}) -> {args.out}",
-          file=sys.stderr)
+    detected: deque[dict[str, Any]] = deque()  # the detections of the documents `stream` has taken, in order
+
+    def documents() -> Iterator[Document]:
+        for i, obj in enumerate(iter_raw_documents(args.input)):
+            found = detection.document(obj, i, keep_first=args.keep_first_entities)
+            detected.append(found)
+            yield parse_document(found, i, entity_types=config.entity_types)
+
+    entities = facts = 0
+    with JsonListWriter(args.out, indent=1) as out, tqdm(desc="predict", unit="doc") as bar:
+        for doc, _, triples in predictor.stream(documents()):
+            found = detected.popleft()
+            records = [triple_record(t, predictor.relations) for t in triples]
+            result = raw_result(doc.title, entity_summary(found), records)
+            out.write(result)
+            entities, facts = entities + len(result["entities"]), facts + len(records)
+            for warning in found[DETECTION_KEY].get("warnings", []):
+                print(f"warning: {doc.where}: {warning}", file=sys.stderr)
+            bar.update()
+        if not out.count:
+            raise PaeeUserError(f"no documents in {', '.join(map(str, args.input))}")
+    print(f"{facts} relation facts among {entities} detected entities of {out.count} documents (detector "
+          f"{detection.detector.name}) -> {args.out}", file=sys.stderr)
     return 0
 
 

@@ -46,9 +46,8 @@ from __future__ import annotations
 import argparse
 import bisect
 import importlib
-import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -58,6 +57,7 @@ from paee.data.coref import (
 )
 from paee.data.errors import DocumentError, LimitError, PaeeDataError
 from paee.data.featurizer import LIMIT_SET_AT_TRAINING, FeaturizerConfig
+from paee.data.jsonio import loads_json
 from paee.data.schema import DOCRED_ENTITY_TYPES, describe_document
 from paee.data.text_format import split_sentences, tokenize
 from paee.data.type_map import DOCRED_TYPE_MAP, TypeMap, read_type_map, schema_type_map
@@ -68,7 +68,7 @@ __all__ = [
     "MAX_CONNECTORS", "NAME_KEYWORDS", "NAME_LABEL", "PATTERNS", "POSSESSIVES", "SPACY_INSTALL_HINT", "STOP_WORDS",
     "TEXT_SUFFIX", "TITLES", "TOKEN_CLASSES", "TRIM_LEADING", "TRIM_TRAILING", "DetectedMention", "Detection",
     "DetectionConfig", "DetectorUnavailableError", "MentionDetector", "RuleDetector", "SpacyDetector",
-    "add_detection_options", "detect_document", "entity_summary", "fit_limits", "raw_result", "read_raw_documents",
+    "add_detection_options", "detect_document", "entity_summary", "fit_limits", "iter_raw_documents", "raw_result",
 ]
 
 #: Key of the detection report in the returned document (ignored by the readers).
@@ -770,25 +770,25 @@ def fit_limits(doc: Mapping[str, Any], featurizer: FeaturizerConfig, *, keep_fir
 TEXT_SUFFIX = ".txt"
 
 
-def read_raw_documents(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """Raw documents of ``.txt`` files and JSON-lines files, in order (checked by `Detection.document`)."""
-    docs: list[dict[str, Any]] = []
+def iter_raw_documents(paths: Sequence[str | Path]) -> Iterator[dict[str, Any]]:
+    """Raw documents of ``.txt`` files and JSON-lines files, in order, one at a time (a JSON-lines file is read
+    line by line, whatever its size); checked by `Detection.document`. Each line is read with `loads_json`'s
+    limits; a line that is not JSON stops the reading with a `PaeeDataError` naming the file and line."""
     for path in map(Path, paths):
         try:
-            content = path.read_text(encoding="utf-8")
+            if path.suffix == TEXT_SUFFIX:
+                yield {"title": path.stem, "text": path.read_text(encoding="utf-8")}
+                continue
+            with open(path, encoding="utf-8") as lines:
+                for number, line in enumerate(lines, start=1):
+                    if line.strip():
+                        try:
+                            yield loads_json(line, f"{path}, line {number}")
+                        except PaeeDataError as e:
+                            raise PaeeDataError(f"{e}; raw input is JSON lines of {{\"title\", \"text\"}}, or "
+                                                f"{TEXT_SUFFIX} files of plain text") from e
         except (OSError, UnicodeDecodeError) as e:
             raise PaeeDataError(f"cannot read {path}: {e}") from e
-        if path.suffix == TEXT_SUFFIX:
-            docs.append({"title": path.stem, "text": content})
-            continue
-        for number, line in enumerate(content.splitlines(), start=1):
-            if line.strip():
-                try:
-                    docs.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise PaeeDataError(f"{path}, line {number}: not a JSON object {{\"title\", \"text\"}} ({e}); "
-                                        f"raw input is JSON lines, or {TEXT_SUFFIX} files of plain text") from e
-    return docs
 
 
 def entity_summary(doc: Mapping[str, Any]) -> dict[str, Any]:
