@@ -118,3 +118,31 @@ def test_bad_jobs_are_refused_before_any_work(repository, docs, tmp_path, capsys
     assert _batch(*base, *args) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_a_document_whose_run_fails_fails_alone(repository, docs):
+    """A run error of the runtime (not a data error) in a batch: the actor reruns the batch's documents one by
+    one, so only the document that fails gets an error row (fault injected into the graphs' run)."""
+    import numpy as np
+
+    from paee.runtime.corpus import DocumentPredictor
+
+    predictor = DocumentPredictor(str(repository), batch_size=4)
+    run_batch = predictor.pipeline.run_batch
+    victim = docs[1].title.encode()
+
+    def failing(batch):
+        if victim in [t[0] for t in batch["title"]]:
+            raise RuntimeError("device lost")
+        return run_batch(batch)
+
+    predictor.pipeline.run_batch = failing
+    batch = {"shard": np.array(["s.jsonl"] * 3), "index": np.arange(3),
+             "document": np.array([json.dumps(d.to_json()) for d in docs[:3]]), "error": np.array([""] * 3)}
+    rows = predictor(batch)
+    assert rows["index"] == [0, 1, 2]
+    assert rows["error"][0] == rows["error"][2] == "" and "prediction failed: RuntimeError: device lost" in rows["error"][1]
+    assert rows["title"][1] == docs[1].title and rows["records"][1] == ""
+    expected = _expected(repository, [docs[0], docs[2]])
+    got = [k for i in (0, 2) for k in _keys(json.loads(rows["records"][i]))]
+    assert sorted(got) == expected

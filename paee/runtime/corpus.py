@@ -123,19 +123,13 @@ class DocumentPredictor:
 
     def _predict(self, docs: Sequence[Any]) -> list[tuple[Any, Any, Any]]:
         """`stream` the documents together; if the batch fails as a whole, each alone, so that only the
-        documents that fail lose their results."""
+        documents that fail lose their results (as a `PaeeFailure` in place of their features)."""
         try:
             return list(self.pipeline.stream(docs, chunk=max(1, len(docs)), errors="collect"))
-        except Exception:  # noqa: BLE001  # one document's run error must not fail the others
+        except Exception as e:  # noqa: BLE001  # one document's run error must not fail the others
             if len(docs) == 1:
-                raise
-        results = []
-        for doc in docs:
-            try:
-                results += self._predict([doc])
-            except Exception as e:  # noqa: BLE001
-                results.append((doc, PaeeFailure(f"{doc.where}: prediction failed: {type(e).__name__}: {e}"), []))
-        return results
+                return [(docs[0], PaeeFailure(f"{docs[0].where}: prediction failed: {type(e).__name__}: {e}"), [])]
+        return [result for doc in docs for result in self._predict([doc])]
 
 
 @dataclass
