@@ -31,7 +31,7 @@ from paee.data.docred import read_documents
 from paee.evaluation.metrics import evaluate, train_fact_names
 from paee.inference import Predictor
 from paee.runtime.pipeline import decode_output
-from real_text import DATASETS, add_budget_options, run_ended, train_command  # benchmarks/ is this script's folder
+from real_text import DATASETS, add_budget_options, run_ended, train_command, write_report  # benchmarks/ is this script's folder
 
 DATASET = "redocred"
 #: The sweep: DREEAM's 0.2 and its neighbours.
@@ -145,11 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     for weight in weights:
         checkpoint, command = checkpoint_for(args, weight, train, dev)
         runs.append({"weight": weight, "command": command, **score_checkpoint(checkpoint, train_docs, dev_docs, thresholds)})
-    result = {"command": shlex.join(["python", "benchmarks/evidence.py", *(argv if argv is not None else sys.argv[1:])]),
-              "encoder": str(args.encoder), "runs": runs}
-    (args.out / "results.json").write_text(json.dumps(result, indent=1))
-    (args.out / "results.md").write_text(markdown(result))
-    print(markdown(result))
+    write_report(args.out, "evidence.py", argv, {"encoder": str(args.encoder), "runs": runs}, markdown)
     return 0
 
 

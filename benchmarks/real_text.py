@@ -29,7 +29,7 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,12 +151,19 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     train, dev = dataset.prepare(args.data, args.out)
     runs = [_train(args, dataset, train, dev, variant) for variant in args.variants.split(",")]
-    result = {"command": shlex.join(["python", "benchmarks/real_text.py", *(argv or sys.argv[1:])]),
-              "dataset": args.dataset, "encoder": str(args.encoder), "runs": runs}
-    (args.out / "results.json").write_text(json.dumps(result, indent=1))
-    (args.out / "results.md").write_text(markdown(result))
-    print(markdown(result))
+    write_report(args.out, "real_text.py", argv, {"dataset": args.dataset, "encoder": str(args.encoder), "runs": runs},
+                 markdown)
     return 0
+
+
+def write_report(out: Path, script: str, argv: Sequence[str] | None, result: dict[str, Any],
+                 render: Callable[[dict[str, Any]], str]) -> None:
+    """OUT/results.json (with the command that made it) and OUT/results.md, printed too (real_text.py, evidence.py)."""
+    result = {"command": shlex.join(["python", f"benchmarks/{script}", *(argv if argv is not None else sys.argv[1:])]),
+              **result}
+    (out / "results.json").write_text(json.dumps(result, indent=1))
+    (out / "results.md").write_text(render(result))
+    print(render(result))
 
 
 if __name__ == "__main__":

@@ -14,11 +14,10 @@ Local: ``paee-batch ... --num-cpus 2`` starts a Ray runtime in this process. Clu
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
-from paee.errors import PaeeUserError, console_script
+from paee.errors import console_script
 from paee.runtime.corpus import DEFAULT_DOCS_PER_FILE, CorpusJob, run_corpus
 from paee.runtime.pipeline import DEFAULT_BATCH_SIZE
 
@@ -40,24 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _batch(args: argparse.Namespace) -> int:
-    try:
-        import ray
-    except ImportError as e:
-        raise PaeeUserError(f"paee-batch needs Ray Data: pip install 'paee[ray]' ({e})") from e
     job = CorpusJob(args.repository, args.input, args.out, actors=args.actors, threads=args.threads,
                     batch_size=args.batch_size, docs_per_file=args.docs_per_file)
-    job.check()  # before a runtime starts
-    if args.address is not None and args.num_cpus is not None:
-        raise PaeeUserError("--num-cpus sizes a local runtime; a cluster (--address) has its own")
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=args.address, num_cpus=args.num_cpus, logging_level=logging.WARNING,
-                 include_dashboard=False)
-    try:
-        report = run_corpus(job)
-    finally:
-        if started_here:
-            ray.shutdown()
+    report = run_corpus(job, address=args.address, num_cpus=args.num_cpus)
     print(f"{report.documents} documents, {report.records} relation facts -> {args.out} ({len(report.files)} "
           f"result files); {report.failed} failed -> {args.out / 'errors.json'}; "
           f"{report.docs_per_second:.1f} docs/s with {report.actors} actor(s)", file=sys.stderr)

@@ -203,7 +203,7 @@ class JsonListReader:
                                             "of the item)") from None
                     if end < len(buf) or not more():  # a number at the block's end may go on in the next one
                         break
-                _check_text(item, buf[pos:end], f"{origin}", [index])
+                _check_text(item, buf[pos:end], origin, [index])
                 yield item
                 pos, index = end, index + 1
                 buf, pos = buf[pos:], 0  # drop what is consumed

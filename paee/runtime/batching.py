@@ -18,6 +18,7 @@ in by the model, so that `run_by_length` can be tested without a server.
 
 from __future__ import annotations
 
+import functools
 import json
 import traceback
 from collections import defaultdict
@@ -92,7 +93,6 @@ def error_response(pb_utils: Any, model: str, error: BaseException) -> Any:
 #: labelled by model and code. Triton's python backend counts such a request as a *success* of the model in
 #: its own statistics (``nv_inference_request_success``: ``execute`` returned), so this is the per-model count.
 FAILURE_METRIC = "paee_request_failure"
-_failure_metrics: dict[tuple[str, str], Any] = {}
 
 
 def _count_failure(pb_utils: Any, model: str, code_name: str) -> None:
@@ -100,17 +100,20 @@ def _count_failure(pb_utils: Any, model: str, code_name: str) -> None:
     if family_type is None:
         return
     try:
-        metric = _failure_metrics.get((model, code_name))
-        if metric is None:
-            family = _failure_metrics.get(("", ""))
-            if family is None:
-                family = _failure_metrics[("", "")] = family_type(
-                    name=FAILURE_METRIC, kind=family_type.COUNTER,
-                    description="requests a PAEE python model answered with an error response, by model and code")
-            metric = _failure_metrics[(model, code_name)] = family.Metric(labels={"model": model, "code": code_name})
-        metric.increment(1)
+        _failure_counter(family_type, model, code_name).increment(1)
     except Exception as e:  # noqa: BLE001  # counting must never cost the caller its answer
         pb_utils.Logger.log_warn(f"{model}: could not count a failed request in {FAILURE_METRIC}: {e}")
+
+
+@functools.cache
+def _failure_family(family_type: Any) -> Any:
+    return family_type(name=FAILURE_METRIC, kind=family_type.COUNTER,
+                       description="requests a PAEE python model answered with an error response, by model and code")
+
+
+@functools.cache
+def _failure_counter(family_type: Any, model: str, code_name: str) -> Any:
+    return _failure_family(family_type).Metric(labels={"model": model, "code": code_name})
 
 
 def _pad_axis1(values: Sequence[np.ndarray], size: int) -> list[np.ndarray]:

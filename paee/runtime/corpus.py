@@ -20,6 +20,7 @@ like the rest of the runtime floor, imports without it and without torch.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,7 +63,7 @@ def read_shard(item: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         try:
             with open(path, encoding="utf-8") as f:
                 index = 0
-                for number, line in enumerate(f, start=1):
+                for line in f:
                     if line.strip():
                         yield _row(shard, index, document=line)
                         index += 1
@@ -220,11 +221,30 @@ def build_dataset(job: CorpusJob) -> Any:
     )
 
 
-def run_corpus(job: CorpusJob, *, progress: bool = True) -> CorpusReport:
-    """Run ``job`` on the Ray runtime this process is connected to (`ray.init` first; `paee-batch` does)."""
+def run_corpus(job: CorpusJob, *, address: str | None = None, num_cpus: int | None = None,
+               progress: bool = True) -> CorpusReport:
+    """Check ``job``, then run it on the Ray runtime this process is connected to or, when there is none, on one
+    started here (``address``: a cluster, e.g. ``"auto"``; else a local runtime of ``num_cpus``) and shut down
+    after."""
+    try:
+        import ray
+    except ImportError as e:
+        raise PaeeUserError(f"corpus prediction needs Ray Data: pip install 'paee[ray]' ({e})") from e
+    if address is not None and num_cpus is not None:
+        raise PaeeUserError("--num-cpus sizes a local runtime; a cluster (--address) has its own")
+    job.check()  # before a runtime starts
+    if ray.is_initialized():
+        return _run(job, progress)
+    ray.init(address=address, num_cpus=num_cpus, logging_level=logging.WARNING, include_dashboard=False)
+    try:
+        return _run(job, progress)
+    finally:
+        ray.shutdown()
+
+
+def _run(job: CorpusJob, progress: bool) -> CorpusReport:
     import ray.data
 
-    job.check()
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # one bar, the driver's, counting documents written
     job.out.mkdir(parents=True, exist_ok=True)
