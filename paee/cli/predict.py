@@ -90,14 +90,12 @@ class _Survey:
     """What a first, cheap pass over the input finds (bounded memory: titles and errors only), so that a bad
     document stops the run before any prediction and the progress bar knows its total."""
 
-    source: Path
     documents: int = 0
     errors: dict[int, PaeeDataError] = field(default_factory=dict)  # collected: document index -> its error
-    unknown_relations: set[str] = field(default_factory=set)
 
 
 def _survey(source: Path, predictor: Predictor, collect: bool) -> _Survey:
-    survey, titles = _Survey(source), []
+    survey, titles, unknown_relations = _Survey(), [], set()
     known = set(predictor.featurizer.relations.ids) if predictor.featurizer.relations else set()
     reader = JsonListReader(source, what="documents")
     with tqdm(total=reader.size, desc="check", unit="B", unit_scale=True, leave=False) as bar:
@@ -107,11 +105,11 @@ def _survey(source: Path, predictor: Predictor, collect: bool) -> _Survey:
                 survey.errors[survey.documents] = doc
             else:
                 titles.append(doc.title)
-                survey.unknown_relations.update(fact.relation for fact in doc.facts if fact.relation not in known)
+                unknown_relations.update(fact.relation for fact in doc.facts if fact.relation not in known)
             survey.documents += 1
             bar.update(reader.bytes_read - bar.n)
     warn_duplicate_titles(titles, str(source))
-    unknown = sorted(survey.unknown_relations)
+    unknown = sorted(unknown_relations)
     if unknown:  # labels are never read here; say so rather than refuse the file
         print(f"warning: {source} has labels with relations the checkpoint does not know ({', '.join(unknown[:10])}"
               f"{', ...' if len(unknown) > 10 else ''}); labels are ignored by prediction", file=sys.stderr)
